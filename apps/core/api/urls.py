@@ -1,0 +1,8 @@
+"""/api/v1/: every app mounts its router here."""
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apps.teams.api.urls")),
+    path("audit/", include("apps.audit.api.urls")),
+    path("outbox/", include("apps.outbox.api.urls")),
+]

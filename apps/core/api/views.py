@@ -1,0 +1,44 @@
+from rest_framework import mixins, viewsets
+
+from apps.core.errors import NotFound
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    """Base for every API viewset: rows come only from a selector that is given the user.
+
+    Subclasses implement `select(user=...)` and may not override `get_queryset`, so no endpoint can
+    forget team scoping (objects of other teams are simply not found). Writes go through services,
+    which check the capability themselves; `capabilities` documents, per action, what the service
+    requires, and the authorization matrix test holds the two to agreement.
+    """
+
+    # action -> capability in the object's team ("view", "operate", ...), "platform_admin", or "self"
+    # (the caller's own objects such as API tokens).
+    capabilities: dict[str, str] = {}
+    # How the authorization matrix finds an object's team: "team" (a team-owned object), "self", "platform".
+    scope = "team"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must implement select(user=...) instead of overriding get_queryset")
+
+    def select(self, *, user):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        return self.select(user=self.request.user)
+
+    def get_object(self):
+        lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        queryset = self.filter_queryset(self.get_queryset())
+        try:
+            obj = queryset.get(**{self.lookup_field: lookup})
+        except (queryset.model.DoesNotExist, ValueError, TypeError):
+            raise NotFound(f"{queryset.model._meta.verbose_name.capitalize()} {lookup} not found.")
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+
+class ScopedReadOnlyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    pass

@@ -1,0 +1,73 @@
+from rest_framework import serializers
+
+from apps.core.api.serializers import StrictInputSerializer
+from apps.teams.choices import Role
+from apps.teams.models import ApiToken, Membership, Team, WebhookEndpoint
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "slug", "name", "created_at"]
+
+
+class TeamCreateSerializer(StrictInputSerializer):
+    slug = serializers.SlugField(max_length=63)
+    name = serializers.CharField(max_length=200)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "team", "username", "role", "created_at"]
+
+
+class MembershipCreateSerializer(StrictInputSerializer):
+    team = serializers.SlugField(help_text="Team slug")
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipUpdateSerializer(StrictInputSerializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(help_text="Shown once; store it now.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = ApiTokenSerializer.Meta.fields + ["token"]
+
+
+class ApiTokenCreateSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=100)
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "team", "name", "url", "events", "active", "created_at"]
+
+
+class WebhookEndpointCreateSerializer(StrictInputSerializer):
+    team = serializers.SlugField(help_text="Team slug")
+    name = serializers.CharField(max_length=100)
+    url = serializers.URLField(max_length=500)
+    events = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    is_platform_admin = serializers.BooleanField()
+    teams = serializers.DictField(child=serializers.CharField(), help_text="team slug → role")

@@ -1,0 +1,12 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .views import ApiTokenViewSet, MembershipViewSet, MeView, TeamViewSet, WebhookEndpointViewSet
+
+router = SimpleRouter()
+router.register("teams", TeamViewSet, basename="team")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("tokens", ApiTokenViewSet, basename="api-token")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
+
+urlpatterns = [path("me/", MeView.as_view(), name="me"), *router.urls]

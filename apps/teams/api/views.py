@@ -1,0 +1,109 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
+from apps.teams import selectors, services
+from apps.teams.filtersets import MembershipFilterSet, WebhookEndpointFilterSet
+
+from . import serializers as s
+
+
+class TeamViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
+    serializer_class = s.TeamSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+    lookup_field = "slug"
+
+    def select(self, *, user):
+        return selectors.team_list(user=user)
+
+    @extend_schema(request=s.TeamCreateSerializer, responses={201: s.TeamSerializer})
+    def create(self, request):
+        data = s.TeamCreateSerializer.validated(request.data)
+        team = services.team_create(actor=request.user, **data)
+        return Response(s.TeamSerializer(team).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    serializer_class = s.MembershipSerializer
+    filterset_class = MembershipFilterSet
+    capabilities = {"list": "view", "retrieve": "view", "create": "administer", "partial_update": "administer",
+                    "destroy": "administer"}
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.membership_list(user=user)
+
+    @extend_schema(request=s.MembershipCreateSerializer, responses={201: s.MembershipSerializer})
+    def create(self, request):
+        data = s.MembershipCreateSerializer.validated(request.data)
+        team = selectors.team_get_by_slug(user=request.user, slug=data["team"])
+        membership = services.membership_add(actor=request.user, team=team, username=data["username"],
+                                             role=data["role"])
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.MembershipUpdateSerializer, responses={200: s.MembershipSerializer})
+    def partial_update(self, request, pk=None):
+        data = s.MembershipUpdateSerializer.validated(request.data)
+        membership = services.membership_change_role(actor=request.user, membership=self.get_object(), **data)
+        return Response(s.MembershipSerializer(membership).data)
+
+    def destroy(self, request, pk=None):
+        services.membership_remove(actor=request.user, membership=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    serializer_class = s.ApiTokenSerializer
+    capabilities = {"list": "self", "retrieve": "self", "create": "self", "revoke": "self"}
+    scope = "self"
+
+    def select(self, *, user):
+        return selectors.api_token_list(user=user)
+
+    @extend_schema(request=s.ApiTokenCreateSerializer, responses={201: s.ApiTokenCreatedSerializer})
+    def create(self, request):
+        data = s.ApiTokenCreateSerializer.validated(request.data)
+        token, plaintext = services.api_token_create(actor=request.user, name=data["name"])
+        body = s.ApiTokenSerializer(token).data | {"token": plaintext}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.ApiTokenSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        token = services.api_token_revoke(actor=request.user, token=self.get_object())
+        return Response(s.ApiTokenSerializer(token).data)
+
+
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    serializer_class = s.WebhookEndpointSerializer
+    filterset_class = WebhookEndpointFilterSet
+    capabilities = {"list": "administer", "retrieve": "administer", "create": "administer",
+                    "destroy": "administer"}
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.webhook_list(user=user)
+
+    @extend_schema(request=s.WebhookEndpointCreateSerializer, responses={201: s.WebhookEndpointSerializer})
+    def create(self, request):
+        data = s.WebhookEndpointCreateSerializer.validated(request.data)
+        team = selectors.team_get_by_slug(user=request.user, slug=data.pop("team"))
+        endpoint = services.webhook_create(actor=request.user, team=team, **data)
+        return Response(s.WebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        services.webhook_delete(actor=request.user, endpoint=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    capabilities = {"get": "self"}
+
+    @extend_schema(responses={200: s.MeSerializer})
+    def get(self, request):
+        teams = {m.team.slug: m.role for m in selectors.membership_list(user=request.user).filter(user=request.user)}
+        return Response({"username": request.user.username, "is_platform_admin": request.user.is_superuser,
+                         "teams": teams})

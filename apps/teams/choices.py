@@ -1,0 +1,24 @@
+from django.db import models
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    ML_ENGINEER = "ml_engineer", "ML engineer"
+    APPROVER = "approver", "Approver"
+    TEAM_ADMIN = "team_admin", "Team admin"
+
+
+class Capability(models.TextChoices):
+    VIEW = "view", "See the team's objects"
+    OPERATE = "operate", "Register, deploy and request promotions"
+    APPROVE = "approve", "Approve or reject promotion requests"
+    ADMINISTER = "administer", "Manage members, policies and settings"
+
+
+# The one table that says what each role may do; services and the authorization matrix test read it.
+ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset({Capability.VIEW}),
+    Role.ML_ENGINEER: frozenset({Capability.VIEW, Capability.OPERATE}),
+    Role.APPROVER: frozenset({Capability.VIEW, Capability.APPROVE}),
+    Role.TEAM_ADMIN: frozenset({Capability.VIEW, Capability.OPERATE, Capability.APPROVE, Capability.ADMINISTER}),
+}

@@ -1,0 +1,120 @@
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+from apps.core.errors import Forbidden, NotFound
+
+from .choices import ROLE_CAPABILITIES, Capability
+from .models import ApiToken, Membership, Team
+
+User = get_user_model()
+
+
+def roles_for(*, user) -> dict[int, str]:
+    """team id → role, for the teams the user belongs to."""
+    if not user.is_authenticated:
+        return {}
+    cache = getattr(user, "_team_roles", None)
+    if cache is None:
+        cache = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        user._team_roles = cache
+    return cache
+
+
+def team_ids_for(*, user, capability: str = Capability.VIEW) -> set[int] | None:
+    """Ids of teams where the user holds the capability; None means every team (platform admin)."""
+    if not user.is_authenticated:
+        return set()
+    if user.is_superuser:
+        return None
+    return {team_id for team_id, role in roles_for(user=user).items() if capability in ROLE_CAPABILITIES[role]}
+
+
+def scope_to_teams(queryset: QuerySet, *, user, capability: str = Capability.VIEW, field: str = "team") -> QuerySet:
+    """Filter any team-owned queryset to what the user may see. Fails closed for anonymous users."""
+    ids = team_ids_for(user=user, capability=capability)
+    if ids is None:
+        return queryset
+    return queryset.filter(**{f"{field}__in": ids})
+
+
+def has_capability(*, user, team_id: int, capability: str) -> bool:
+    ids = team_ids_for(user=user, capability=capability)
+    return ids is None or team_id in ids
+
+
+def require_capability(*, user, team: Team, capability: str) -> None:
+    """Raise NotFound when the user can't see the team at all, Forbidden when the role is too weak."""
+    if has_capability(user=user, team_id=team.pk, capability=capability):
+        return
+    role = roles_for(user=user).get(team.pk)
+    if role is None:
+        raise NotFound(f"Team '{team.slug}' not found.")
+    raise Forbidden(
+        f"Your role '{role}' in team '{team.slug}' does not allow this; it needs the '{capability}' capability "
+        f"({Capability(capability).label.lower()})."
+    )
+
+
+def require_platform_admin(*, user) -> None:
+    if not (user.is_authenticated and user.is_superuser):
+        raise Forbidden("Only platform admins may do this.")
+
+
+def team_list(*, user) -> QuerySet[Team]:
+    return scope_to_teams(Team.objects.all(), user=user, field="pk")
+
+
+def team_get(*, user, team_id) -> Team:
+    try:
+        return team_list(user=user).get(pk=team_id)
+    except (Team.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Team {team_id} not found.")
+
+
+def team_get_by_slug(*, user, slug: str) -> Team:
+    try:
+        return team_list(user=user).get(slug=slug)
+    except Team.DoesNotExist:
+        raise NotFound(f"Team '{slug}' not found.")
+
+
+def membership_list(*, user) -> QuerySet[Membership]:
+    return scope_to_teams(Membership.objects.select_related("team", "user"), user=user)
+
+
+def membership_get(*, user, membership_id) -> Membership:
+    try:
+        return membership_list(user=user).get(pk=membership_id)
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Membership {membership_id} not found.")
+
+
+def api_token_list(*, user) -> QuerySet[ApiToken]:
+    return ApiToken.objects.filter(user=user) if user.is_authenticated else ApiToken.objects.none()
+
+
+def api_token_get(*, user, token_id) -> ApiToken:
+    try:
+        return api_token_list(user=user).get(pk=token_id)
+    except (ApiToken.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"API token {token_id} not found.")
+
+
+SESSION_TEAM_KEY = "current_team_id"
+
+
+def current_team(*, request, teams: list[Team] | None = None) -> Team | None:
+    """The team picked in the team switcher (kept in the session), else the user's first team."""
+    teams = teams if teams is not None else list(team_list(user=request.user))
+    chosen = request.session.get(SESSION_TEAM_KEY)
+    for team in teams:
+        if team.pk == chosen:
+            return team
+    return teams[0] if teams else None
+
+
+def webhook_list(*, user) -> QuerySet:
+    """Webhook URLs often embed a secret (Slack), so only team admins see them."""
+    from .models import WebhookEndpoint
+
+    return scope_to_teams(WebhookEndpoint.objects.select_related("team"), user=user, capability=Capability.ADMINISTER)

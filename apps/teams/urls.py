@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.settings_page, name="settings"),
+    path("switch-team", views.switch_team, name="switch"),
+    path("members/add", views.membership_add, name="membership-add"),
+    path("members/<int:membership_id>/role", views.membership_change_role, name="membership-role"),
+    path("members/<int:membership_id>/remove", views.membership_remove, name="membership-remove"),
+    path("tokens/create", views.token_create, name="token-create"),
+    path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
+]

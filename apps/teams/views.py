@@ -1,0 +1,96 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core.errors import DomainError
+
+from . import selectors, services
+from .choices import Capability, Role
+
+
+@login_required
+def settings_page(request):
+    admin_team_ids = selectors.team_ids_for(user=request.user, capability=Capability.ADMINISTER)
+    memberships = selectors.membership_list(user=request.user)
+    return render(request, "teams/settings.html", {
+        "memberships": memberships,
+        "admin_teams": [t for t in selectors.team_list(user=request.user) if admin_team_ids is None or t.pk in admin_team_ids],
+        "admin_team_ids": admin_team_ids,
+        "roles": Role.choices,
+        "tokens": selectors.api_token_list(user=request.user),
+        "webhooks": selectors.webhook_list(user=request.user),
+        "new_token": request.session.pop("new_token", None),
+    })
+
+
+def _run(request, action, success: str):
+    try:
+        action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return redirect("teams:settings")
+
+
+@login_required
+@require_POST
+def switch_team(request):
+    try:
+        team = selectors.team_get_by_slug(user=request.user, slug=request.POST.get("team", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        request.session[selectors.SESSION_TEAM_KEY] = team.pk
+        messages.success(request, f"Now working in team {team.name}.")
+    return redirect(request.META.get("HTTP_REFERER") or "home")
+
+
+@login_required
+@require_POST
+def membership_add(request):
+    def act():
+        team = selectors.team_get_by_slug(user=request.user, slug=request.POST.get("team", ""))
+        services.membership_add(actor=request.user, team=team, username=request.POST.get("username", "").strip(),
+                                role=request.POST.get("role", ""))
+    return _run(request, act, f"Added {request.POST.get('username')}.")
+
+
+@login_required
+@require_POST
+def membership_change_role(request, membership_id: int):
+    def act():
+        membership = selectors.membership_get(user=request.user, membership_id=membership_id)
+        services.membership_change_role(actor=request.user, membership=membership, role=request.POST.get("role", ""))
+    return _run(request, act, "Role changed.")
+
+
+@login_required
+@require_POST
+def membership_remove(request, membership_id: int):
+    def act():
+        membership = selectors.membership_get(user=request.user, membership_id=membership_id)
+        services.membership_remove(actor=request.user, membership=membership)
+    return _run(request, act, "Member removed.")
+
+
+@login_required
+@require_POST
+def token_create(request):
+    try:
+        token, plaintext = services.api_token_create(actor=request.user, name=request.POST.get("name", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        # Kept in the session for exactly one page view, then gone: the plaintext is shown once.
+        request.session["new_token"] = {"name": token.name, "value": plaintext}
+    return redirect("teams:settings")
+
+
+@login_required
+@require_POST
+def token_revoke(request, token_id: int):
+    def act():
+        services.api_token_revoke(actor=request.user, token=selectors.api_token_get(user=request.user, token_id=token_id))
+    return _run(request, act, "Token revoked.")
