@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import health
@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/v1/", include(("apps.core.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Unknown API paths answer in the API's error shape, in DEBUG too.
+    re_path(r"^api/", errors.api_not_found),
     path("", include("frontend.urls")),
 ]
 
