@@ -1,0 +1,41 @@
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import TeamFactory, UserFactory, member
+
+pytest_plugins = ["tests.harness.mlflow_server"]
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(slug="fraud")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(slug="search")
+
+
+@pytest.fixture
+def team_admin(team):
+    return member(team, "team_admin", "tadmin")
+
+
+@pytest.fixture
+def platform_admin(db):
+    return UserFactory(username="root-admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def client_for(api_client):
+    """An API client logged in as the given user (session auth, like the UI)."""
+    def make(user):
+        client = APIClient()
+        client.force_authenticate(user=user)
+        return client
+    return make
