@@ -43,6 +43,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     @property
     def is_active(self) -> bool:

@@ -15,8 +15,6 @@ class ScopedViewSet(viewsets.GenericViewSet):
     # action -> capability in the object's team ("view", "operate", ...), "platform_admin", or "self"
     # (the caller's own objects such as API tokens).
     capabilities: dict[str, str] = {}
-    # How the authorization matrix finds an object's team: "team" (a team-owned object), "self", "platform".
-    scope = "team"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -14,7 +14,6 @@ class OutboxMessageViewSet(ScopedReadOnlyViewSet):
     serializer_class = OutboxMessageSerializer
     filterset_class = OutboxMessageFilterSet
     capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "requeue": "platform_admin"}
-    scope = "platform"
 
     def select(self, *, user):
         return outbox_message_list(user=user)

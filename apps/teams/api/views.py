@@ -58,7 +58,6 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     serializer_class = s.ApiTokenSerializer
     capabilities = {"list": "self", "retrieve": "self", "create": "self", "revoke": "self"}
-    scope = "self"
 
     def select(self, *, user):
         return selectors.api_token_list(user=user)
