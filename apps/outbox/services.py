@@ -74,7 +74,7 @@ def outbox_publish_due(*, ids=None, limit: int = 200) -> dict:
                     counts["dead"] += 1
                     logger.error("Outbox message dead-lettered", extra={"dedup_key": message.dedup_key})
                 else:
-                    message.next_attempt_at = now + _backoff(message.attempts)
+                    message.next_attempt_at = timezone.now() + _backoff(message.attempts)
                     counts["failed"] += 1
                     logger.warning("Outbox publish failed; will retry", extra={"dedup_key": message.dedup_key,
                                                                              "error": message.last_error})
