@@ -1,11 +1,5 @@
-"""How to exercise each API route in the authorization matrix.
-
-A new route is covered by adding its entry here (the matrix test fails for a route without one);
-the expected outcome for each role comes from the view's `capabilities` table and ROLE_CAPABILITIES.
-"""
-from dataclasses import dataclass, field
-from typing import Callable
-
+"""Matrix cases for the foundation's routes (teams, tokens, webhooks, audit, outbox)."""
+from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -15,22 +9,7 @@ from apps.teams.models import Membership
 from apps.teams.services import api_token_create
 from tests.factories import UserFactory, WebhookEndpointFactory
 
-
-def _none(team, actor):
-    return None
-
-
-@dataclass
-class Case:
-    # Creates the object the route acts on, in `team` (owned by `actor` for the caller's own objects).
-    make: Callable = _none
-    kwargs: Callable = lambda obj: {"pk": obj.pk}
-    body: dict[str, Callable] = field(default_factory=dict)  # method -> fn(team, obj) -> dict
-    query: Callable = lambda team, obj: {}
-    success: dict[str, int] = field(default_factory=dict)
-    # Routes that return a collection: the outcome is "is the object in it", not a status code.
-    list_like: bool = False
-    listed: Callable = lambda response, obj: str(obj.pk) in [str(row["id"]) for row in response.json()["results"]]
+from .base import Case
 
 
 def _token(team, actor):
@@ -42,8 +21,6 @@ def _membership(team, actor):
 
 
 def _audit_event(team, actor):
-    from django.db import transaction
-
     with transaction.atomic():
         return audit_record(actor=None, action="test.event", object_type="test", object_id="1", team=team)
 
