@@ -39,3 +39,9 @@ def client_for(api_client):
         client.force_authenticate(user=user)
         return client
     return make
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    # PBKDF2 costs ~0.3 s a user; the matrix creates hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
