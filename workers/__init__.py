@@ -1,0 +1,1 @@
+"""Processes and drivers that act outside the web app: cluster drivers, the NVML GPU agent."""
