@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from .choices import MlflowPresence
+from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
+                      SyncStatus, SyncTrigger, TeamSource)
 
 
 class Environment(models.Model):
@@ -30,6 +33,10 @@ class RegisteredModel(models.Model):
     mlflow_updated_at = models.DateTimeField(null=True, blank=True)
     presence = models.CharField(max_length=20, choices=MlflowPresence.choices, default=MlflowPresence.PRESENT)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    team_source = models.CharField(max_length=20, choices=TeamSource.choices, default=TeamSource.NONE)
+    # Aliases as MLflow reported them at the last sync ({alias: version}); the sync compares against it
+    # to spot alias moves made directly in MLflow.
+    aliases = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -49,6 +56,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     params = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    run_tags = models.JSONField(default=dict, blank=True)
+    artifacts = models.JSONField(default=list, blank=True, help_text="Top-level artifact paths of the source run")
+    description = models.TextField(blank=True)
     datasets = models.JSONField(default=list, blank=True, help_text="[{name, digest, source, context}]")
     git_commit = models.CharField(max_length=64, blank=True)
     signature = models.JSONField(null=True, blank=True)
@@ -73,3 +83,154 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.version}"
+
+
+class SyncRun(models.Model):
+    """One pass over the MLflow registry (scheduled or "Sync now"), with its progress and counts."""
+
+    trigger = models.CharField(max_length=20, choices=SyncTrigger.choices)
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             help_text="The team of whoever pressed Sync now (scheduled runs have none)")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    full = models.BooleanField(default=False, help_text="Re-read every version, not only the changed ones")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.CharField(max_length=200, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+
+class ApprovalPolicy(models.Model):
+    """What a promotion of a team's model into an environment needs: approvals, approver roles, gates, expiry."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="approval_policies")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="policies")
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approver_roles = models.JSONField(default=list, help_text="Roles whose members may approve")
+    expiry_hours = models.PositiveIntegerField(default=72)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team__slug", "environment__rank"]
+        constraints = [models.UniqueConstraint(fields=["team", "environment"], name="policy_team_env_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.team} → {self.environment}"
+
+
+class QualityGate(models.Model):
+    policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="gates")
+    kind = models.CharField(max_length=20, choices=GateKind.choices)
+    metric = models.CharField(max_length=200, blank=True)
+    op = models.CharField(max_length=2, choices=GateOp.choices, blank=True)
+    threshold = models.FloatField(null=True, blank=True,
+                                  help_text="Metric gates: the bound; no-regression gates: the tolerated regression")
+    name = models.CharField(max_length=300, blank=True, help_text="Required tag key or artifact path")
+
+    class Meta:
+        ordering = ["id"]
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "metric": self.metric, "op": self.op, "threshold": self.threshold,
+                "name": self.name}
+
+
+class PromotionRequest(models.Model):
+    """A request to move an environment's alias to a version (or to remove it), and its whole decision trail."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="promotion_requests")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_requests")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="promotion_requests")
+    kind = models.CharField(max_length=20, choices=PromotionKind.choices, default=PromotionKind.PROMOTE)
+    status = models.CharField(max_length=20, choices=PromotionStatus.choices, default=PromotionStatus.REQUESTED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    comment = models.TextField(blank=True)
+    # The policy as it was when requested: later edits don't change the rules of a pending request.
+    policy = models.JSONField(default=dict, blank=True)
+    gate_results = models.JSONField(default=list, blank=True)
+    gates_passed = models.BooleanField(default=True)
+    override_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    override_reason = models.TextField(blank=True)
+    override_at = models.DateTimeField(null=True, blank=True)
+    previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+", help_text="Who held the alias when it was published")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+    publish_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="promotion_status_expiry_idx")]
+        constraints = [
+            # One open request per version and environment: a second one would race the first.
+            models.UniqueConstraint(fields=["version", "environment"], condition=Q(status="requested"),
+                                    name="one_open_request_per_version_env"),
+        ]
+
+    @property
+    def model(self):
+        return self.version.model
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.version} → {self.environment} [{self.status}]"
+
+
+class Approval(models.Model):
+    request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=20)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["request", "user"], name="one_decision_per_user")]
+
+    @property
+    def team_id(self):
+        return self.request.team_id
+
+    @property
+    def team(self):
+        return self.request.team
+
+
+class AliasHolding(models.Model):
+    """Which version held a model's alias from when to when (the alias history MLflow doesn't keep)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alias_holdings")
+    alias = models.CharField(max_length=100)
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version_number = models.PositiveIntegerField()
+    since = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=AliasSource.choices, default=AliasSource.CONTROL_PLANE)
+    request = models.ForeignKey(PromotionRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.JSONField(default=list, blank=True)
+    reason = models.TextField(blank=True)
+    ended_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["model__name", "alias", "-since"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "alias"], condition=Q(until__isnull=True),
+                                    name="one_current_alias_holder"),
+        ]
+
+    @property
+    def team_id(self):
+        return self.model.team_id
+
+    @property
+    def team(self):
+        return self.model.team
