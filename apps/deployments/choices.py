@@ -4,3 +4,48 @@ from django.db import models
 class ClusterKind(models.TextChoices):
     LOCAL = "local", "Local processes (no cluster)"
     KUBERNETES = "kubernetes", "Kubernetes"
+
+
+class DeploymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending dispatch"
+    PROGRESSING = "progressing", "Rolling out"
+    AWAITING_PROMOTION = "awaiting_promotion", "Waiting for promotion"
+    PAUSED = "paused", "Paused"
+    HEALTHY = "healthy", "Healthy"
+    FAILED = "failed", "Failed"
+    DEGRADED = "degraded", "Degraded (objects missing or drifted)"
+
+
+class RevisionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLYING = "applying", "Applying"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded"
+    ABORTED = "aborted", "Aborted"
+
+
+class RevisionReason(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    ROLLBACK = "rollback", "Rollback"
+    REAPPLY = "reapply", "Re-apply (drift)"
+
+
+class StrategyKind(models.TextChoices):
+    ROLLING = "rolling", "Rolling update"
+    CANARY = "canary", "Canary"
+    BLUE_GREEN = "blue_green", "Blue/green"
+    SHADOW = "shadow", "Shadow"
+    AB = "ab", "A/B/n split"
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ProcessRole(models.TextChoices):
+    SERVER = "server", "Model server"
+    ROUTER = "router", "Router"

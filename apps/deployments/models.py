@@ -1,12 +1,13 @@
+from django.conf import settings
 from django.db import models
 
-from .choices import ClusterKind
+from .choices import ClusterKind, DeploymentStatus, JobStatus, ProcessRole, RevisionReason, RevisionStatus
 
 
 class Cluster(models.Model):
     """A deployment target shared by teams; platform admins register it.
 
-    Kubernetes credentials are stored Fernet-encrypted (see services) and never leave through the API.
+    Kubernetes credentials are stored Fernet-encrypted (see crypto.py) and never leave through the API.
     """
 
     name = models.SlugField(max_length=63, unique=True)
@@ -15,9 +16,185 @@ class Cluster(models.Model):
     api_url = models.URLField(max_length=500, blank=True)
     credentials_encrypted = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # "kubeconfig" or "token": what the encrypted blob holds (never the blob itself).
+    credentials_kind = models.CharField(max_length=20, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_message = models.CharField(max_length=1000, blank=True)
+    kserve_available = models.BooleanField(null=True, blank=True,
+                                           help_text="Whether the InferenceService CRD was served at the last check")
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
+
+
+class ClusterNamespace(models.Model):
+    """The namespace a team deploys into on a cluster for one environment."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="namespaces")
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="cluster_namespaces")
+    environment = models.ForeignKey("registry.Environment", on_delete=models.PROTECT, related_name="+")
+    namespace = models.SlugField(max_length=63)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster__name", "team__slug", "environment__rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "team", "environment"], name="cluster_ns_unique_team_env"),
+            models.UniqueConstraint(fields=["cluster", "namespace"], name="cluster_ns_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.namespace}"
+
+
+class Deployment(models.Model):
+    """A named, long-lived serving endpoint of one registered model in one environment."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="deployments")
+    name = models.SlugField(max_length=50)
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey("registry.Environment", on_delete=models.PROTECT, related_name="deployments")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="deployments")
+    namespace = models.SlugField(max_length=63)
+    status = models.CharField(max_length=30, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING)
+    status_message = models.CharField(max_length=2000, blank=True)
+    # The revision the current rollout is bringing in, and the one serving before it.
+    current_revision = models.ForeignKey("DeploymentRevision", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    stable_revision = models.ForeignKey("DeploymentRevision", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
+    # Index into the canary steps of the current revision's strategy (-1 before the first step).
+    rollout_step = models.IntegerField(default=-1)
+    # {revision id (str): percent} and the shadow mirror {"revision": id, "percent": n} as routed now.
+    traffic = models.JSONField(default=dict, blank=True)
+    shadow = models.JSONField(default=dict, blank=True)
+    # Until when the previous stable revision is kept warm (running, unrouted) for instant rollback.
+    warm_until = models.DateTimeField(null=True, blank=True)
+    endpoint_url = models.CharField(max_length=500, blank=True)
+    drift = models.JSONField(default=dict, blank=True, help_text="Differences seen by the last reconcile")
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every state change, so concurrent writers compare-and-set on it.
+    lock_version = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team__slug", "name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="deployment_unique_team_name")]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.name}"
+
+
+class DeploymentRevision(models.Model):
+    """One apply: the full manifests, model version, strategy and resources, who and when. Immutable
+    except for its progress fields (status, message, timestamps)."""
+
+    IMMUTABLE_FIELDS = ("deployment_id", "number", "model_version_id", "strategy", "resources", "manifests",
+                        "created_by_id", "reason", "rollback_of_id")
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="revisions")
+    strategy = models.JSONField(default=dict)
+    resources = models.JSONField(default=dict)
+    manifests = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=20, choices=RevisionReason.choices, default=RevisionReason.DEPLOY)
+    rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    help_text="For a rollback: the earlier revision whose manifests were re-applied")
+    status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.PENDING)
+    message = models.CharField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    actor_label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    apply_requested_at = models.DateTimeField(null=True, blank=True, help_text="When the apply reached the cluster")
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["deployment", "-number"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "number"], name="revision_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} r{self.number}"
+
+
+class DeploymentDraft(models.Model):
+    """A wizard in progress: what the user picked so far, so the wizard can be resumed."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="deployment_drafts")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    data = models.JSONField(default=dict, blank=True)
+    step = models.PositiveSmallIntegerField(default=1)
+    submitted_deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL,
+                                             related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+
+class Job(models.Model):
+    """Training or batch work dispatched to a cluster as a Kubernetes Job (or a local process)."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="jobs")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="jobs")
+    namespace = models.SlugField(max_length=63)
+    name = models.SlugField(max_length=63)
+    image = models.CharField(max_length=500)
+    command = models.JSONField(default=list)
+    gpu_type = models.CharField(max_length=50, blank=True)
+    gpu_count = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
+    message = models.CharField(max_length=2000, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    manifest = models.JSONField(default=dict, blank=True)
+    logs_url = models.CharField(max_length=1000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "namespace", "name"], name="job_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class LocalProcess(models.Model):
+    """A process the local driver started (a model server for a revision, or a deployment's router).
+
+    Pid and port are recorded so a restarted worker can adopt what is still healthy and clean up the rest.
+    """
+
+    role = models.CharField(max_length=10, choices=ProcessRole.choices)
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="local_processes")
+    revision = models.ForeignKey(DeploymentRevision, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="local_processes")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    port = models.PositiveIntegerField()
+    pid_file = models.CharField(max_length=500, blank=True)
+    log_file = models.CharField(max_length=500, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["deployment", "role", "revision"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "role", "revision"], name="local_process_unique",
+                                               nulls_distinct=False)]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.deployment} pid={self.pid} port={self.port}"
