@@ -332,7 +332,7 @@ def _listener(port: int) -> str:
                 target = os.readlink(fd)
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                    return f" by pid {proc.name}: {cmdline[:120]}"
+                    return f" by pid {proc.name} ({cmdline if len(cmdline) <= 100 else cmdline[:99] + '…'})"
         except OSError:
             continue
     return ""
@@ -381,10 +381,11 @@ class Stack:
         proc = self.start(name, command)
         code = proc.wait()
         del self.procs[name]
-        output = (LOGS / f"{name}.log").read_text(errors="replace")
+        log_path = LOGS / f"{name}.log"
         if code != 0:
-            raise Failure(f"`{shlex.join(command[1:])}` failed with exit status {code}:\n{output[-4000:]}")
-        return output
+            raise Failure(f"`{shlex.join(command[1:])}` failed with exit status {code}. Last lines of "
+                          f"{rel(log_path)}:\n{_tail(log_path, 40)}")
+        return log_path.read_text(errors="replace")
 
     def check_alive(self) -> None:
         for name, (proc, log_path) in self.procs.items():
