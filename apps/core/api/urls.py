@@ -5,4 +5,5 @@ urlpatterns = [
     path("", include("apps.teams.api.urls")),
     path("audit/", include("apps.audit.api.urls")),
     path("outbox/", include("apps.outbox.api.urls")),
+    path("costs/", include("apps.costs.api.urls")),
 ]

@@ -1,0 +1,15 @@
+from django.urls import re_path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("quotas", views.QuotaViewSet, basename="costs-quota")
+router.register("gpu-types", views.GpuTypeViewSet, basename="costs-gpu-type")
+router.register("prices", views.GpuPriceViewSet, basename="costs-price")
+
+urlpatterns = [
+    # With or without the trailing slash: callers are scripts as much as browsers.
+    re_path(r"^admission/?$", views.AdmissionView.as_view(), name="costs-admission"),
+    *router.urls,
+]

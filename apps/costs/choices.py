@@ -1,0 +1,21 @@
+from django.db import models
+
+
+class PricingClass(models.TextChoices):
+    ON_DEMAND = "on_demand", "On-demand"
+    SPOT = "spot", "Spot"
+    RESERVED = "reserved", "Reserved"
+
+
+class AllocationSource(models.TextChoices):
+    CONTROL_PLANE = "control_plane", "Dispatched by the control plane"
+    KUBERNETES = "kubernetes", "Found on the cluster by the pod collector"
+    DEMO = "demo", "Demo seed"
+
+
+class UsageKind(models.TextChoices):
+    ALLOCATED = "allocated", "Allocated to a team (or unattributed when no team)"
+    UNALLOCATED = "unallocated", "Cluster capacity nobody held"
+
+
+BUDGET_THRESHOLDS = (50, 80, 100)
