@@ -64,6 +64,7 @@ class ModelVersion(models.Model):
     signature = models.JSONField(null=True, blank=True)
     creator = models.CharField(max_length=150, blank=True, help_text="MLflow user id of who registered it")
     mlflow_created_at = models.DateTimeField(null=True, blank=True)
+    mlflow_updated_at = models.DateTimeField(null=True, blank=True)
     aliases = models.JSONField(default=list, blank=True, help_text="Aliases this version holds in MLflow now")
     mlflow_status = models.CharField(max_length=30, blank=True)
     presence = models.CharField(max_length=20, choices=MlflowPresence.choices, default=MlflowPresence.PRESENT)

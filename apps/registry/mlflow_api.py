@@ -1,0 +1,123 @@
+"""The one place the registry talks to MLflow (imported lazily: mlflow takes over a second to import)."""
+import json
+import os
+
+from django.conf import settings
+
+# The control plane retries through the outbox and the sync schedule; MLflow's own retry loop (7 tries with
+# exponential backoff by default) would hold a worker for minutes when the server is down.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+PAGE = 1000
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.MLFLOW_TRACKING_URI, registry_uri=settings.MLFLOW_TRACKING_URI)
+
+
+def iter_registered_models(c):
+    token = None
+    while True:
+        page = c.search_registered_models(max_results=PAGE, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def iter_model_versions(c, name: str):
+    token = None
+    escaped = name.replace("'", "\\'")
+    while True:
+        page = c.search_model_versions(filter_string=f"name='{escaped}'", max_results=PAGE, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def run_details(c, run_id: str) -> dict:
+    """Metrics, params, tags, dataset inputs and top-level artifacts of the run that produced a version."""
+    if not run_id:
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = c.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    datasets = []
+    for item in run.inputs.dataset_inputs if run.inputs else []:
+        tags = {t.key: t.value for t in item.tags or []}
+        source = item.dataset.source
+        try:
+            parsed = json.loads(source)
+            source = parsed.get("uri") or parsed.get("url") or parsed.get("path") or source
+        except (TypeError, ValueError, AttributeError):
+            pass
+        datasets.append({"name": item.dataset.name, "digest": item.dataset.digest,
+                         "source_type": item.dataset.source_type, "source": source,
+                         "context": tags.get("mlflow.data.context", "")})
+    try:
+        artifacts = [a.path for a in c.list_artifacts(run_id)]
+    except Exception:  # an artifact store we can't list must not block the sync of the metadata
+        artifacts = []
+    return {"metrics": dict(run.data.metrics), "params": dict(run.data.params), "tags": dict(run.data.tags),
+            "datasets": datasets, "artifacts": artifacts, "artifact_uri": run.info.artifact_uri}
+
+
+def model_details(c, mv) -> dict:
+    """Artifact location and signature of the model files behind a version."""
+    artifact_uri, signature = "", None
+    model_id = getattr(mv, "model_id", None)
+    if model_id:
+        try:
+            logged = c.get_logged_model(model_id)
+            artifact_uri = logged.artifact_location or ""
+        except Exception:
+            artifact_uri = ""
+    if not artifact_uri:
+        try:
+            artifact_uri = c.get_model_version_download_uri(mv.name, mv.version)
+        except Exception:
+            artifact_uri = mv.source or ""
+    try:
+        import tempfile
+
+        import mlflow.artifacts
+        import yaml
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=f"{artifact_uri.rstrip('/')}/MLmodel",
+                                                       dst_path=folder, tracking_uri=settings.MLFLOW_TRACKING_URI)
+            with open(path) as handle:
+                mlmodel = yaml.safe_load(handle)
+        raw = (mlmodel or {}).get("signature")
+        if raw:
+            signature = {k: json.loads(v) if isinstance(v, str) else v for k, v in raw.items()}
+    except Exception:
+        signature = None
+    return {"artifact_uri": artifact_uri, "signature": signature}
+
+
+def set_alias(*, name: str, alias: str, version: int, tags: dict) -> None:
+    c = client()
+    c.set_registered_model_alias(name, alias, str(version))
+    for key, value in tags.items():
+        c.set_model_version_tag(name, str(version), key, value)
+
+
+def delete_alias(*, name: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client().delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # already gone: the goal is reached
+            raise

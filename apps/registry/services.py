@@ -1,0 +1,424 @@
+"""Every registry write: keyword-only, one transaction each, audited in that transaction."""
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from apps.outbox.services import outbox_enqueue
+from apps.teams.choices import Capability, Role
+from apps.teams.models import Team
+from apps.teams.selectors import require_capability, roles_for
+from apps.teams.services import webhooks_notify
+
+from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
+                      SyncStatus, SyncTrigger, TeamSource)
+from .gates import evaluate_gate
+from .models import (AliasHolding, Approval, ApprovalPolicy, Environment, ModelVersion, PromotionRequest,
+                     QualityGate, RegisteredModel, SyncRun)
+from .selectors import alias_holder, environment_get, policy_for
+from .transitions import transition
+
+User = get_user_model()
+
+PUBLISH_TOPIC = "registry.publish_promotion"
+SYNC_TOPIC = "registry.sync"
+APPROVAL_TAG = "controlplane.approval_id"
+APPROVERS_TAG = "controlplane.approvers"
+
+
+# ---------------------------------------------------------------- sync
+
+def sync_run_now(*, actor, trigger: str = SyncTrigger.MANUAL, team: Team | None = None, full: bool = False) -> SyncRun:
+    """Sync in this process (beat job, tests, demo seed). The API's "Sync now" goes through sync_request."""
+    from .sync import sync_registry
+
+    run = SyncRun.objects.create(trigger=trigger, team=team, full=full,
+                                 requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+    return sync_registry(run=run)
+
+
+@transaction.atomic
+def sync_request(*, actor, team: Team, full: bool = False) -> SyncRun:
+    """"Sync now": record the run, let a worker do it (progress shows on the run)."""
+    require_capability(user=actor, team=team, capability=Capability.OPERATE)
+    running = SyncRun.objects.filter(status=SyncStatus.RUNNING, started_at__gte=timezone.now() - timedelta(minutes=10))
+    run = running.first()
+    if run is not None:
+        return run  # one pass at a time: pressing twice shows the pass already under way
+    run = SyncRun.objects.create(trigger=SyncTrigger.MANUAL, team=team, requested_by=actor, full=full,
+                                 progress="queued")
+    audit_record(actor=actor, action="registry.sync.request", target=run, team=team, changes={"full": [None, full]})
+    outbox_enqueue(topic=SYNC_TOPIC, payload={"run_id": run.pk}, dedup_key=f"registry-sync:{run.pk}", team=team)
+    return run
+
+
+@transaction.atomic
+def model_assign_team(*, actor, model: RegisteredModel, team: Team) -> RegisteredModel:
+    require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if model.team_id is not None and model.team_id != team.pk:
+        require_capability(user=actor, team=model.team, capability=Capability.ADMINISTER)
+    if model.team_source == TeamSource.TAG and model.team_id != team.pk:
+        raise Conflict(f"'{model.name}' gets its team from the `team` tag in MLflow ('{model.tags.get('team')}'); "
+                       f"change the tag in MLflow instead.")
+    before = model.team.slug if model.team else None
+    model.team, model.team_source = team, TeamSource.ASSIGNED
+    model.save(update_fields=["team", "team_source"])
+    audit_record(actor=actor, action="registry.model.assign_team", target=model, team=team,
+                 changes={"team": [before, team.slug]})
+    return model
+
+
+# ---------------------------------------------------------------- policies
+
+def _clean_gates(gates: list[dict]) -> list[dict]:
+    cleaned = []
+    for i, gate in enumerate(gates or []):
+        kind = gate.get("kind")
+        where = f"gates[{i}]"
+        if kind not in GateKind.values:
+            raise InvalidInput(f"{where}: unknown gate kind '{kind}'. Use one of: {', '.join(GateKind.values)}.",
+                               fields={"gates": [f"{where}.kind unknown"]})
+        if kind in (GateKind.METRIC, GateKind.NO_REGRESSION):
+            if not gate.get("metric"):
+                raise InvalidInput(f"{where}: a {kind} gate needs a metric.", fields={"gates": [f"{where}.metric"]})
+            if gate.get("op") not in GateOp.values:
+                raise InvalidInput(f"{where}: op must be one of {', '.join(GateOp.values)}.",
+                                   fields={"gates": [f"{where}.op"]})
+            if gate.get("threshold") is None and kind == GateKind.METRIC:
+                raise InvalidInput(f"{where}: a metric gate needs a threshold.", fields={"gates": [f"{where}.threshold"]})
+        elif not gate.get("name"):
+            raise InvalidInput(f"{where}: a {kind} gate needs the name of the tag or artifact.",
+                               fields={"gates": [f"{where}.name"]})
+        cleaned.append({"kind": kind, "metric": gate.get("metric") or "", "op": gate.get("op") or "",
+                        "threshold": gate.get("threshold") if gate.get("threshold") is not None else (
+                            0.0 if kind == GateKind.NO_REGRESSION else None),
+                        "name": gate.get("name") or ""})
+    return cleaned
+
+
+def _clean_roles(roles: list[str]) -> list[str]:
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown or not roles:
+        raise InvalidInput(f"approver_roles must name at least one of: {', '.join(Role.values)}"
+                           + (f" (unknown: {', '.join(unknown)})." if unknown else "."),
+                           fields={"approver_roles": ["unknown role" if unknown else "required"]})
+    if Role.VIEWER in roles:
+        raise InvalidInput("Viewers can't approve; remove 'viewer' from approver_roles.",
+                           fields={"approver_roles": ["viewer can't approve"]})
+    return sorted(set(roles))
+
+
+def _policy_state(policy: ApprovalPolicy) -> dict:
+    return {"approvals_required": policy.approvals_required, "approver_roles": policy.approver_roles,
+            "expiry_hours": policy.expiry_hours, "gates": [g.as_dict() for g in policy.gates.all()]}
+
+
+@transaction.atomic
+def policy_create(*, actor, team: Team, environment: str, approvals_required: int = 1,
+                  approver_roles: list[str] | None = None, expiry_hours: int = 72,
+                  gates: list[dict] | None = None) -> ApprovalPolicy:
+    require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
+    env = environment_get(name=environment)
+    roles = _clean_roles(approver_roles or [Role.APPROVER, Role.TEAM_ADMIN])
+    cleaned = _clean_gates(gates or [])
+    if ApprovalPolicy.objects.filter(team=team, environment=env).exists():
+        raise Conflict(f"Team '{team.slug}' already has a policy for {env.name}; edit that one.")
+    policy = ApprovalPolicy.objects.create(team=team, environment=env, approvals_required=approvals_required,
+                                           approver_roles=roles, expiry_hours=expiry_hours)
+    for gate in cleaned:
+        QualityGate.objects.create(policy=policy, **gate)
+    audit_record(actor=actor, action="registry.policy.create", target=policy, team=team,
+                 changes={"environment": [None, env.name], **{k: [None, v] for k, v in _policy_state(policy).items()}})
+    return policy
+
+
+@transaction.atomic
+def policy_update(*, actor, policy: ApprovalPolicy, **changes) -> ApprovalPolicy:
+    require_capability(user=actor, team=policy.team, capability=Capability.ADMINISTER)
+    policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
+    before = _policy_state(policy)
+    if "approver_roles" in changes:
+        policy.approver_roles = _clean_roles(changes["approver_roles"])
+    for field in ("approvals_required", "expiry_hours"):
+        if field in changes:
+            setattr(policy, field, changes[field])
+    policy.save()
+    if "gates" in changes:
+        cleaned = _clean_gates(changes["gates"])
+        policy.gates.all().delete()
+        for gate in cleaned:
+            QualityGate.objects.create(policy=policy, **gate)
+    after = _policy_state(policy)
+    audit_record(actor=actor, action="registry.policy.update", target=policy, team=policy.team,
+                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+    return policy
+
+
+@transaction.atomic
+def policy_delete(*, actor, policy: ApprovalPolicy) -> None:
+    require_capability(user=actor, team=policy.team, capability=Capability.ADMINISTER)
+    audit_record(actor=actor, action="registry.policy.delete", target=policy, team=policy.team,
+                 changes={"environment": [policy.environment.name, None], **{k: [v, None] for k, v in
+                                                                             _policy_state(policy).items()}})
+    policy.delete()
+
+
+# ---------------------------------------------------------------- promotion workflow
+
+def _notify(request: PromotionRequest, event: str, text: str) -> None:
+    webhooks_notify(team=request.team, event=event, text=text, key=f"promotion:{request.pk}:{event}:"
+                    f"{request.approvals.count()}",
+                    data={"request_id": request.pk, "model": request.version.model.name,
+                          "version": request.version.version, "environment": request.environment.name,
+                          "status": request.status})
+
+
+def _enqueue_publish(request: PromotionRequest) -> None:
+    outbox_enqueue(topic=PUBLISH_TOPIC, payload={"request_id": request.pk},
+                   dedup_key=f"registry-publish:{request.pk}", team=request.team)
+
+
+def _approve_final(request: PromotionRequest, *, actor, approvers: list[str]) -> PromotionRequest:
+    request = transition(request, to=PromotionStatus.APPROVED, actor=actor, action="registry.promotion.approved",
+                         changes={"approvers": [None, approvers]})
+    _enqueue_publish(request)
+    _notify(request, "registry.promotion.approved",
+            f"{request.version.model.name} v{request.version.version} approved for {request.environment.name} "
+            f"by {', '.join(approvers) or 'policy (no approvals required)'}; publishing to MLflow.")
+    return request
+
+
+@transaction.atomic
+def promotion_request(*, actor, version: ModelVersion, environment: str, comment: str = "") -> PromotionRequest:
+    version = ModelVersion.objects.select_related("model", "model__team").get(pk=version.pk)
+    model = version.model
+    if model.team is None:
+        raise Conflict(f"'{model.name}' belongs to no team yet; a team admin must assign it before promotion.")
+    require_capability(user=actor, team=model.team, capability=Capability.OPERATE)
+    env = environment_get(name=environment)
+    if version.presence != MlflowPresence.PRESENT or model.presence != MlflowPresence.PRESENT:
+        raise Conflict(f"{version} was deleted in MLflow; it can't be promoted.")
+    if env.name in (version.aliases or []) and alias_holder(model=model, alias=env.name) == version:
+        raise Conflict(f"{version} already holds the '{env.name}' alias.")
+    if PromotionRequest.objects.filter(version=version, environment=env, status=PromotionStatus.REQUESTED).exists():
+        raise Conflict(f"{version} already has an open request for {env.name}; approve, reject or cancel it first.")
+    policy = policy_for(team_id=model.team_id, environment=env)
+    holder = alias_holder(model=model, alias=env.name)
+    snapshot = ({"approvals_required": 0, "approver_roles": [], "expiry_hours": 72, "gates": []}
+                if policy is None else _policy_state(policy))
+    results = [evaluate_gate(g, version=version, holder=holder) for g in snapshot["gates"]]
+    try:
+        with transaction.atomic():
+            request = PromotionRequest.objects.create(
+                team=model.team, version=version, environment=env, requested_by=actor, comment=comment,
+                policy=snapshot, gate_results=results, gates_passed=all(r["passed"] for r in results),
+                expires_at=timezone.now() + timedelta(hours=snapshot["expiry_hours"]))
+    except IntegrityError:
+        raise Conflict(f"{version} already has an open request for {env.name}.")
+    audit_record(actor=actor, action="registry.promotion.request", target=request, team=model.team,
+                 changes={"version": [None, str(version)], "environment": [None, env.name],
+                          "gates_passed": [None, request.gates_passed], "comment": [None, comment]})
+    _notify(request, "registry.promotion.requested",
+            f"{actor.get_username()} requests {model.name} v{version.version} → {env.name}"
+            f" (gates {'pass' if request.gates_passed else 'FAIL'}).")
+    if snapshot["approvals_required"] == 0 and request.gates_passed:
+        request = _approve_final(request, actor=actor, approvers=[])
+    return request
+
+
+def _locked(request: PromotionRequest) -> PromotionRequest:
+    return (PromotionRequest.objects.select_for_update(of=("self",))
+            .select_related("team", "version", "version__model", "environment", "requested_by").get(pk=request.pk))
+
+
+def _check_open(request: PromotionRequest, verb: str) -> None:
+    if request.status != PromotionStatus.REQUESTED:
+        raise Conflict(f"Promotion request #{request.pk} is {PromotionStatus(request.status).label.lower()}; "
+                       f"it can no longer be {verb}.")
+    if request.expires_at and request.expires_at <= timezone.now():
+        raise Conflict(f"Promotion request #{request.pk} expired at {request.expires_at:%Y-%m-%d %H:%M} UTC; "
+                       f"request the promotion again.")
+
+
+def _check_decider(request: PromotionRequest, actor) -> str:
+    """The caller's role, after the separation-of-duties and policy checks (raises Forbidden)."""
+    require_capability(user=actor, team=request.team, capability=Capability.APPROVE)
+    if request.requested_by_id == actor.pk:
+        raise Forbidden("You requested this promotion; separation of duties says someone else must decide it.")
+    if request.version.creator and request.version.creator == actor.get_username():
+        raise Forbidden(f"You registered {request.version} in MLflow; separation of duties says someone else "
+                        f"must decide its promotion.")
+    role = "platform_admin" if actor.is_superuser else roles_for(user=actor).get(request.team_id, "")
+    allowed = request.policy.get("approver_roles") or []
+    if not actor.is_superuser and role not in allowed:
+        raise Forbidden(f"The {request.environment.name} policy of team '{request.team.slug}' lets "
+                        f"{', '.join(allowed)} decide; your role is '{role}'.")
+    earlier = request.approvals.filter(user=actor).first()
+    if earlier is not None:
+        raise Conflict(f"You already {earlier.get_decision_display().lower()} this request at "
+                       f"{earlier.created_at:%Y-%m-%d %H:%M} UTC.")
+    return role
+
+
+def _approvers(request: PromotionRequest) -> list[str]:
+    return list(request.approvals.filter(decision=Decision.APPROVE).order_by("created_at")
+                .values_list("user__username", flat=True))
+
+
+@transaction.atomic
+def promotion_approve(*, actor, request: PromotionRequest, comment: str = "") -> PromotionRequest:
+    request = _locked(request)
+    _check_open(request, "approved")
+    role = _check_decider(request, actor)
+    if not request.gates_passed and request.override_at is None:
+        failed = "; ".join(r["message"] for r in request.gate_results if not r["passed"])
+        raise Conflict(f"Quality gates fail ({failed}). A team admin must record an override with a reason "
+                       f"before this can be approved.")
+    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.APPROVE, comment=comment)
+    approvers = _approvers(request)
+    audit_record(actor=actor, action="registry.promotion.approve", target=request, team=request.team,
+                 changes={"approvals": [len(approvers) - 1, len(approvers)], "comment": [None, comment]})
+    if len(approvers) >= request.policy.get("approvals_required", 1):
+        return _approve_final(request, actor=actor, approvers=approvers)
+    _notify(request, "registry.promotion.approval",
+            f"{actor.get_username()} approved {request.version} → {request.environment.name} "
+            f"({len(approvers)} of {request.policy.get('approvals_required')}).")
+    return request
+
+
+@transaction.atomic
+def promotion_reject(*, actor, request: PromotionRequest, comment: str = "") -> PromotionRequest:
+    request = _locked(request)
+    _check_open(request, "rejected")
+    role = _check_decider(request, actor)
+    if not comment.strip():
+        raise InvalidInput("Say why you reject the promotion (comment).", fields={"comment": ["required"]})
+    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.REJECT, comment=comment)
+    request = transition(request, to=PromotionStatus.REJECTED, actor=actor, action="registry.promotion.reject",
+                         changes={"comment": [None, comment]})
+    _notify(request, "registry.promotion.rejected",
+            f"{actor.get_username()} rejected {request.version} → {request.environment.name}: {comment}")
+    return request
+
+
+@transaction.atomic
+def promotion_cancel(*, actor, request: PromotionRequest, comment: str = "") -> PromotionRequest:
+    request = _locked(request)
+    require_capability(user=actor, team=request.team, capability=Capability.OPERATE)
+    if request.status != PromotionStatus.REQUESTED:
+        raise Conflict(f"Promotion request #{request.pk} is {PromotionStatus(request.status).label.lower()}; "
+                       f"only a waiting request can be cancelled.")
+    return transition(request, to=PromotionStatus.CANCELLED, actor=actor, action="registry.promotion.cancel",
+                      changes={"comment": [None, comment]})
+
+
+@transaction.atomic
+def promotion_override(*, actor, request: PromotionRequest, reason: str) -> PromotionRequest:
+    """A team admin lets a request whose gates fail go on to approval; the reason is compliance evidence."""
+    request = _locked(request)
+    require_capability(user=actor, team=request.team, capability=Capability.ADMINISTER)
+    _check_open(request, "overridden")
+    if not reason.strip():
+        raise InvalidInput("An override needs a reason.", fields={"reason": ["required"]})
+    if request.gates_passed:
+        raise Conflict(f"The gates of request #{request.pk} pass; there is nothing to override.")
+    if request.override_at is not None:
+        raise Conflict(f"{request.override_by} already overrode the gates of request #{request.pk}.")
+    request.override_by, request.override_reason, request.override_at = actor, reason, timezone.now()
+    request.save(update_fields=["override_by", "override_reason", "override_at"])
+    audit_record(actor=actor, action="registry.promotion.override", target=request, team=request.team,
+                 changes={"override_reason": [None, reason],
+                          "failed_gates": [[r["metric"] for r in request.gate_results if not r["passed"]], None]})
+    if request.policy.get("approvals_required", 1) == 0:
+        return _approve_final(request, actor=actor, approvers=[])
+    return request
+
+
+@transaction.atomic
+def alias_revoke(*, actor, model: RegisteredModel, environment: str, reason: str) -> PromotionRequest:
+    """Remove an environment's alias (demote), through the same publish path as a promotion."""
+    if model.team is None:
+        raise Conflict(f"'{model.name}' belongs to no team yet.")
+    require_capability(user=actor, team=model.team, capability=Capability.APPROVE)
+    env = environment_get(name=environment)
+    if not reason.strip():
+        raise InvalidInput("Say why the alias is revoked (reason).", fields={"reason": ["required"]})
+    holder = alias_holder(model=model, alias=env.name)
+    if holder is None:
+        raise Conflict(f"No version of '{model.name}' holds the '{env.name}' alias.")
+    request = PromotionRequest.objects.create(
+        team=model.team, version=holder, environment=env, kind=PromotionKind.REVOKE, requested_by=actor,
+        comment=reason, status=PromotionStatus.REQUESTED, policy={"approvals_required": 0, "approver_roles": [],
+                                                                  "expiry_hours": 0, "gates": []})
+    audit_record(actor=actor, action="registry.alias.revoke", target=request, team=model.team,
+                 changes={"alias": [env.name, None], "version": [str(holder), None], "reason": [None, reason]})
+    return _approve_final(request, actor=actor, approvers=[actor.get_username()])
+
+
+def promotion_publish(*, request_id: int) -> dict:
+    """Task body: set (or delete) the alias in MLflow, then record the new holder. Runs inside the task's
+    transaction; an MLflow error raises, rolls back, and the task retries. Setting an alias is idempotent."""
+    from . import mlflow_api
+
+    request = (PromotionRequest.objects.select_for_update(of=("self",))
+               .select_related("version", "version__model", "environment", "team").filter(pk=request_id).first())
+    if request is None or request.status != PromotionStatus.APPROVED:
+        return {"skipped": True, "status": request.status if request else None}
+    version, model, alias = request.version, request.version.model, request.environment.name
+    approvers = _approvers(request)
+    if request.kind == PromotionKind.PROMOTE:
+        mlflow_api.set_alias(name=model.name, alias=alias, version=version.version,
+                             tags={APPROVAL_TAG: str(request.pk), APPROVERS_TAG: ",".join(approvers) or "policy"})
+    else:
+        mlflow_api.delete_alias(name=model.name, alias=alias)
+    now = timezone.now()
+    current = AliasHolding.objects.select_for_update().filter(model=model, alias=alias, until__isnull=True).first()
+    previous = current.version if current else None
+    if current is not None:
+        current.until = now
+        current.ended_by = f"promotion request #{request.pk}"
+        current.save(update_fields=["until", "ended_by"])
+    for other in model.versions.filter(aliases__contains=[alias]):
+        other.aliases = [a for a in other.aliases if a != alias]
+        other.save(update_fields=["aliases"])
+    aliases = dict(model.aliases or {})
+    if request.kind == PromotionKind.PROMOTE:
+        AliasHolding.objects.create(model=model, alias=alias, version=version, version_number=version.version,
+                                    since=now, source=AliasSource.CONTROL_PLANE, request=request,
+                                    approved_by=approvers, reason=request.comment)
+        version.refresh_from_db(fields=["aliases"])
+        version.aliases = sorted(set(version.aliases) | {alias})
+        version.save(update_fields=["aliases"])
+        aliases[alias] = version.version
+    else:
+        aliases.pop(alias, None)
+    model.aliases = aliases
+    model.save(update_fields=["aliases"])
+    transition(request, to=PromotionStatus.PUBLISHED, actor=None, action="registry.promotion.published",
+               changes={"alias": [previous.version if previous else None,
+                                  version.version if request.kind == PromotionKind.PROMOTE else None]},
+               fields={"previous_version": previous})
+    return {"published": request.pk, "alias": alias, "previous": previous.version if previous else None}
+
+
+@transaction.atomic
+def promotions_expire(*, now=None) -> int:
+    """Beat job: requests past their expiry become expired (approving them afterwards is refused anyway)."""
+    now = now or timezone.now()
+    expired = 0
+    for request in (PromotionRequest.objects.select_for_update(skip_locked=True)
+                    .filter(status=PromotionStatus.REQUESTED, expires_at__lte=now)):
+        transition(request, to=PromotionStatus.EXPIRED, actor=None, action="registry.promotion.expire")
+        expired += 1
+    return expired
+
+
+def user_get(*, username: str):
+    try:
+        return User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise NotFound(f"No user named '{username}'.")

@@ -1,0 +1,178 @@
+"""Reads registered models and versions from MLflow (the registry of record) into the control plane.
+
+Incremental: every version is listed (cheap: one paged search per model), but the run, its datasets and
+the model signature are fetched only for versions that are new or whose `last_updated_timestamp` moved
+(or all of them with `full=True`). Models and versions gone from MLflow are flagged `deleted`, never
+dropped: promotion history and audit events keep pointing at them. Alias moves made directly in MLflow
+are recorded in the alias history as "changed outside the control plane".
+"""
+import logging
+from datetime import datetime, timezone as dt_timezone
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.teams.models import Team
+
+from . import mlflow_api
+from .choices import AliasSource, MlflowPresence, SyncStatus, TeamSource
+from .models import AliasHolding, ModelVersion, RegisteredModel, SyncRun
+
+logger = logging.getLogger(__name__)
+
+
+def _ts(millis) -> datetime | None:
+    return datetime.fromtimestamp(millis / 1000, tz=dt_timezone.utc) if millis else None
+
+
+def _progress(run: SyncRun, text: str, counts: dict) -> None:
+    SyncRun.objects.filter(pk=run.pk).update(progress=text[:200], counts=counts)
+
+
+def sync_registry(*, run: SyncRun) -> SyncRun:
+    """Run one sync pass, recording progress and counts on `run`; raises (after marking it failed) on error."""
+    counts = {"models": 0, "models_new": 0, "models_deleted": 0, "versions": 0, "versions_fetched": 0,
+              "versions_deleted": 0, "aliases_changed_outside": 0}
+    try:
+        c = mlflow_api.client()
+        seen_models = set()
+        teams = {t.slug: t for t in Team.objects.all()}
+        mlflow_models = list(mlflow_api.iter_registered_models(c))
+        for index, rm in enumerate(mlflow_models, 1):
+            seen_models.add(rm.name)
+            model = _sync_model(c, rm, teams=teams, counts=counts, full=run.full)
+            _progress(run, f"{index}/{len(mlflow_models)} models: {model.name}", counts)
+        with transaction.atomic():
+            for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
+                _mark_model_deleted(model)
+                counts["models_deleted"] += 1
+        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(),
+                                                 counts=counts, progress=f"done: {counts['models']} models, "
+                                                 f"{counts['versions']} versions")
+    except Exception as exc:
+        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, finished_at=timezone.now(), counts=counts,
+                                                 error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def _team_from_tags(tags: dict, teams: dict) -> Team | None:
+    return teams.get((tags or {}).get("team", ""))
+
+
+@transaction.atomic
+def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredModel:
+    now = timezone.now()
+    tags = dict(rm.tags or {})
+    model = RegisteredModel.objects.select_for_update().filter(name=rm.name).first()
+    created = model is None
+    if created:
+        model = RegisteredModel(name=rm.name)
+        counts["models_new"] += 1
+    before_team, before_presence = model.team_id, model.presence
+    tag_team = _team_from_tags(tags, teams)
+    if tag_team is not None:
+        model.team, model.team_source = tag_team, TeamSource.TAG
+    elif model.team_source != TeamSource.ASSIGNED:
+        model.team, model.team_source = None, TeamSource.NONE
+    model.description = rm.description or ""
+    model.tags = tags
+    model.mlflow_created_at = _ts(rm.creation_timestamp)
+    model.mlflow_updated_at = _ts(rm.last_updated_timestamp)
+    model.presence = MlflowPresence.PRESENT
+    model.last_synced_at = now
+    mlflow_aliases = {alias: int(version) for alias, version in (rm.aliases or {}).items()}
+    previous_aliases = dict(model.aliases or {})
+    model.aliases = mlflow_aliases
+    model.save()
+    counts["models"] += 1
+    if not created and (before_team != model.team_id or before_presence != model.presence):
+        audit_record(actor=None, action="registry.model.sync_changed", target=model, team=model.team,
+                     changes={k: v for k, v in {"team_id": [before_team, model.team_id],
+                                                "presence": [before_presence, model.presence]}.items()
+                              if v[0] != v[1]})
+
+    existing = {v.version: v for v in ModelVersion.objects.filter(model=model)}
+    seen = set()
+    for mv in mlflow_api.iter_model_versions(c, rm.name):
+        number = int(mv.version)
+        seen.add(number)
+        version = existing.get(number) or ModelVersion(model=model, version=number)
+        changed = (version.pk is None or full or version.presence != MlflowPresence.PRESENT
+                   or version.mlflow_status != (mv.status or "")
+                   or _ts(mv.last_updated_timestamp) != version.mlflow_updated_at)
+        version.tags = dict(mv.tags or {})
+        # search results don't carry aliases; the registered model's alias map does.
+        version.aliases = sorted(alias for alias, held in mlflow_aliases.items() if held == number)
+        version.run_id = mv.run_id or ""
+        version.source = mv.source or ""
+        version.creator = mv.user_id or ""
+        version.description = mv.description or ""
+        version.mlflow_created_at = _ts(mv.creation_timestamp)
+        version.mlflow_status = mv.status or ""
+        version.presence = MlflowPresence.PRESENT
+        version.last_synced_at = now
+        if changed:
+            details = mlflow_api.run_details(c, version.run_id)
+            version.metrics = details.get("metrics", {})
+            version.params = details.get("params", {})
+            version.run_tags = details.get("tags", {})
+            version.datasets = details.get("datasets", [])
+            version.artifacts = details.get("artifacts", [])
+            version.git_commit = version.run_tags.get("mlflow.source.git.commit", "")
+            model_info = mlflow_api.model_details(c, mv)
+            version.artifact_uri = model_info["artifact_uri"] or details.get("artifact_uri", "")
+            version.signature = model_info["signature"]
+            version.mlflow_updated_at = _ts(mv.last_updated_timestamp)
+            counts["versions_fetched"] += 1
+        version.save()
+        existing[number] = version
+        counts["versions"] += 1
+    for number, version in existing.items():
+        if number not in seen and version.presence != MlflowPresence.DELETED:
+            version.presence = MlflowPresence.DELETED
+            version.aliases = []
+            version.save(update_fields=["presence", "aliases"])
+            counts["versions_deleted"] += 1
+    _reconcile_aliases(model, mlflow_aliases, previous_aliases, existing, counts)
+    return model
+
+
+def _reconcile_aliases(model, mlflow_aliases: dict, previous: dict, versions: dict, counts: dict) -> None:
+    """Compare MLflow's aliases with the alias history; a difference was made outside the control plane."""
+    now = timezone.now()
+    current = {h.alias: h for h in AliasHolding.objects.select_for_update().filter(model=model, until__isnull=True)}
+    for alias, number in mlflow_aliases.items():
+        holding = current.get(alias)
+        if holding is not None and holding.version_number == number:
+            continue
+        if holding is not None:
+            holding.until, holding.ended_by = now, "changed outside the control plane (seen by sync)"
+            holding.save(update_fields=["until", "ended_by"])
+        version = versions.get(number)
+        AliasHolding.objects.create(model=model, alias=alias, version=version if version and version.pk else None,
+                                    version_number=number, since=now, source=AliasSource.OUTSIDE,
+                                    reason="Changed outside the control plane (seen by sync)")
+        audit_record(actor=None, action="registry.alias.changed_outside", target=model, team=model.team,
+                     changes={f"alias:{alias}": [holding.version_number if holding else previous.get(alias), number]})
+        counts["aliases_changed_outside"] += 1
+    for alias, holding in current.items():
+        if alias not in mlflow_aliases:
+            holding.until, holding.ended_by = now, "removed outside the control plane (seen by sync)"
+            holding.save(update_fields=["until", "ended_by"])
+            audit_record(actor=None, action="registry.alias.changed_outside", target=model, team=model.team,
+                         changes={f"alias:{alias}": [holding.version_number, None]})
+            counts["aliases_changed_outside"] += 1
+
+
+def _mark_model_deleted(model: RegisteredModel) -> None:
+    model.presence = MlflowPresence.DELETED
+    model.last_synced_at = timezone.now()
+    model.save(update_fields=["presence", "last_synced_at"])
+    model.versions.update(presence=MlflowPresence.DELETED, aliases=[])
+    AliasHolding.objects.filter(model=model, until__isnull=True).update(
+        until=timezone.now(), ended_by="model deleted or renamed in MLflow")
+    audit_record(actor=None, action="registry.model.deleted_in_mlflow", target=model, team=model.team,
+                 changes={"presence": [MlflowPresence.PRESENT, MlflowPresence.DELETED]})

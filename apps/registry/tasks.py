@@ -1,0 +1,35 @@
+from celery import shared_task
+
+from apps.outbox.tasks import idempotent_task
+
+from . import services
+from .choices import SyncTrigger
+from .models import SyncRun
+
+
+@idempotent_task(services.PUBLISH_TOPIC)
+def publish_promotion_task(*, request_id: int):
+    return services.promotion_publish(request_id=request_id)
+
+
+@shared_task(name=services.SYNC_TOPIC, acks_late=True)
+def sync_task(*, run_id: int, dedup_key: str = ""):
+    # Not an idempotent_task: that would hold the whole pass in one transaction and hide its progress.
+    # A redelivered message finds the run finished and stops.
+    from .sync import sync_registry
+
+    run = SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).first()
+    if run is None:
+        return {"status": "duplicate"}
+    return sync_registry(run=run).counts
+
+
+@shared_task(name="registry.sync_scheduled", acks_late=True)
+def sync_scheduled_task():
+    """Beat job: the incremental sync (only new or changed versions are fetched in detail)."""
+    return services.sync_run_now(actor=None, trigger=SyncTrigger.BEAT).counts
+
+
+@shared_task(name="registry.expire_requests", acks_late=True)
+def expire_requests_task():
+    return services.promotions_expire()
