@@ -34,7 +34,7 @@ def _log_version(tracking_uri: str, *, name: str, metrics: dict, team: str | Non
     mlflow.set_experiment("registry-tests")
     frame = (load_iris if dataset == "iris" else load_breast_cancer)(as_frame=True).frame
     x, y = frame.drop(columns="target"), frame["target"]
-    model = LogisticRegression(C=C, max_iter=200).fit(x, y)
+    model = LogisticRegression(C=C, max_iter=2000).fit(x, y)
     with mlflow.start_run(tags={"mlflow.source.git.commit": GIT_COMMIT}):
         mlflow.log_params({"C": C, "model": "LogisticRegression"})
         mlflow.log_metrics(metrics)
