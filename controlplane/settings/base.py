@@ -108,3 +108,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+
+# Costs: NVML samples older than this many days or more than this many seconds in the future are
+# refused (and counted) at ingest; the rollup job rebuilds at least this many trailing hours each run.
+COSTS_SAMPLE_MAX_AGE_DAYS = int(env("COSTS_SAMPLE_MAX_AGE_DAYS", "45"))
+COSTS_SAMPLE_MAX_FUTURE_SECONDS = int(env("COSTS_SAMPLE_MAX_FUTURE_SECONDS", "300"))
+COSTS_ROLLUP_LOOKBACK_HOURS = int(env("COSTS_ROLLUP_LOOKBACK_HOURS", "2"))

@@ -88,3 +88,25 @@ class GpuPriceCreateSerializer(StrictInputSerializer):
     effective_from = serializers.DateTimeField()
     effective_to = serializers.DateTimeField(required=False, allow_null=True, default=None)
     close_previous = serializers.BooleanField(default=False)
+
+
+class SampleBatchSerializer(StrictInputSerializer):
+    batch_id = serializers.UUIDField()
+    node = serializers.CharField(max_length=253, required=False, default="")
+    cluster = serializers.CharField(max_length=63, required=False, default="",
+                                    help_text="Platform admins posting by hand; agents' tokens name their cluster")
+    # Validated sample by sample in apps.costs.ingest (a serializer per sample is too slow for big batches).
+    samples = serializers.JSONField()
+
+
+class IngestResultSerializer(serializers.Serializer):
+    batch_id = serializers.CharField()
+    duplicate = serializers.BooleanField()
+    accepted = serializers.IntegerField()
+    rejected_future = serializers.IntegerField()
+    rejected_past = serializers.IntegerField()
+
+
+class NodeTokenCreateSerializer(StrictInputSerializer):
+    cluster = serializers.CharField(max_length=63)
+    node = serializers.CharField(max_length=253)

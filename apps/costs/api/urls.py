@@ -1,4 +1,4 @@
-from django.urls import re_path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -11,5 +11,7 @@ router.register("prices", views.GpuPriceViewSet, basename="costs-price")
 urlpatterns = [
     # With or without the trailing slash: callers are scripts as much as browsers.
     re_path(r"^admission/?$", views.AdmissionView.as_view(), name="costs-admission"),
+    path("samples/", views.SampleIngestView.as_view(), name="costs-samples"),
+    path("node-tokens/", views.NodeTokenView.as_view(), name="costs-node-tokens"),
     *router.urls,
 ]

@@ -1,12 +1,18 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api.views import ScopedViewSet
+from apps.core.errors import Forbidden, InvalidInput
+from apps.teams.authentication import ApiTokenAuthentication
 from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
 from .. import selectors, services
+from ..authentication import NodeTokenAuthentication
+from ..ingest import samples_ingest
+from ..models import NodeToken
 from . import serializers as s
 
 
@@ -77,3 +83,41 @@ class GpuPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
         gpu_type = services.gpu_type_resolve(cluster=cluster, name=data.pop("gpu_type"))
         price = services.gpu_price_set(actor=request.user, gpu_type=gpu_type, **data)
         return Response(s.GpuPriceSerializer(price).data, status=status.HTTP_201_CREATED)
+
+
+class SampleIngestView(APIView):
+    """NVML agents post sample batches here with their node token (platform admins may too)."""
+
+    authentication_classes = [NodeTokenAuthentication, ApiTokenAuthentication, SessionAuthentication]
+    capabilities = {"post": "platform_admin"}
+
+    @extend_schema(request=s.SampleBatchSerializer, responses={201: s.IngestResultSerializer,
+                                                               200: s.IngestResultSerializer})
+    def post(self, request):
+        data = s.SampleBatchSerializer.validated(request.data)
+        if isinstance(request.auth, NodeToken):
+            cluster, node = request.auth.cluster, request.auth.node
+            if data["node"] and data["node"] != node:
+                raise Forbidden(f"This token belongs to node '{node}', not '{data['node']}'.")
+        else:
+            require_platform_admin(user=request.user)
+            if not data["cluster"] or not data["node"]:
+                raise InvalidInput("Name the cluster and node the samples come from.",
+                                   fields={"cluster": ["required"], "node": ["required"]})
+            cluster, node = services.cluster_resolve(data["cluster"]), data["node"]
+        result = samples_ingest(cluster=cluster, node=node, batch_id=data["batch_id"], samples=data["samples"])
+        return Response(result.as_dict(), status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+
+class NodeTokenView(APIView):
+    """Create a node token for an NVML agent (shown once)."""
+
+    capabilities = {"post": "platform_admin"}
+
+    @extend_schema(request=s.NodeTokenCreateSerializer)
+    def post(self, request):
+        require_platform_admin(user=request.user)
+        data = s.NodeTokenCreateSerializer.validated(request.data)
+        token, plaintext = services.node_token_create(actor=request.user, **data)
+        return Response({"id": token.pk, "cluster": token.cluster.name, "node": token.node, "token": plaintext},
+                        status=status.HTTP_201_CREATED)

@@ -1,4 +1,7 @@
 """Matrix cases for the costs routes (/api/v1/costs/...)."""
+import time
+import uuid
+
 from tests.costs import factories as f
 
 from .base import Case
@@ -38,4 +41,16 @@ CASES: dict[str, Case] = {
                                          "hourly_price": "1.10", "effective_from": "2026-01-01T00:00:00Z"}},
     ),
     "api:costs-price-detail": Case(make=_price),
+}
+
+CASES |= {
+    "api:costs-samples": Case(
+        make=lambda team, actor: f.cluster(),
+        body={"post": lambda team, obj: {"batch_id": str(uuid.uuid4()), "cluster": "local", "node": "gpu-node-1",
+                                         "samples": [{"ts": time.time(), "gpu_index": 0, "util": 50,
+                                                      "mem_used_mb": 1000, "mem_total_mb": 80000}]}},
+    ),
+    "api:costs-node-tokens": Case(
+        make=lambda team, actor: f.cluster(), body={"post": lambda team, obj: {"cluster": "local", "node": "n1"}},
+    ),
 }

@@ -1,0 +1,118 @@
+"""NVML sample ingest: node tokens, COPY into monthly partitions, idempotent batches, counted rejections."""
+import json
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apps.costs.ingest import samples_ingest
+from apps.costs.models import SampleBatch
+from apps.costs.services import node_token_create
+
+from . import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def sample(ts=None, **overrides):
+    return {"ts": ts if ts is not None else time.time(), "gpu_index": 0, "gpu_uuid": "GPU-abc", "gpu_name": "A100",
+            "util": 42.5, "mem_used_mb": 2048, "mem_total_mb": 81920, "power_w": 210.0,
+            "processes": [{"pid": 123, "used_mb": 2000}], **overrides}
+
+
+def stored(batch_id=None) -> int:
+    with connection.cursor() as cursor:
+        if batch_id:
+            cursor.execute("SELECT count(*) FROM costs_gpusample WHERE batch_id = %s", [str(batch_id)])
+        else:
+            cursor.execute("SELECT count(*) FROM costs_gpusample")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def agent(platform_admin):
+    f.cluster()
+    _, plaintext = node_token_create(actor=platform_admin, cluster="local", node="gpu-node-1")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+def test_agent_batch_is_stored_once_even_when_posted_twice(agent):
+    body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(gpu_index=1)]}
+    first = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert first.status_code == 201, first.json()
+    assert first.json() == {"batch_id": body["batch_id"], "duplicate": False, "accepted": 2, "rejected_future": 0,
+                            "rejected_past": 0}
+    again = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["accepted"] == 2
+    assert stored(body["batch_id"]) == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT node, cluster_id, util_gpu, processes FROM costs_gpusample LIMIT 1")
+        node, cluster_id, util, processes = cursor.fetchone()
+    assert node == "gpu-node-1" and cluster_id == f.cluster().pk and util == 42.5
+    assert json.loads(processes) == [{"pid": 123, "used_mb": 2000}]
+
+
+def test_future_and_far_past_samples_are_counted_not_stored(agent):
+    now = time.time()
+    body = {"batch_id": str(uuid.uuid4()), "samples": [
+        sample(now), sample(now + 3600), sample(now - 90 * 86400), sample(now - 91 * 86400)]}
+    response = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert response.json() | {"batch_id": None} == {"batch_id": None, "duplicate": False, "accepted": 1,
+                                                    "rejected_future": 1, "rejected_past": 2}
+    batch = SampleBatch.objects.get(batch_id=body["batch_id"])
+    assert (batch.accepted, batch.rejected_future, batch.rejected_past) == (1, 1, 2)
+    assert stored() == 1
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"util": 130}, "Sample 1: util must be a number between 0 and 100"),
+    ({"ts": "yesterday"}, "Sample 1: ts must be epoch seconds or an ISO 8601 time"),
+    ({"gpu_index": -1}, "Sample 1: gpu_index must be a whole number"),
+    ({"mem_used_mb": "lots"}, "Sample 1: mem_used_mb must be a number"),
+])
+def test_a_malformed_sample_refuses_the_batch_and_stores_nothing(agent, bad, message):
+    body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(**bad)]}
+    response = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert stored() == 0 and not SampleBatch.objects.exists()
+
+
+def test_bad_batch_id_and_unknown_fields(agent):
+    response = agent.post("/api/v1/costs/samples/", {"batch_id": "x", "samples": []}, format="json")
+    assert response.status_code == 400 and "batch_id" in response.json()["error"]["fields"]
+    response = agent.post("/api/v1/costs/samples/", {"batch_id": str(uuid.uuid4()), "samples": [], "gpu": 1},
+                          format="json")
+    assert response.status_code == 400 and "Unknown field" in response.json()["error"]["message"]
+
+
+def test_wrong_or_revoked_node_token_is_401(platform_admin):
+    f.cluster()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer nt_deadbeef_nope")
+    response = client.post("/api/v1/costs/samples/", {"batch_id": str(uuid.uuid4()), "samples": []}, format="json")
+    assert response.status_code == 401 and "node token" in response.json()["error"]["message"]
+
+
+def test_a_node_token_speaks_only_for_its_node(agent):
+    response = agent.post("/api/v1/costs/samples/", {"batch_id": str(uuid.uuid4()), "node": "other-node",
+                                                     "samples": [sample()]}, format="json")
+    assert response.status_code == 403 and "belongs to node 'gpu-node-1'" in response.json()["error"]["message"]
+
+
+def test_monthly_partitions_are_created_on_demand(db):
+    cluster = f.cluster()
+    now = datetime.now(timezone.utc)
+    last_month = now.replace(day=1) - timedelta(days=1)
+    result = samples_ingest(cluster=cluster, node="n", batch_id=uuid.uuid4(),
+                            samples=[sample(last_month.timestamp()), sample(now.timestamp())])
+    assert result.accepted == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                       "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'costs_gpusample'")
+        partitions = {row[0] for row in cursor.fetchall()}
+    assert {f"costs_gpusample_y{last_month:%Y}m{last_month:%m}", f"costs_gpusample_y{now:%Y}m{now:%m}"} <= partitions
