@@ -30,4 +30,6 @@ OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 15)
 
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "outbox.sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
+    "registry-sync": {"task": "registry.sync_scheduled", "schedule": float(env_int("REGISTRY_SYNC_SECONDS", 300))},
+    "registry-expire-requests": {"task": "registry.expire_requests", "schedule": 300.0},
 }

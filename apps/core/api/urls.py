@@ -5,5 +5,6 @@ urlpatterns = [
     path("", include("apps.teams.api.urls")),
     path("audit/", include("apps.audit.api.urls")),
     path("outbox/", include("apps.outbox.api.urls")),
+    path("registry/", include("apps.registry.api.urls")),
     path("costs/", include("apps.costs.api.urls")),
 ]

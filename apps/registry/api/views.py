@@ -1,0 +1,197 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
+from apps.core.errors import InvalidInput
+from apps.core.export import export_format, export_response
+from apps.registry import selectors, services
+from apps.teams.selectors import team_get_by_slug
+
+from . import serializers as s
+
+LIST_FILTERS = {
+    "model": ["search", "team", "presence"],
+    "version": ["search", "team", "model", "model_name", "alias"],
+    "promotion": ["status", "environment__name", "version_id", "version__model_id"],
+}
+
+
+def _filters(request, kind: str) -> dict:
+    params = {key: request.query_params.get(key) for key in LIST_FILTERS[kind]}
+    if kind == "promotion" and request.query_params.get("environment"):
+        params["environment__name"] = request.query_params["environment"]
+    return {k: v for k, v in params.items() if v}
+
+
+class RegisteredModelViewSet(ScopedReadOnlyViewSet):
+    """Registered models synced from MLflow. ?search=&team=&presence="""
+
+    serializer_class = s.RegisteredModelSerializer
+    capabilities = {"list": "view", "retrieve": "view", "assign_team": "administer", "revoke_alias": "approve",
+                    "alias_history": "view", "alias_history_export": "view"}
+
+    def select(self, *, user):
+        filters = _filters(self.request, "model") if self.action == "list" else {}
+        return selectors.model_list(user=user, filters=filters)
+
+    @extend_schema(request=s.AssignTeamSerializer, responses={200: s.RegisteredModelSerializer})
+    @action(detail=True, methods=["post"], url_path="assign-team")
+    def assign_team(self, request, pk=None):
+        data = s.AssignTeamSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data["team"])
+        model = services.model_assign_team(actor=request.user, model=self.get_object(), team=team)
+        return Response(s.RegisteredModelSerializer(model).data)
+
+    @extend_schema(request=s.RevokeAliasSerializer, responses={201: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"], url_path="revoke-alias")
+    def revoke_alias(self, request, pk=None):
+        data = s.RevokeAliasSerializer.validated(request.data)
+        revoke = services.alias_revoke(actor=request.user, model=self.get_object(), **data)
+        return Response(s.PromotionRequestSerializer(revoke).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[OpenApiParameter("alias", str)], responses={200: s.AliasHoldingSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="alias-history")
+    def alias_history(self, request, pk=None):
+        rows = selectors.alias_history(user=request.user, model=self.get_object(),
+                                       alias=request.query_params.get("alias"))
+        return Response({"results": s.AliasHoldingSerializer(rows, many=True).data})
+
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"]), OpenApiParameter("alias", str)],
+                   responses={(200, "text/csv"): str})
+    @action(detail=True, methods=["get"], url_path="alias-history/export")
+    def alias_history_export(self, request, pk=None):
+        model = self.get_object()
+        fmt = export_format(request.query_params.get("format"))
+        rows = selectors.alias_history(user=request.user, model=model, alias=request.query_params.get("alias"))
+        return export_response(rows, fmt=fmt, columns=s.ALIAS_HISTORY_COLUMNS, to_row=s.alias_holding_row,
+                               filename=f"alias-history-{model.name}")
+
+
+class ModelVersionViewSet(ScopedReadOnlyViewSet):
+    """Model versions with lineage. ?team=&model=&model_name=&search=&alias="""
+
+    capabilities = {"list": "view", "retrieve": "view", "gates": "view", "request_promotion": "operate"}
+
+    def get_serializer_class(self):
+        return s.ModelVersionListSerializer if self.action == "list" else s.ModelVersionSerializer
+
+    def select(self, *, user):
+        filters = _filters(self.request, "version") if self.action == "list" else {}
+        return selectors.model_version_list(user=user, filters=filters)
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)])
+    @action(detail=True, methods=["get"])
+    def gates(self, request, pk=None):
+        version = self.get_object()
+        name = request.query_params.get("environment", "")
+        if not name:
+            raise InvalidInput("Say which environment's gates to evaluate: ?environment=production.",
+                               fields={"environment": ["required"]})
+        env = selectors.environment_get(name=name)
+        results = selectors.gate_results(version=version, environment=env)
+        return Response({"environment": env.name, "passed": all(r["passed"] for r in results), "results": results})
+
+    @extend_schema(request=s.PromotionCreateSerializer, responses={201: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"], url_path="request-promotion")
+    def request_promotion(self, request, pk=None):
+        data = s.PromotionCreateSerializer.validated(request.data)
+        promotion = services.promotion_request(actor=request.user, version=self.get_object(), **data)
+        return Response(s.PromotionRequestSerializer(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class ApprovalPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    serializer_class = s.ApprovalPolicySerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "administer", "partial_update": "administer",
+                    "destroy": "administer"}
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.policy_list(user=user)
+
+    @extend_schema(request=s.ApprovalPolicyCreateSerializer, responses={201: s.ApprovalPolicySerializer})
+    def create(self, request):
+        data = s.ApprovalPolicyCreateSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data.pop("team"))
+        data["gates"] = [dict(g) for g in data.get("gates", [])]
+        policy = services.policy_create(actor=request.user, team=team, **data)
+        return Response(s.ApprovalPolicySerializer(policy).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ApprovalPolicyUpdateSerializer, responses={200: s.ApprovalPolicySerializer})
+    def partial_update(self, request, pk=None):
+        data = s.ApprovalPolicyUpdateSerializer.validated(request.data)
+        if "gates" in data:
+            data["gates"] = [dict(g) for g in data["gates"]]
+        policy = services.policy_update(actor=request.user, policy=self.get_object(), **data)
+        return Response(s.ApprovalPolicySerializer(policy).data)
+
+    def destroy(self, request, pk=None):
+        services.policy_delete(actor=request.user, policy=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PromotionRequestViewSet(ScopedReadOnlyViewSet):
+    """Promotion requests. ?status=&environment=&version_id=&version__model_id="""
+
+    serializer_class = s.PromotionRequestSerializer
+    capabilities = {"list": "view", "retrieve": "view", "inbox": "approve", "approve": "approve",
+                    "reject": "approve", "cancel": "operate", "override": "administer"}
+
+    def select(self, *, user):
+        filters = _filters(self.request, "promotion") if self.action == "list" else {}
+        return selectors.promotion_list(user=user, filters=filters)
+
+    @extend_schema(responses={200: s.PromotionRequestSerializer(many=True)})
+    @action(detail=False, methods=["get"])
+    def inbox(self, request):
+        """Requests waiting for the caller's decision."""
+        page = self.paginate_queryset(selectors.promotion_inbox(user=request.user))
+        return self.get_paginated_response(s.PromotionRequestSerializer(page, many=True).data)
+
+    def _decide(self, request, fn, serializer=s.DecisionSerializer):
+        data = serializer.validated(request.data)
+        promotion = fn(actor=request.user, request=self.get_object(), **data)
+        return Response(s.PromotionRequestSerializer(promotion).data)
+
+    @extend_schema(request=s.DecisionSerializer, responses={200: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, services.promotion_approve)
+
+    @extend_schema(request=s.DecisionSerializer, responses={200: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, services.promotion_reject)
+
+    @extend_schema(request=s.DecisionSerializer, responses={200: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._decide(request, services.promotion_cancel)
+
+    @extend_schema(request=s.OverrideSerializer, responses={200: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def override(self, request, pk=None):
+        return self._decide(request, services.promotion_override, serializer=s.OverrideSerializer)
+
+
+class SyncRunViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.SyncRunSerializer
+    capabilities = {"list": "view", "retrieve": "view"}
+
+    def select(self, *, user):
+        return selectors.sync_run_list(user=user)
+
+
+class SyncView(APIView):
+    """Sync now: read MLflow's registry in a worker; follow progress at /api/v1/registry/sync-runs/{id}/."""
+
+    capabilities = {"post": "operate"}
+
+    @extend_schema(request=s.SyncRequestSerializer, responses={202: s.SyncRunSerializer})
+    def post(self, request):
+        data = s.SyncRequestSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data["team"])
+        run = services.sync_request(actor=request.user, team=team, full=data["full"])
+        return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
