@@ -76,7 +76,9 @@ class Deployment(models.Model):
     # {revision id (str): percent} and the shadow mirror {"revision": id, "percent": n} as routed now.
     traffic = models.JSONField(default=dict, blank=True)
     shadow = models.JSONField(default=dict, blank=True)
-    # Until when the previous stable revision is kept warm (running, unrouted) for instant rollback.
+    # The previous stable revision, kept warm (running, unrouted) until warm_until for instant rollback.
+    warm_revision = models.ForeignKey("DeploymentRevision", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
     warm_until = models.DateTimeField(null=True, blank=True)
     endpoint_url = models.CharField(max_length=500, blank=True)
     drift = models.JSONField(default=dict, blank=True, help_text="Differences seen by the last reconcile")

@@ -109,8 +109,22 @@ LOGOUT_REDIRECT_URL = "login"
 
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 
+# Deployments: Fernet keys for cluster credentials (comma-separated, first encrypts; empty = derived from
+# SECRET_KEY for local development), the rollback warm window, the local target's process folder, and
+# the model server image rendered into Kubernetes manifests.
+CONTROLPLANE_FERNET_KEYS = env_list("CONTROLPLANE_FERNET_KEYS", "")
+DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS = int(env("DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS", "1800"))
+DEPLOYMENTS_LOCAL_DIR = Path(env("DEPLOYMENTS_LOCAL_DIR", str(DATA_DIR / "deployments")))
+DEPLOYMENTS_READY_TIMEOUT_SECONDS = int(env("DEPLOYMENTS_READY_TIMEOUT_SECONDS", "300"))
+DEPLOYMENTS_SERVER_IMAGE = env("DEPLOYMENTS_SERVER_IMAGE", "ghcr.io/mlflow/mlflow:v3.17.2")
+
 # Costs: NVML samples older than this many days or more than this many seconds in the future are
 # refused (and counted) at ingest; the rollup job rebuilds at least this many trailing hours each run.
 COSTS_SAMPLE_MAX_AGE_DAYS = int(env("COSTS_SAMPLE_MAX_AGE_DAYS", "45"))
 COSTS_SAMPLE_MAX_FUTURE_SECONDS = int(env("COSTS_SAMPLE_MAX_FUTURE_SECONDS", "300"))
 COSTS_ROLLUP_LOOKBACK_HOURS = int(env("COSTS_ROLLUP_LOOKBACK_HOURS", "2"))
+
+# Monitoring: ingestion limits (bigger → 413), rows per side in the Evidently HTML report of a run.
+MONITORING_MAX_UPLOAD_BYTES = int(env("MONITORING_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
+MONITORING_MAX_BATCH_ROWS = int(env("MONITORING_MAX_BATCH_ROWS", "200000"))
+MONITORING_REPORT_SAMPLE = int(env("MONITORING_REPORT_SAMPLE", "5000"))

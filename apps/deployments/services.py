@@ -1,0 +1,526 @@
+"""Every write of the deployments app. Keyword-only, atomic, capability-checked, audited; cluster work
+goes through the outbox to the rollout engine (rollout.py) run by workers."""
+import json
+import re
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, InvalidInput, NotFound
+from apps.outbox.services import outbox_enqueue
+from apps.teams.choices import Capability
+from apps.teams.selectors import require_capability, require_platform_admin
+
+from . import capacity, crypto
+from .choices import ClusterKind, DeploymentStatus as S, JobStatus, RevisionReason, RevisionStatus, StrategyKind
+from .models import Cluster, ClusterNamespace, Deployment, DeploymentDraft, DeploymentRevision, Job
+from .rollout import completion_fields, workload
+from .spec import validate_resources, validate_strategy
+from .transitions import ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition
+
+DRIVE_TOPIC = "deployments.drive"
+JOB_TOPIC = "deployments.dispatch_job"
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+
+
+# ---------------------------------------------------------------- clusters (platform admins)
+
+def _credentials_blob(*, kubeconfig: str | None, token: str | None, ca_cert: str | None, api_url: str) -> tuple[bytes, str]:
+    if kubeconfig:
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(kubeconfig)
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"The kubeconfig is not valid YAML: {exc}", fields={"kubeconfig": ["Invalid YAML."]})
+        if not isinstance(parsed, dict) or not parsed.get("clusters"):
+            raise InvalidInput("The kubeconfig has no clusters section.", fields={"kubeconfig": ["No clusters."]})
+        return crypto.encrypt(json.dumps({"kubeconfig": kubeconfig})), "kubeconfig"
+    if token:
+        if not api_url:
+            raise InvalidInput("A service-account token needs the API URL.", fields={"api_url": ["Required with a token."]})
+        return crypto.encrypt(json.dumps({"token": token, "ca_cert": ca_cert or ""})), "token"
+    raise InvalidInput("A Kubernetes cluster needs credentials: a kubeconfig, or a token with the API URL (and CA).",
+                       fields={"kubeconfig": ["Give a kubeconfig or a token."]})
+
+
+@transaction.atomic
+def cluster_create(*, actor, name: str, kind: str, description: str = "", api_url: str = "",
+                   kubeconfig: str | None = None, token: str | None = None, ca_cert: str | None = None) -> Cluster:
+    require_platform_admin(user=actor)
+    if Cluster.objects.filter(name=name).exists():
+        raise Conflict(f"A cluster named '{name}' already exists.", fields={"name": ["Already taken."]})
+    cluster = Cluster(name=name, kind=kind, description=description, api_url=api_url)
+    if kind == ClusterKind.KUBERNETES:
+        cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
+            kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=api_url)
+    cluster.save()
+    audit_record(actor=actor, action="cluster.create", target=cluster,
+                 changes={"name": [None, name], "kind": [None, kind], "api_url": [None, api_url],
+                          "credentials": [None, "set" if cluster.credentials_kind else ""]})
+    return cluster
+
+
+@transaction.atomic
+def cluster_set_credentials(*, actor, cluster: Cluster, api_url: str | None = None, kubeconfig: str | None = None,
+                            token: str | None = None, ca_cert: str | None = None) -> Cluster:
+    require_platform_admin(user=actor)
+    if cluster.kind != ClusterKind.KUBERNETES:
+        raise InvalidInput("Only Kubernetes clusters take credentials.")
+    if api_url is not None:
+        cluster.api_url = api_url
+    cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
+        kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=cluster.api_url)
+    cluster.last_check_ok = None
+    cluster.save()
+    audit_record(actor=actor, action="cluster.credentials_set", target=cluster,
+                 changes={"credentials": ["***", "***"], "credentials_kind": [None, cluster.credentials_kind]})
+    return cluster
+
+
+def cluster_credentials(*, cluster: Cluster) -> dict:
+    """Decrypted credentials, for drivers only (never serialized, logged or audited)."""
+    if not cluster.credentials_encrypted:
+        return {}
+    return json.loads(crypto.decrypt(cluster.credentials_encrypted))
+
+
+def credentials_rotate() -> int:
+    """Re-encrypt every cluster's credentials with the first configured key (after prepending a new one)."""
+    count = 0
+    for cluster in Cluster.objects.exclude(credentials_encrypted=None):
+        Cluster.objects.filter(pk=cluster.pk).update(credentials_encrypted=crypto.rotate(cluster.credentials_encrypted))
+        count += 1
+    return count
+
+
+def cluster_test_connection(*, actor, cluster: Cluster) -> Cluster:
+    require_platform_admin(user=actor)
+    from workers.drivers import driver_for
+
+    try:
+        check = driver_for(cluster).test_connection()
+        ok, message, kserve = check.ok, check.message, check.kserve
+    except Exception as exc:  # the check reports any failure to the admin rather than erroring
+        ok, message, kserve = False, f"{type(exc).__name__}: {exc}", None
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=ok,
+                                                     last_check_message=message[:1000], kserve_available=kserve)
+        cluster.refresh_from_db()
+        audit_record(actor=actor, action="cluster.test_connection", target=cluster,
+                     changes={"ok": [None, ok], "message": [None, message[:300]]})
+    return cluster
+
+
+@transaction.atomic
+def cluster_namespace_create(*, actor, cluster: Cluster, team, environment, namespace: str) -> ClusterNamespace:
+    require_platform_admin(user=actor)
+    if ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).exists():
+        raise Conflict(f"Team {team.slug} already has a namespace for {environment.name} on {cluster.name}.")
+    if ClusterNamespace.objects.filter(cluster=cluster, namespace=namespace).exists():
+        raise Conflict(f"Namespace {namespace} on {cluster.name} is already assigned.", fields={"namespace": ["Taken."]})
+    row = ClusterNamespace.objects.create(cluster=cluster, team=team, environment=environment, namespace=namespace)
+    audit_record(actor=actor, action="cluster.namespace_create", target=row, team=team,
+                 changes={"cluster": [None, cluster.name], "environment": [None, environment.name],
+                          "namespace": [None, namespace]})
+    return row
+
+
+def namespace_for(*, cluster: Cluster, team, environment) -> str:
+    row = ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).first()
+    if row is not None:
+        return row.namespace
+    if cluster.kind == ClusterKind.LOCAL:
+        return f"{team.slug}-{environment.name}"[:63]
+    raise InvalidInput(f"Team {team.slug} has no namespace for {environment.name} on cluster {cluster.name}; a "
+                       f"platform admin adds one under Deployments → Clusters.", fields={"cluster": ["No namespace."]})
+
+
+# ---------------------------------------------------------------- deployments
+
+def _check_version(*, version, environment, team) -> None:
+    from apps.registry.selectors import version_approved_for
+
+    if version.model.team_id != team.pk:
+        raise NotFound(f"Model version {version.pk} not found.")
+    if not version_approved_for(version=version, environment=environment.name):
+        raise Conflict(f"{version.model.name} version {version.version} is not approved for {environment.name}; "
+                       f"request a promotion to {environment.name} first.", code="not_approved",
+                       fields={"model_version": ["Not approved for this environment."]})
+
+
+def _check_cluster_strategy(*, cluster: Cluster, strategy: dict) -> None:
+    if cluster.kind == ClusterKind.KUBERNETES and strategy["kind"] in (StrategyKind.SHADOW, StrategyKind.AB):
+        raise InvalidInput(f"The {strategy['kind']} strategy needs a request router; on Kubernetes clusters use "
+                           f"rolling, canary or blue/green (shadow and A/B/n run on the local target).",
+                           fields={"strategy": ["Not supported on Kubernetes clusters."]})
+    if cluster.kind == ClusterKind.KUBERNETES and cluster.last_check_ok is False:
+        raise Conflict(f"Cluster {cluster.name} is unreachable ({cluster.last_check_message}); fix its connection "
+                       f"and test it again before deploying.", code="cluster_unreachable")
+
+
+def _next_number(deployment) -> int:
+    return (deployment.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def _new_revision(*, actor, deployment, version, resources, strategy, reason=RevisionReason.DEPLOY,
+                  rollback_of=None, manifests=None) -> DeploymentRevision:
+    from apps.audit.services import actor_label
+    from workers.drivers import driver_for
+
+    revision = DeploymentRevision(deployment=deployment, number=_next_number(deployment), model_version=version,
+                                  strategy=strategy, resources=resources, reason=reason, rollback_of=rollback_of,
+                                  created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                                  actor_label=actor_label(actor))
+    if manifests is None:
+        from .rollout import initial_weight
+
+        manifests = driver_for(deployment.cluster).render(
+            deployment=deployment, revision=revision, weight=initial_weight(deployment=deployment, revision=revision))
+    revision.manifests = manifests
+    revision.save()
+    return revision
+
+
+def _enqueue_drive(deployment, revision=None, why: str = "drive") -> None:
+    outbox_enqueue(topic=DRIVE_TOPIC, payload={"deployment_id": deployment.pk},
+                   dedup_key=f"deployments.{why}:{deployment.pk}:{deployment.lock_version}:{revision.pk if revision else ''}",
+                   team=deployment.team)
+
+
+@transaction.atomic
+def deployment_create(*, actor, team, name: str, model_version, environment, cluster: Cluster,
+                      namespace: str | None = None, resources: dict | None = None,
+                      strategy: dict | None = None) -> Deployment:
+    """Create a deployment and its first revision, and dispatch it (one call = the whole wizard)."""
+    require_capability(user=actor, team=team, capability=Capability.OPERATE)
+    if not NAME_RE.match(name or ""):
+        raise InvalidInput("Name must be lowercase letters, digits and dashes (at most 40), starting with a letter.",
+                           fields={"name": ["Invalid name."]})
+    if Deployment.objects.filter(team=team, name=name).exists():
+        raise Conflict(f"Team {team.slug} already has a deployment named '{name}'; deploy a new version to it instead.",
+                       fields={"name": ["Already exists."]})
+    _check_version(version=model_version, environment=environment, team=team)
+    resources = validate_resources(resources)
+    strategy = validate_strategy(strategy, revision_numbers=set())
+    if strategy["kind"] == StrategyKind.AB:
+        raise InvalidInput("An A/B/n split needs existing revisions; deploy one first.", fields={"strategy": ["No revisions yet."]})
+    _check_cluster_strategy(cluster=cluster, strategy=strategy)
+    allowed_ns = namespace_for(cluster=cluster, team=team, environment=environment)
+    if namespace and namespace != allowed_ns:
+        raise InvalidInput(f"Team {team.slug} deploys to namespace {allowed_ns} for {environment.name} on "
+                           f"{cluster.name}, not {namespace}.", fields={"namespace": [f"Use {allowed_ns}."]})
+    capacity.admission_require(team=team, cluster=cluster, resources=resources)
+    deployment = Deployment.objects.create(team=team, name=name, model=model_version.model, environment=environment,
+                                           cluster=cluster, namespace=allowed_ns, status=S.PENDING,
+                                           created_by=actor, status_message="Waiting for dispatch")
+    revision = _new_revision(actor=actor, deployment=deployment, version=model_version, resources=resources,
+                             strategy=strategy)
+    Deployment.objects.filter(pk=deployment.pk).update(current_revision=revision)
+    deployment.refresh_from_db()
+    audit_record(actor=actor, action="deployment.create", target=deployment, team=team, changes={
+        "model_version": [None, f"{model_version.model.name} v{model_version.version}"],
+        "environment": [None, environment.name], "cluster": [None, cluster.name], "namespace": [None, allowed_ns],
+        "strategy": [None, strategy], "resources": [None, resources], "revision": [None, revision.number]})
+    _enqueue_drive(deployment, revision)
+    return deployment
+
+
+@transaction.atomic
+def deployment_deploy(*, actor, deployment: Deployment, model_version, resources: dict | None = None,
+                      strategy: dict | None = None) -> DeploymentRevision:
+    """Roll a new model version (or new resources/strategy) out to an existing deployment."""
+    require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if deployment.status not in ACCEPTS_NEW_REVISION:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; promote, abort or roll back the running "
+                       f"rollout before starting another.", extra={"status": deployment.status})
+    if model_version.model_id != deployment.model_id:
+        raise InvalidInput(f"Deployment {deployment.name} serves {deployment.model.name}; pick a version of that model.",
+                           fields={"model_version": ["Different model."]})
+    _check_version(version=model_version, environment=deployment.environment, team=deployment.team)
+    base = deployment.current_revision
+    resources = validate_resources(resources if resources is not None else (base.resources if base else None))
+    strategy = validate_strategy(strategy, revision_numbers=set(deployment.revisions.values_list("number", flat=True)))
+    _check_cluster_strategy(cluster=deployment.cluster, strategy=strategy)
+    capacity.admission_require(team=deployment.team, cluster=deployment.cluster, resources=resources)
+    revision = _new_revision(actor=actor, deployment=deployment, version=model_version, resources=resources,
+                             strategy=strategy)
+    deployment = deployment_transition(
+        deployment=deployment, to=S.PENDING, actor=actor, action="deployment.deploy",
+        expected=ACCEPTS_NEW_REVISION,
+        fields={"current_revision": revision, "rollout_step": -1, "status_message": "Waiting for dispatch"},
+        audit_changes={"model_version": [None, f"{model_version.model.name} v{model_version.version}"],
+                       "strategy": [None, strategy], "revision": [None, revision.number]})
+    _enqueue_drive(deployment, revision)
+    return revision
+
+
+def _operate(actor, deployment) -> Deployment:
+    require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+    return Deployment.objects.select_for_update(of=("self",)).select_related("current_revision", "stable_revision").get(pk=deployment.pk)
+
+
+@transaction.atomic
+def deployment_promote(*, actor, deployment: Deployment) -> Deployment:
+    """Next canary step, or switch blue/green / shadow to the new revision."""
+    deployment = _operate(actor, deployment)
+    if deployment.status != S.AWAITING_PROMOTION:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; only a rollout waiting for promotion "
+                       f"can be promoted.", extra={"status": deployment.status})
+    revision = deployment.current_revision
+    strategy = revision.strategy
+    new, old = workload(revision).number, workload(deployment.stable_revision).number
+    fields, to = None, S.HEALTHY
+    if strategy["kind"] == StrategyKind.CANARY:
+        for index in range(deployment.rollout_step + 1, len(strategy["steps"])):
+            step = strategy["steps"][index]
+            if step["weight"] >= 100:
+                break
+            if step["pause"] or index == len(strategy["steps"]) - 1:
+                fields = {"traffic": {str(old): 100 - step["weight"], str(new): step["weight"]}, "rollout_step": index,
+                          "status_message": f"Traffic r{old}: {100 - step['weight']} %, r{new}: {step['weight']} %. "
+                                            f"Waiting for promotion."}
+                to = S.AWAITING_PROMOTION
+                break
+    if fields is None:
+        fields = completion_fields(deployment=deployment, revision=revision)
+    deployment = deployment_transition(deployment=deployment, to=to, actor=actor, action="deployment.promote",
+                                       fields=fields)
+    if to == S.HEALTHY:
+        _supersede(deployment, revision)
+    _enqueue_drive(deployment, why="route")
+    return deployment
+
+
+def _supersede(deployment, revision):
+    (DeploymentRevision.objects.filter(deployment=deployment, status=RevisionStatus.READY)
+     .exclude(pk=revision.pk).update(status=RevisionStatus.SUPERSEDED))
+
+
+@transaction.atomic
+def deployment_pause(*, actor, deployment: Deployment) -> Deployment:
+    deployment = _operate(actor, deployment)
+    if deployment.status not in (S.AWAITING_PROMOTION, S.PROGRESSING):
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; only a running rollout can be paused.",
+                       extra={"status": deployment.status})
+    return deployment_transition(deployment=deployment, to=S.PAUSED, actor=actor, action="deployment.pause",
+                                 fields={"status_message": "Rollout paused by " + str(actor)})
+
+
+@transaction.atomic
+def deployment_resume(*, actor, deployment: Deployment) -> Deployment:
+    deployment = _operate(actor, deployment)
+    if deployment.status != S.PAUSED:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}, not paused.", extra={"status": deployment.status})
+    return deployment_transition(deployment=deployment, to=S.AWAITING_PROMOTION, actor=actor,
+                                 action="deployment.resume", fields={"status_message": "Waiting for promotion."})
+
+
+@transaction.atomic
+def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
+    """Stop the rollout: all traffic back to the stable revision, the new one is marked aborted."""
+    deployment = _operate(actor, deployment)
+    if deployment.status not in (S.PENDING, S.PROGRESSING, S.AWAITING_PROMOTION, S.PAUSED):
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; there is no rollout to abort.",
+                       extra={"status": deployment.status})
+    revision, stable = deployment.current_revision, deployment.stable_revision
+    DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.ABORTED,
+                                                             message=f"Aborted by {actor}")
+    if stable is None:
+        fields = {"traffic": {}, "shadow": {}, "status_message": f"Rollout of revision {revision.number} aborted; "
+                                                                   f"nothing serves."}
+        to = S.FAILED
+    else:
+        fields = {"traffic": {str(workload(stable).number): 100}, "shadow": {}, "current_revision": stable,
+                  "rollout_step": -1,
+                  "status_message": f"Rollout of revision {revision.number} aborted; revision {stable.number} serves."}
+        to = S.HEALTHY
+    expected = {deployment.status}
+    if deployment.status == S.PENDING:
+        # pending → healthy is not a rollout move; an abort before dispatch goes through progressing.
+        deployment = deployment_transition(deployment=deployment, to=S.PROGRESSING)
+    deployment = deployment_transition(deployment=deployment, to=to, actor=actor, action="deployment.abort",
+                                       expected={deployment.status}, fields=fields,
+                                       audit_changes={"aborted_revision": [revision.number, None]})
+    del expected
+    _enqueue_drive(deployment, why="route")
+    return deployment
+
+
+@transaction.atomic
+def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revision=None) -> DeploymentRevision:
+    """Re-apply an earlier revision's manifests as a new revision (from the UI, the API or a monitoring alert).
+
+    The deployment row is locked, so two rollbacks clicked at once produce one: the second finds the
+    first in flight and gets 409. Rolling back to a revision that is still warm is a traffic switch.
+    """
+    if actor is not None:
+        require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+    deployment = (Deployment.objects.select_for_update(of=("self",))
+                  .select_related("current_revision__rollback_of", "stable_revision__rollback_of",
+                                  "warm_revision__rollback_of").get(pk=deployment.pk))
+    current = deployment.current_revision
+    if deployment.status not in ROLLBACK_FROM:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; a rollback is already being applied "
+                       f"(revision {current.number if current else '-'}).", code="rollback_in_progress",
+                       extra={"status": deployment.status})
+    if to_revision is None:
+        to_revision = _rollback_target(deployment)
+    elif not isinstance(to_revision, DeploymentRevision):
+        to_revision = deployment.revisions.filter(number=int(to_revision)).first()
+        if to_revision is None:
+            raise NotFound("That revision does not exist in this deployment.")
+    if to_revision.deployment_id != deployment.pk:
+        raise NotFound(f"Revision {to_revision.pk} not found in deployment {deployment.name}.")
+    target = workload(to_revision)
+    if current is not None and workload(current).pk == target.pk and deployment.status == S.HEALTHY:
+        raise Conflict(f"Revision {to_revision.number} is already serving.", code="already_serving")
+    if target.status == RevisionStatus.FAILED:
+        raise Conflict(f"Revision {to_revision.number} failed to roll out; pick a revision that served.")
+    if current is not None and current.status in (RevisionStatus.PENDING, RevisionStatus.APPLYING):
+        DeploymentRevision.objects.filter(pk=current.pk).update(status=RevisionStatus.ABORTED,
+                                                                message=f"Superseded by a rollback: {reason}"[:2000])
+    revision = _new_revision(actor=actor, deployment=deployment, version=target.model_version,
+                             resources=target.resources, strategy={"kind": StrategyKind.ROLLING},
+                             reason=RevisionReason.ROLLBACK, rollback_of=target, manifests=target.manifests)
+    # A rollback is a forced transition from whatever rollout state: pending, then the engine drives it.
+    deployment_transition(
+        deployment=deployment, to=S.PENDING, actor=actor, action="deployment.rollback", expected=ROLLBACK_FROM,
+        fields={"current_revision": revision, "rollout_step": -1, "shadow": {},
+                "status_message": f"Rolling back to revision {to_revision.number}: {reason}"[:1900]},
+        audit_changes={"rollback_to": [current.number if current else None, to_revision.number],
+                       "revision": [None, revision.number], "reason": [None, reason]})
+    deployment.refresh_from_db()
+    _enqueue_drive(deployment, revision, why="rollback")
+    return revision
+
+
+def _rollback_target(deployment) -> DeploymentRevision:
+    current, stable = deployment.current_revision, deployment.stable_revision
+    if stable is not None and current is not None and current.pk != stable.pk:
+        return stable
+    if deployment.warm_revision is not None:
+        return deployment.warm_revision
+    stable_workload = workload(stable).pk if stable else None
+    earlier = (deployment.revisions.filter(status__in=[RevisionStatus.SUPERSEDED, RevisionStatus.READY])
+               .exclude(pk=stable.pk if stable else None).order_by("-number"))
+    for candidate in earlier:
+        if workload(candidate).pk != stable_workload:
+            return candidate
+    raise Conflict(f"Deployment {deployment.name} has no earlier revision that served; nothing to roll back to.",
+                   code="no_rollback_target")
+
+
+@transaction.atomic
+def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
+    """After drift or vanished objects: re-apply the serving revision's manifests as a new revision."""
+    require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if deployment.status not in ACCEPTS_NEW_REVISION or deployment.stable_revision is None:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; re-apply needs a settled deployment "
+                       f"with a serving revision.", extra={"status": deployment.status})
+    target = workload(deployment.stable_revision)
+    DeploymentRevision.objects.filter(pk=target.pk).update(status=RevisionStatus.PENDING)
+    revision = _new_revision(actor=actor, deployment=deployment, version=target.model_version,
+                             resources=target.resources, strategy={"kind": StrategyKind.ROLLING},
+                             reason=RevisionReason.REAPPLY, rollback_of=target, manifests=target.manifests)
+    deployment_transition(deployment=deployment, to=S.PENDING, actor=actor, action="deployment.reapply",
+                          expected=ACCEPTS_NEW_REVISION,
+                          fields={"current_revision": revision, "drift": {}, "status_message": "Re-applying"},
+                          audit_changes={"revision": [None, revision.number]})
+    deployment.refresh_from_db()
+    _enqueue_drive(deployment, revision, why="reapply")
+    return revision
+
+
+# ---------------------------------------------------------------- wizard drafts
+
+DRAFT_FIELDS = {"name", "model_version", "environment", "cluster", "namespace", "resources", "strategy"}
+
+
+@transaction.atomic
+def draft_save(*, actor, team, data: dict, step: int, draft: DeploymentDraft | None = None) -> DeploymentDraft:
+    require_capability(user=actor, team=team, capability=Capability.OPERATE)
+    unknown = set(data) - DRAFT_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown draft fields: {', '.join(sorted(unknown))}.")
+    if draft is None:
+        draft = DeploymentDraft(team=team, created_by=actor)
+    draft.data = {**(draft.data or {}), **data}
+    draft.step = max(1, min(step, 5))
+    draft.save()
+    return draft
+
+
+def draft_submit(*, actor, draft: DeploymentDraft) -> Deployment:
+    from apps.registry.models import Environment, ModelVersion
+
+    data = draft.data
+    try:
+        version = ModelVersion.objects.select_related("model").get(pk=data.get("model_version"))
+        environment = Environment.objects.get(name=data.get("environment"))
+        cluster = Cluster.objects.get(name=data.get("cluster"))
+    except (ModelVersion.DoesNotExist, Environment.DoesNotExist, Cluster.DoesNotExist, ValueError, TypeError):
+        raise InvalidInput("The draft is missing its model version, environment or cluster; go back to steps 1-2.")
+    with transaction.atomic():
+        deployment = deployment_create(actor=actor, team=draft.team, name=data.get("name", ""), model_version=version,
+                                       environment=environment, cluster=cluster, namespace=data.get("namespace") or None,
+                                       resources=data.get("resources"), strategy=data.get("strategy"))
+        DeploymentDraft.objects.filter(pk=draft.pk).update(submitted_deployment=deployment)
+    return deployment
+
+
+# ---------------------------------------------------------------- jobs
+
+@transaction.atomic
+def job_dispatch(*, actor, team, cluster: Cluster, image: str, command: list[str], gpu_type: str = "",
+                 gpu_count: int = 0, namespace: str | None = None, name: str | None = None,
+                 environment: str = "staging") -> Job:
+    """Dispatch training or batch work as a Kubernetes Job; tracked to completion by the reconcile beat."""
+    from apps.registry.models import Environment
+
+    if actor is not None:
+        require_capability(user=actor, team=team, capability=Capability.OPERATE)
+    if cluster.kind != ClusterKind.KUBERNETES:
+        raise InvalidInput("Jobs run on Kubernetes clusters; pick one.", fields={"cluster": ["Not a Kubernetes cluster."]})
+    if not image or not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise InvalidInput("A job needs an image and a command given as a list of strings.",
+                           fields={"command": ["List of strings."]})
+    resources = validate_resources({"gpu_type": gpu_type, "gpu_count": gpu_count})
+    if namespace is None:
+        env = Environment.objects.filter(name=environment).first()
+        if env is None:
+            raise InvalidInput(f"Unknown environment {environment}.")
+        namespace = namespace_for(cluster=cluster, team=team, environment=env)
+    capacity.admission_require(team=team, cluster=cluster, resources=resources)
+    name = name or f"{team.slug}-job-{timezone.now():%Y%m%d%H%M%S%f}"[:63]
+    job = Job.objects.create(team=team, cluster=cluster, namespace=namespace, name=name, image=image, command=command,
+                             gpu_type=resources["gpu_type"], gpu_count=resources["gpu_count"],
+                             created_by=actor if getattr(actor, "is_authenticated", False) else None)
+    audit_record(actor=actor, action="job.dispatch", target=job, team=team,
+                 changes={"image": [None, image], "command": [None, command], "gpu": [None, f"{gpu_count}x{gpu_type}"]})
+    outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:1", team=team)
+    return job
+
+
+@transaction.atomic
+def job_retry(*, actor, job: Job) -> Job:
+    require_capability(user=actor, team=job.team, capability=Capability.OPERATE)
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status != JobStatus.FAILED:
+        raise Conflict(f"Job {job.name} is {job.status}; only failed jobs can be retried.")
+    attempt = job.attempt + 1
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, attempt=attempt, message="", finished_at=None)
+    job.refresh_from_db()
+    audit_record(actor=actor, action="job.retry", target=job, team=job.team, changes={"attempt": [attempt - 1, attempt]})
+    outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:{attempt}",
+                   team=job.team)
+    return job
+
+
+def warm_window_expired(*, deployment) -> bool:
+    return deployment.warm_until is None or deployment.warm_until <= timezone.now() - timedelta(seconds=0)

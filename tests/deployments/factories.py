@@ -1,0 +1,31 @@
+from apps.deployments.models import Cluster, ClusterNamespace
+from apps.registry.models import Environment, ModelVersion, RegisteredModel
+
+
+def environment(name: str = "staging") -> Environment:
+    return Environment.objects.get_or_create(name=name)[0]
+
+
+def model_version(team, *, name: str = "fraud-classifier", version: int = 1, source: str = "") -> ModelVersion:
+    model, _ = RegisteredModel.objects.get_or_create(name=name, defaults={"team": team})
+    return ModelVersion.objects.get_or_create(model=model, version=version,
+                                              defaults={"source": source or f"models:/{name}/{version}",
+                                                        "artifact_uri": f"mlflow-artifacts:/1/{name}-{version}/artifacts/model"})[0]
+
+
+def local_cluster() -> Cluster:
+    return Cluster.objects.get_or_create(name="local", defaults={"kind": "local"})[0]
+
+
+def kube_cluster(*, url: str = "http://127.0.0.1:9", name: str = "kind", token: str = "secret-token", admin=None,
+                 team=None, env: str = "staging", namespace: str | None = None) -> Cluster:
+    from apps.deployments.services import cluster_create
+    from tests.factories import UserFactory
+
+    admin = admin or UserFactory(username="cluster-admin", is_superuser=True, is_staff=True)
+    cluster = Cluster.objects.filter(name=name).first() or cluster_create(
+        actor=admin, name=name, kind="kubernetes", api_url=url, token=token)
+    if team is not None:
+        ClusterNamespace.objects.get_or_create(cluster=cluster, team=team, environment=environment(env),
+                                               defaults={"namespace": namespace or f"{team.slug}-{env}"})
+    return cluster

@@ -1,0 +1,73 @@
+"""The local target end to end: real model servers, real predictions through the deployment endpoint,
+a canary split, promotion, a second version and a one-click rollback, all audited."""
+import collections
+
+import pytest
+import requests
+
+from apps.audit.models import AuditEvent
+from apps.deployments.models import Deployment, LocalProcess
+from apps.deployments.rollout import rollout_drive
+from apps.deployments.services import deployment_create, deployment_deploy, deployment_promote, deployment_rollback
+from tests.deployments.conftest import ROWS
+
+pytestmark = pytest.mark.mlflow
+
+
+def predict(deployment, n=1):
+    answers = collections.Counter()
+    for _ in range(n):
+        response = requests.post(deployment.endpoint_url, json=ROWS, timeout=30)
+        assert response.status_code == 200, response.text
+        answers[(response.headers["X-Revision"], response.json()["predictions"][0])] += 1
+    return answers
+
+
+def test_deploy_canary_promote_and_rollback(engineer, team, staging, local, local_dir, versions):
+    v1, v2 = versions
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=v1, environment=staging,
+                                   cluster=local, resources={"cpu": "500m", "memory": "512Mi"})
+    assert deployment.status == "pending"
+    assert "routed" in rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.traffic == {"1": 100}
+    assert predict(deployment, 3) == {("1", 0): 3}
+
+    revision = deployment_deploy(actor=engineer, deployment=deployment, model_version=v2,
+                                 strategy={"kind": "canary", "steps": [{"weight": 30, "pause": True},
+                                                                       {"weight": 60, "pause": True}, {"weight": 100}]})
+    assert revision.number == 2
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "awaiting_promotion"
+    assert deployment.traffic == {"1": 70, "2": 30}
+    answers = predict(deployment, 40)
+    assert answers[("1", 0)] and answers[("2", 1)], answers  # both revisions answered through one endpoint
+
+    deployment_promote(actor=engineer, deployment=deployment)
+    deployment.refresh_from_db()
+    assert deployment.traffic == {"1": 40, "2": 60} and deployment.status == "awaiting_promotion"
+    deployment_promote(actor=engineer, deployment=deployment)
+    from apps.deployments.rollout import route
+
+    route(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.traffic == {"2": 100}
+    assert deployment.warm_revision.number == 1
+    assert predict(deployment, 3) == {("2", 1): 3}
+    warm_pid = LocalProcess.objects.get(deployment=deployment, revision__number=1).pid
+
+    rollback = deployment_rollback(actor=engineer, deployment=deployment, reason="latency regression")
+    assert rollback.number == 3 and rollback.rollback_of.number == 1 and rollback.reason == "rollback"
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.traffic == {"1": 100}
+    assert predict(deployment, 3) == {("1", 0): 3}
+    # Inside the warm window the rollback is a traffic switch: the same server process serves again.
+    assert LocalProcess.objects.get(deployment=deployment, revision__number=1).pid == warm_pid
+
+    actions = list(AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk))
+                   .values_list("action", flat=True).order_by("id"))
+    assert actions[0] == "deployment.create"
+    for action in ("deployment.deploy", "deployment.promote", "deployment.rollback", "deployment.rollout_ready"):
+        assert action in actions

@@ -1,0 +1,86 @@
+"""The interface the rollout engine drives a cluster through.
+
+Errors: `DriverUnavailable` is transient (cluster unreachable, 5xx, timeout) and the caller retries
+with backoff; `ApplyFailed` is permanent for that revision (the cluster refused the manifest, the model
+server crashed) and carries the cluster's message, which the revision shows.
+"""
+from dataclasses import dataclass, field
+
+
+class DriverUnavailable(Exception):
+    """The cluster could not be reached or answered 5xx/timeout; retry later."""
+
+
+class ApplyFailed(Exception):
+    """The cluster refused the revision or it failed to become ready; its message is shown to users."""
+
+
+@dataclass
+class ConnectionCheck:
+    ok: bool
+    message: str
+    kserve: bool | None = None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Observed:
+    """What the cluster reports for a deployment: objects found, missing, and fields that differ."""
+
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    drift: dict = field(default_factory=dict)
+
+
+class Driver:
+    """One per cluster kind. Every method is idempotent: calling it twice does what calling it once did."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def test_connection(self) -> ConnectionCheck:
+        raise NotImplementedError
+
+    def render(self, *, deployment, revision, weight: int) -> list[dict]:
+        """The manifests this revision applies (stored on the revision, shown in the review)."""
+        raise NotImplementedError
+
+    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
+        """Bring the revision's workload up (serving `weight` % once routed). `on_request()` is called when
+        the first apply request reaches the cluster (the rollback latency the benchmark measures)."""
+        raise NotImplementedError
+
+    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+        """Return when ready; raise ApplyFailed (failed or timed out) or DriverUnavailable."""
+        raise NotImplementedError
+
+    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+        """Send traffic {workload revision number: percent} (+ shadow mirror); return the endpoint URL."""
+        raise NotImplementedError
+
+    def retire(self, *, deployment, revision) -> None:
+        """Stop a revision's workload that is neither routed nor kept warm."""
+        raise NotImplementedError
+
+    def observe(self, *, deployment, revisions: list) -> Observed:
+        raise NotImplementedError
+
+    # Jobs (training / batch)
+    def job_apply(self, *, job) -> dict:
+        raise NotImplementedError
+
+    def job_status(self, *, job) -> tuple[str, str]:
+        """(status, message) with status one of JobStatus."""
+        raise NotImplementedError
+
+
+def driver_for(cluster) -> Driver:
+    from apps.deployments.choices import ClusterKind
+
+    if cluster.kind == ClusterKind.LOCAL:
+        from .local import LocalDriver
+
+        return LocalDriver(cluster)
+    from .kubernetes import KubernetesDriver
+
+    return KubernetesDriver(cluster)

@@ -1,0 +1,290 @@
+"""The local target: every revision is a model server process on a loopback port, and every deployment
+has one router process on a stable port that splits traffic between them.
+
+Processes run in their own session, so they outlive the worker that started them; their pid and port
+are recorded in `LocalProcess` rows and pid files, and `local_adopt()` (worker start, reconcile beat)
+keeps the healthy ones and removes the rest.
+"""
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+
+logger = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = {"server": "workers.model_server", "router": "workers.router"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pid_alive(pid: int | None, role: str | None = None) -> bool:
+    """Alive, not a zombie, and (when role is given) running our module, so a recycled pid isn't ours."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            _reap(pid)
+            return False
+        if role:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if MODULES[role].encode() not in fh.read():
+                    return False
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def kill(pid: int | None) -> None:
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    if pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _reap(pid)
+
+
+def healthy(port: int, timeout: float = 1.0) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/ping", timeout=timeout).ok
+    except requests.RequestException:
+        return False
+
+
+class LocalDriver(Driver):
+    def _dir(self, deployment) -> Path:
+        path = Path(settings.DEPLOYMENTS_LOCAL_DIR) / f"deployment-{deployment.pk}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def test_connection(self) -> ConnectionCheck:
+        path = Path(settings.DEPLOYMENTS_LOCAL_DIR)
+        path.mkdir(parents=True, exist_ok=True)
+        return ConnectionCheck(ok=os.access(path, os.W_OK), message=f"Local processes; state in {path}",
+                               kserve=False)
+
+    @staticmethod
+    def model_uri(revision) -> str:
+        version = revision.model_version
+        return f"models:/{version.model.name}/{version.version}"
+
+    def render(self, *, deployment, revision, weight: int) -> list[dict]:
+        return [{
+            "kind": "LocalModelServer",
+            "name": f"{deployment.name}-r{revision.number}",
+            "modelUri": self.model_uri(revision),
+            "command": [sys.executable, "-m", MODULES["server"], "--model-uri", self.model_uri(revision)],
+            "resources": revision.resources,
+            "weight": weight,
+        }]
+
+    def _process(self, deployment, role: str, revision=None):
+        from apps.deployments.models import LocalProcess
+
+        return LocalProcess.objects.filter(deployment=deployment, role=role, revision=revision).first()
+
+    def _spawn(self, deployment, role: str, args: list[str], revision=None, port: int | None = None):
+        from apps.deployments.models import LocalProcess
+
+        existing = self._process(deployment, role, revision)
+        if existing and pid_alive(existing.pid, role):
+            return existing, False
+        if existing:
+            port = port or existing.port
+            existing.delete()
+        if port is None or not port_free(port):
+            port = free_port()
+        folder = self._dir(deployment)
+        name = f"{role}-r{revision.number}" if revision else role
+        pid_file, log_file = folder / f"{name}.pid", folder / f"{name}.log"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI, "PYTHONUNBUFFERED": "1"}
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", MODULES[role], "--port", str(port), "--pid-file", str(pid_file), *args],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        row = LocalProcess.objects.create(role=role, deployment=deployment, revision=revision, pid=proc.pid,
+                                          port=port, pid_file=str(pid_file), log_file=str(log_file))
+        logger.info("Started local process", extra={"role": role, "pid": proc.pid, "port": port})
+        return row, True
+
+    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
+        self._spawn(deployment, "server", ["--model-uri", self.model_uri(revision), "--revision", str(revision.number)],
+                    revision=revision)
+        if on_request:
+            on_request()
+
+    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+        row = self._process(deployment, "server", revision)
+        if row is None:
+            raise DriverUnavailable(f"No server process recorded for revision {revision.number}.")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if healthy(row.port):
+                return
+            if not pid_alive(row.pid, "server"):
+                tail = _tail(row.log_file)
+                row.delete()
+                raise ApplyFailed(f"Model server for revision {revision.number} exited: {tail}")
+            time.sleep(0.25)
+        tail = _tail(row.log_file)
+        kill(row.pid)
+        row.delete()
+        raise ApplyFailed(f"Model server for revision {revision.number} was not ready after {timeout:.0f}s. {tail}")
+
+    def _ensure_server(self, deployment, revision):
+        """A routed revision whose server died (crash, host reboot) is started again before routing."""
+        row = self._process(deployment, "server", revision)
+        if row is not None and pid_alive(row.pid, "server"):
+            return row
+        self.apply(deployment=deployment, revision=revision, weight=0)
+        try:
+            self.wait_ready(deployment=deployment, revision=revision, timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS)
+        except ApplyFailed as exc:
+            raise DriverUnavailable(str(exc)) from exc
+        return self._process(deployment, "server", revision)
+
+    def _ensure_router(self, deployment) -> int:
+        config = self._dir(deployment) / "routes.json"
+        previous = None
+        if deployment.endpoint_url:
+            try:
+                previous = int(deployment.endpoint_url.rsplit(":", 1)[1].split("/")[0])
+            except (IndexError, ValueError):
+                previous = None
+        row, started = self._spawn(deployment, "router", ["--config", str(config)], port=previous)
+        if started:
+            deadline = time.monotonic() + 15
+            while not healthy(row.port):
+                if time.monotonic() > deadline or not pid_alive(row.pid, "router"):
+                    raise DriverUnavailable(f"Router did not start: {_tail(row.log_file)}")
+                time.sleep(0.05)
+        return row.port
+
+    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+        backends = {}
+        for number, weight in traffic.items():
+            row = self._ensure_server(deployment, revisions[int(number)])
+            backends[str(number)] = {"url": f"http://127.0.0.1:{row.port}", "weight": weight}
+        mirror = {}
+        if shadow:
+            row = self._ensure_server(deployment, revisions[int(shadow["revision"])])
+            if row is not None:
+                mirror = {"url": f"http://127.0.0.1:{row.port}", "percent": shadow["percent"],
+                          "revision": str(shadow["revision"])}
+        folder = self._dir(deployment)
+        tmp = folder / "routes.json.tmp"
+        tmp.write_text(json.dumps({"backends": backends, "shadow": mirror}))
+        os.replace(tmp, folder / "routes.json")  # atomic: the router never reads half a file
+        port = self._ensure_router(deployment)
+        return f"http://127.0.0.1:{port}/invocations"
+
+    def retire(self, *, deployment, revision) -> None:
+        row = self._process(deployment, "server", revision)
+        if row is not None:
+            kill(row.pid)
+            row.delete()
+
+    def retire_all(self, *, deployment) -> None:
+        from apps.deployments.models import LocalProcess
+
+        for row in LocalProcess.objects.filter(deployment=deployment):
+            kill(row.pid)
+            row.delete()
+
+    def observe(self, *, deployment, revisions: list) -> Observed:
+        observed = Observed()
+        for revision in revisions:
+            row = self._process(deployment, "server", revision)
+            name = f"server r{revision.number}"
+            (observed.present if row and pid_alive(row.pid, "server") else observed.missing).append(name)
+        router = self._process(deployment, "router")
+        (observed.present if router and pid_alive(router.pid, "router") else observed.missing).append("router")
+        return observed
+
+    def job_apply(self, *, job) -> dict:
+        raise ApplyFailed("Jobs run on Kubernetes clusters; the local target serves models only.")
+
+    def job_status(self, *, job):
+        return job.status, job.message
+
+
+def _tail(path: str, size: int = 600) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - size))
+            return fh.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def local_adopt() -> dict:
+    """After a worker restart: keep the processes that are alive and ours, forget dead ones, and kill
+    stray processes whose pid file no row knows about (started by a worker that died before recording)."""
+    from apps.deployments.models import LocalProcess
+
+    counts = {"adopted": 0, "forgotten": 0, "killed": 0}
+    known = set()
+    for row in LocalProcess.objects.all():
+        if pid_alive(row.pid, row.role):
+            counts["adopted"] += 1
+            known.add(row.pid_file)
+        else:
+            row.delete()
+            counts["forgotten"] += 1
+    base = Path(settings.DEPLOYMENTS_LOCAL_DIR)
+    for pid_file in base.glob("deployment-*/*.pid") if base.exists() else []:
+        if str(pid_file) in known:
+            continue
+        try:
+            info = json.loads(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if pid_alive(info.get("pid"), info.get("role")):
+            kill(info["pid"])
+            counts["killed"] += 1
+        pid_file.unlink(missing_ok=True)
+    return counts
