@@ -1,0 +1,77 @@
+"""Monthly budget alerts: 50/80/100 % (or the team's own thresholds), each sent once per team and month."""
+from __future__ import annotations
+
+import calendar
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.teams.services import webhooks_notify
+
+from .models import BudgetAlert, TeamBudget, UsageDaily
+from .services import month_start
+
+WEBHOOK_EVENT = "costs.budget_threshold"
+
+
+def month_to_date_cost(*, team_id: int, now: datetime) -> Decimal:
+    start = month_start(now)
+    totals = UsageDaily.objects.filter(team_id=team_id, kind="allocated", day__gte=start.date(),
+                                       day__lte=now.date()).aggregate(gpu=Sum("gpu_cost"), other=Sum("other_cost"))
+    return (totals["gpu"] or Decimal(0)) + (totals["other"] or Decimal(0))
+
+
+def month_end_forecast(*, spent: Decimal, now: datetime) -> Decimal:
+    """Straight-line forecast from the month-to-date burn rate."""
+    start = month_start(now)
+    days_in_month = calendar.monthrange(start.year, start.month)[1]
+    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
+    return (spent / Decimal(str(elapsed_days)) * days_in_month).quantize(Decimal("0.01"))
+
+
+def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    spent = month_to_date_cost(team_id=budget.team_id, now=now).quantize(Decimal("0.01"))
+    forecast = month_end_forecast(spent=spent, now=now)
+    percent = float(spent / budget.monthly_amount * 100) if budget.monthly_amount else 0.0
+    return {"team": budget.team.slug, "budget": budget.monthly_amount, "spent": spent, "forecast": forecast,
+            "percent": round(percent, 1), "forecast_percent": round(float(forecast / budget.monthly_amount * 100), 1),
+            "thresholds": budget.thresholds}
+
+
+def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
+    """Create the alerts for thresholds crossed this month that have none yet; webhook each once."""
+    now = now or timezone.now()
+    month = month_start(now).date()
+    created = []
+    for budget in TeamBudget.objects.select_related("team"):
+        status = budget_status(budget=budget, now=now)
+        for threshold in sorted(budget.thresholds):
+            if status["percent"] < threshold:
+                break
+            if BudgetAlert.objects.filter(team=budget.team, month=month, threshold=threshold).exists():
+                continue
+            try:
+                with transaction.atomic():
+                    alert = BudgetAlert.objects.create(team=budget.team, month=month, threshold=threshold,
+                                                       spent=status["spent"], budget=budget.monthly_amount,
+                                                       forecast=status["forecast"])
+                    audit_record(actor=None, action="costs.budget.alert", target=alert, team=budget.team,
+                                 changes={"threshold": [None, threshold], "spent": [None, str(status["spent"])]})
+                    webhooks_notify(
+                        team=budget.team, event=WEBHOOK_EVENT, key=f"{budget.team_id}:{month}:{threshold}",
+                        text=(f"Team {budget.team.slug} has spent {status['spent']} of its {budget.monthly_amount} "
+                              f"GPU budget for {month:%B %Y} ({status['percent']:.0f} %, threshold {threshold} %); "
+                              f"month-end forecast {status['forecast']}."),
+                        data={"team": budget.team.slug, "month": str(month), "threshold": threshold,
+                              "spent": str(status["spent"]), "budget": str(budget.monthly_amount),
+                              "forecast": str(status["forecast"])},
+                    )
+            except IntegrityError:  # another run created it first
+                continue
+            created.append(alert)
+    return created

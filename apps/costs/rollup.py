@@ -1,0 +1,199 @@
+"""Hourly and daily rollups of GPU usage, cost and utilization.
+
+`rollup_window(start, end)` rebuilds every rollup row of the hours in [start, end) (and of the days they
+touch) from the allocation ledger, the price catalog and the raw NVML samples: DELETE then INSERT in one
+transaction, so re-running a window gives the same rows and readers never see half a window.
+`rollup_incremental()` (the beat job) picks the window: the trailing hours since the last run, extended back
+to the earliest sample batch or allocation that changed since then (late samples, back-dated stops).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import RollupRun
+
+logger = logging.getLogger(__name__)
+
+_ROLLUP_LOCK = 7_351_007
+HOUR = timedelta(hours=1)
+
+
+def floor_hour(ts: datetime) -> datetime:
+    return ts.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(ts: datetime) -> datetime:
+    floored = floor_hour(ts)
+    return floored if floored == ts else floored + HOUR
+
+
+UTILIZATION_HOURLY = """
+INSERT INTO costs_utilizationhourly (hour, cluster_id, node, gpu_index, samples, avg_util, avg_mem_used_mb,
+                                     mem_total_mb, avg_power_w)
+SELECT date_trunc('hour', ts), cluster_id, node, gpu_index, count(*), avg(util_gpu), avg(mem_used_mb),
+       max(mem_total_mb), avg(power_w)
+FROM costs_gpusample WHERE ts >= %(start)s AND ts < %(end)s
+GROUP BY 1, 2, 3, 4
+"""
+
+# Allocation × hour segments, costed against every price period they overlap (a mid-hour price change is
+# split exactly), with CPU/memory at the resource rate in force at the segment's start, and idle time from
+# the node's measured utilization that hour (or the cluster's when the node is unknown).
+USAGE_HOURLY = """
+WITH hours AS (
+    SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS h
+), segs AS (
+    SELECT a.id, a.team_id, a.cluster_id, a.gpu_type_id, a.model_version_id, a.deployment_id, a.gpu_count,
+           a.cpu_cores, a.memory_gb, a.pricing_class, a.node, hours.h AS hour,
+           GREATEST(a.started_at, hours.h) AS s,
+           LEAST(COALESCE(a.stopped_at, %(now)s), %(now)s, hours.h + interval '1 hour') AS e
+    FROM costs_gpuallocation a
+    JOIN hours ON a.started_at < hours.h + interval '1 hour' AND COALESCE(a.stopped_at, %(now)s) > hours.h
+), costed AS (
+    SELECT segs.*,
+           EXTRACT(EPOCH FROM (e - s)) / 3600.0 AS frac,
+           COALESCE((SELECT SUM(p.hourly_price * EXTRACT(EPOCH FROM
+                        LEAST(segs.e, COALESCE(p.effective_to, 'infinity')) - GREATEST(segs.s, p.effective_from)) / 3600.0)
+                     FROM costs_gpuprice p
+                     WHERE p.gpu_type_id = segs.gpu_type_id AND p.pricing_class = segs.pricing_class
+                       AND p.effective_from < segs.e AND COALESCE(p.effective_to, 'infinity') > segs.s), 0) AS price_hours,
+           (SELECT r.cpu_core_hour * segs.cpu_cores + r.memory_gb_hour * segs.memory_gb FROM costs_resourcerate r
+            WHERE r.cluster_id = segs.cluster_id AND r.effective_from <= segs.s
+            ORDER BY r.effective_from DESC LIMIT 1) AS other_rate,
+           CASE WHEN segs.node <> '' THEN
+               (SELECT AVG(u.avg_util) FROM costs_utilizationhourly u
+                WHERE u.cluster_id = segs.cluster_id AND u.node = segs.node AND u.hour = segs.hour)
+           ELSE
+               (SELECT AVG(u.avg_util) FROM costs_utilizationhourly u
+                WHERE u.cluster_id = segs.cluster_id AND u.hour = segs.hour)
+           END AS util
+    FROM segs WHERE e > s
+)
+INSERT INTO costs_usagehourly (hour, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
+                               gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
+SELECT hour, 'allocated', team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
+       SUM(gpu_count * frac), SUM(gpu_count * price_hours), SUM(COALESCE(other_rate, 0) * frac),
+       SUM(gpu_count * frac * (1 - util / 100.0)), SUM(gpu_count * price_hours * (1 - util / 100.0))
+FROM costed
+GROUP BY hour, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id
+"""
+
+# Capacity nobody held, per GPU type and hour, at the on-demand price of the hour's start.
+UNALLOCATED_HOURLY = """
+WITH hours AS (
+    SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS h
+), capacity AS (
+    SELECT hours.h AS hour, g.id AS gpu_type_id, g.cluster_id,
+           g.capacity * EXTRACT(EPOCH FROM (LEAST(hours.h + interval '1 hour', %(now)s) - hours.h)) / 3600.0 AS gpu_hours
+    FROM costs_gputype g CROSS JOIN hours
+    WHERE g.capacity > 0 AND hours.h < %(now)s
+), used AS (
+    SELECT hour, gpu_type_id, SUM(gpu_hours) AS gpu_hours FROM costs_usagehourly
+    WHERE kind = 'allocated' AND hour >= %(start)s AND hour < %(end)s GROUP BY 1, 2
+)
+INSERT INTO costs_usagehourly (hour, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
+                               gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
+SELECT c.hour, 'unallocated', NULL, c.cluster_id, c.gpu_type_id, NULL, NULL, free.hours,
+       free.hours * COALESCE((SELECT p.hourly_price FROM costs_gpuprice p
+                              WHERE p.gpu_type_id = c.gpu_type_id AND p.pricing_class = 'on_demand'
+                                AND p.effective_from <= c.hour AND COALESCE(p.effective_to, 'infinity') > c.hour
+                              LIMIT 1), 0),
+       0, NULL, NULL
+FROM capacity c
+LEFT JOIN used u ON u.hour = c.hour AND u.gpu_type_id = c.gpu_type_id
+CROSS JOIN LATERAL (SELECT c.gpu_hours - COALESCE(u.gpu_hours, 0) AS hours) free
+WHERE free.hours > 0.000001
+"""
+
+USAGE_DAILY = """
+INSERT INTO costs_usagedaily (day, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
+                              gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
+SELECT (hour AT TIME ZONE 'UTC')::date, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
+       SUM(gpu_hours), SUM(gpu_cost), SUM(other_cost), SUM(idle_gpu_hours), SUM(idle_cost)
+FROM costs_usagehourly WHERE hour >= %(day_start)s AND hour < %(day_end)s
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+
+UTILIZATION_DAILY = """
+INSERT INTO costs_utilizationdaily (day, cluster_id, node, gpu_index, samples, avg_util, avg_mem_used_mb,
+                                    mem_total_mb, avg_power_w)
+SELECT (hour AT TIME ZONE 'UTC')::date, cluster_id, node, gpu_index, SUM(samples),
+       SUM(avg_util * samples) / SUM(samples), SUM(avg_mem_used_mb * samples) / SUM(samples), MAX(mem_total_mb),
+       SUM(avg_power_w * samples) / SUM(samples)
+FROM costs_utilizationhourly WHERE hour >= %(day_start)s AND hour < %(day_end)s
+GROUP BY 1, 2, 3, 4
+"""
+
+
+@transaction.atomic
+def rollup_window(*, start: datetime, end: datetime, now: datetime | None = None) -> dict:
+    """Rebuild the rollups of [start, end), widened to whole hours, and of the whole days it touches."""
+    now = now or timezone.now()
+    start, end = floor_hour(start), ceil_hour(end)
+    if end <= start:
+        return {"window_start": start, "window_end": end, "usage_rows": 0, "utilization_rows": 0}
+    day_start = start.replace(hour=0)
+    day_end = ceil_hour(end).replace(hour=0)
+    if day_end < end:
+        day_end += timedelta(days=1)
+    params = {"start": start, "end": end, "now": now, "day_start": day_start, "day_end": day_end}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
+        cursor.execute("DELETE FROM costs_utilizationhourly WHERE hour >= %(start)s AND hour < %(end)s", params)
+        cursor.execute(UTILIZATION_HOURLY, params)
+        utilization_rows = cursor.rowcount
+        cursor.execute("DELETE FROM costs_usagehourly WHERE hour >= %(start)s AND hour < %(end)s", params)
+        cursor.execute(USAGE_HOURLY, params)
+        usage_rows = cursor.rowcount
+        cursor.execute(UNALLOCATED_HOURLY, params)
+        usage_rows += cursor.rowcount
+        cursor.execute("DELETE FROM costs_usagedaily WHERE day >= %(day_start)s::date AND day < %(day_end)s::date",
+                       {k: v.date() if isinstance(v, datetime) else v for k, v in params.items()})
+        cursor.execute(USAGE_DAILY, params)
+        cursor.execute("DELETE FROM costs_utilizationdaily WHERE day >= %(day_start)s::date "
+                       "AND day < %(day_end)s::date", {"day_start": day_start.date(), "day_end": day_end.date()})
+        cursor.execute(UTILIZATION_DAILY, params)
+    return {"window_start": start, "window_end": end, "usage_rows": usage_rows, "utilization_rows": utilization_rows}
+
+
+def _dirty_since(since: datetime | None) -> datetime | None:
+    """Earliest moment touched by sample batches and allocations changed since `since` (None: everything)."""
+    from .models import GpuAllocation, SampleBatch
+
+    batches = SampleBatch.objects.filter(min_ts__isnull=False)
+    allocations = GpuAllocation.objects.all()
+    if since is not None:
+        batches = batches.filter(received_at__gte=since)
+        allocations = allocations.filter(updated_at__gte=since)
+    candidates = [batches.order_by("min_ts").values_list("min_ts", flat=True).first(),
+                  allocations.order_by("started_at").values_list("started_at", flat=True).first()]
+    candidates = [c for c in candidates if c is not None]
+    return min(candidates) if candidates else None
+
+
+def rollup_incremental(*, now: datetime | None = None) -> dict:
+    """The beat job: rebuild from the earliest change since the last run (at least the trailing hours)."""
+    now = now or timezone.now()
+    last = RollupRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first()
+    lookback = now - timedelta(hours=settings.COSTS_ROLLUP_LOOKBACK_HOURS)
+    oldest = now - timedelta(days=settings.COSTS_SAMPLE_MAX_AGE_DAYS)
+    dirty = _dirty_since(last.started_at if last else None)
+    start = min(lookback, dirty) if dirty else lookback
+    if last is None and dirty is None:
+        start = lookback
+    start = max(start, oldest) if last is not None else start
+    run = RollupRun.objects.create(started_at=now, window_start=floor_hour(start), window_end=ceil_hour(now))
+    result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
+    run.window_start, run.window_end = result["window_start"], result["window_end"]
+    run.usage_rows, run.utilization_rows = result["usage_rows"], result["utilization_rows"]
+    run.finished_at = timezone.now()
+    run.save()
+    logger.info("Cost rollup rebuilt %s → %s", run.window_start, run.window_end,
+                extra={"usage_rows": run.usage_rows, "utilization_rows": run.utilization_rows})
+    return result

@@ -1,0 +1,17 @@
+from celery import shared_task
+
+
+@shared_task(name="costs.rollup")
+def rollup_task() -> dict:
+    """Beat job: rebuild the changed rollup window, then check budgets against the fresh numbers.
+
+    Not fed by the outbox (nothing to deduplicate): each run is idempotent by construction, and a
+    skipped run is caught up by the next, which starts from the last finished one.
+    """
+    from .budgets import budgets_check
+    from .rollup import rollup_incremental
+
+    result = rollup_incremental()
+    alerts = budgets_check()
+    return {"window_start": str(result["window_start"]), "window_end": str(result["window_end"]),
+            "usage_rows": result["usage_rows"], "alerts": len(alerts)}
