@@ -2,4 +2,20 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("", views.index, name="index")]
+app_name = "registry"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("sync/", views.sync_now, name="sync"),
+    path("models/<int:pk>/", views.model_detail, name="model"),
+    path("models/<int:pk>/assign-team/", views.model_assign_team, name="model-assign-team"),
+    path("models/<int:pk>/revoke-alias/", views.model_revoke_alias, name="model-revoke-alias"),
+    path("models/<int:pk>/alias-history/export/", views.alias_history_export, name="alias-history-export"),
+    path("versions/<int:pk>/", views.version_detail, name="version"),
+    path("versions/<int:pk>/request-promotion/", views.version_request_promotion, name="request-promotion"),
+    path("inbox/", views.inbox, name="inbox"),
+    path("requests/<int:pk>/", views.request_detail, name="request"),
+    path("requests/<int:pk>/<str:verb>/", views.request_action, name="request-action"),
+    path("policies/", views.policies, name="policies"),
+    path("policies/new/", views.policy_create, name="policy-create"),
+    path("policies/<int:pk>/", views.policy_update, name="policy-update"),
+]
