@@ -267,6 +267,9 @@ class TeamBudget(models.Model):
     thresholds = models.JSONField(default=list, help_text="Percentages that alert, e.g. [50, 80, 100]")
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        ordering = ["team__slug"]
+
 
 class BudgetAlert(models.Model):
     """Sent once per team, month and threshold (the unique constraint is what makes it once)."""

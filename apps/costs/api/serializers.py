@@ -35,11 +35,23 @@ class QuotaSerializer(serializers.ModelSerializer):
     cluster = serializers.CharField(source="gpu_type.cluster.name", read_only=True)
     gpu_type = serializers.CharField(source="gpu_type.name", read_only=True)
     cohort = serializers.CharField(source="cohort.name", read_only=True, allow_null=True)
+    in_use = serializers.SerializerMethodField()
+    headroom = serializers.SerializerMethodField(help_text="Guaranteed GPUs not in use now")
 
     class Meta:
         model = Quota
         fields = ["id", "team", "cluster", "gpu_type", "guaranteed", "borrow_limit", "cohort", "monthly_gpu_hours",
-                  "updated_at"]
+                  "in_use", "headroom", "updated_at"]
+
+    def get_in_use(self, quota) -> int:
+        from ..services import _in_use
+
+        if not hasattr(quota, "_in_use"):
+            quota._in_use = _in_use(team_id=quota.team_id, gpu_type_id=quota.gpu_type_id)
+        return quota._in_use
+
+    def get_headroom(self, quota) -> int:
+        return max(quota.guaranteed - self.get_in_use(quota), 0)
 
 
 class QuotaSetSerializer(StrictInputSerializer):
@@ -110,3 +122,61 @@ class IngestResultSerializer(serializers.Serializer):
 class NodeTokenCreateSerializer(StrictInputSerializer):
     cluster = serializers.CharField(max_length=63)
     node = serializers.CharField(max_length=253)
+
+
+class ReportQuerySerializer(StrictInputSerializer):
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+    month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM instead of start/end")
+    group_by = serializers.ChoiceField(choices=["team", "model", "version", "deployment", "gpu_type", "day"],
+                                       default="team")
+    team = serializers.SlugField(required=False)
+    cluster = serializers.CharField(required=False, max_length=63)
+    share_unallocated = serializers.BooleanField(default=False)
+    format = serializers.ChoiceField(choices=["json", "csv", "jsonl"], default="json")
+    page = serializers.IntegerField(required=False)
+
+
+class BudgetSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = serializers.CharField(source="team.slug")
+    monthly_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    thresholds = serializers.ListField(child=serializers.IntegerField())
+    updated_at = serializers.DateTimeField()
+
+
+class BudgetSetSerializer(StrictInputSerializer):
+    team = serializers.SlugField()
+    monthly_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    thresholds = serializers.ListField(child=serializers.IntegerField(), required=False, default=None,
+                                       allow_null=True)
+
+
+class BudgetAlertSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = serializers.CharField(source="team.slug")
+    month = serializers.DateField()
+    threshold = serializers.IntegerField()
+    spent = serializers.DecimalField(max_digits=14, decimal_places=2)
+    budget = serializers.DecimalField(max_digits=14, decimal_places=2)
+    forecast = serializers.DecimalField(max_digits=14, decimal_places=2)
+    created_at = serializers.DateTimeField()
+
+
+class AllocationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    team = serializers.CharField(source="team.slug", allow_null=True)
+    cluster = serializers.CharField(source="cluster.name")
+    gpu_type = serializers.CharField(source="gpu_type.name", allow_null=True)
+    gpu_count = serializers.IntegerField()
+    borrowed = serializers.IntegerField()
+    cpu_cores = serializers.DecimalField(max_digits=8, decimal_places=2)
+    memory_gb = serializers.DecimalField(max_digits=10, decimal_places=2)
+    pricing_class = serializers.CharField()
+    model_version_id = serializers.IntegerField(allow_null=True)
+    deployment_id = serializers.IntegerField(allow_null=True)
+    job_id = serializers.IntegerField(allow_null=True)
+    node = serializers.CharField()
+    source = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)

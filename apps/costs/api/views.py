@@ -1,11 +1,17 @@
+import calendar
+from datetime import date
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api.views import ScopedViewSet
+from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import Forbidden, InvalidInput
+from apps.core.export import EXPORT_FORMATS, stream_rows
 from apps.teams.authentication import ApiTokenAuthentication
 from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
@@ -121,3 +127,71 @@ class NodeTokenView(APIView):
         token, plaintext = services.node_token_create(actor=request.user, **data)
         return Response({"id": token.pk, "cluster": token.cluster.name, "node": token.node, "token": plaintext},
                         status=status.HTTP_201_CREATED)
+
+
+def report_period(data: dict) -> tuple[date, date]:
+    """[start, end] from ?month=YYYY-MM or ?start=&end=; the current month by default."""
+    today = timezone.now().date()
+    if data.get("month"):
+        year, month = (int(part) for part in data["month"].split("-"))
+        if not 1 <= month <= 12:
+            raise InvalidInput("month must look like 2026-11.", fields={"month": ["invalid"]})
+        first = date(year, month, 1)
+        return first, first.replace(day=calendar.monthrange(year, month)[1])
+    start = data.get("start") or today.replace(day=1)
+    return start, data.get("end") or today
+
+
+class CostReportView(APIView):
+    """Cost per team/model/version/deployment/GPU type/day from the daily rollups; ?format=csv|jsonl exports."""
+
+    capabilities = {"get": "view"}
+
+    @extend_schema(parameters=[s.ReportQuerySerializer])
+    def get(self, request):
+        data = s.ReportQuerySerializer.validated(request.query_params.dict())
+        start, end = report_period(data)
+        rows = selectors.cost_report(user=request.user, start=start, end=end, group_by=data["group_by"],
+                                     team=data.get("team"), cluster=data.get("cluster"),
+                                     share_unallocated=data["share_unallocated"])
+        if data["format"] in EXPORT_FORMATS:
+            response = StreamingHttpResponse(stream_rows(rows, fmt=data["format"], columns=selectors.REPORT_COLUMNS),
+                                             content_type=EXPORT_FORMATS[data["format"]])
+            response["Content-Disposition"] = (f'attachment; filename="costs-{data["group_by"]}-{start}-{end}.'
+                                               f'{data["format"]}"')
+            return response
+        return Response({"start": start, "end": end, "group_by": data["group_by"], "results": rows})
+
+
+class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    serializer_class = s.BudgetSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+
+    def select(self, *, user):
+        return selectors.budget_list(user=user)
+
+    @extend_schema(request=s.BudgetSetSerializer, responses={201: s.BudgetSerializer})
+    def create(self, request):
+        require_platform_admin(user=request.user)
+        data = s.BudgetSetSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data.pop("team"))
+        budget = services.budget_set(actor=request.user, team=team, **data)
+        return Response(s.BudgetSerializer(budget).data, status=status.HTTP_201_CREATED)
+
+
+class BudgetAlertViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.BudgetAlertSerializer
+    capabilities = {"list": "view", "retrieve": "view"}
+
+    def select(self, *, user):
+        return selectors.budget_alert_list(user=user)
+
+
+class AllocationViewSet(ScopedReadOnlyViewSet):
+    """The GPU allocation ledger (what the control plane dispatched and what the collector found)."""
+
+    serializer_class = s.AllocationSerializer
+    capabilities = {"list": "view", "retrieve": "view"}
+
+    def select(self, *, user):
+        return selectors.allocation_list(user=user)

@@ -1,7 +1,11 @@
 """Matrix cases for the costs routes (/api/v1/costs/...)."""
 import time
 import uuid
+from datetime import date
+from decimal import Decimal
 
+from apps.costs.models import BudgetAlert, TeamBudget, UsageDaily
+from apps.costs.services import allocation_start
 from tests.costs import factories as f
 
 from .base import Case
@@ -53,4 +57,37 @@ CASES |= {
     "api:costs-node-tokens": Case(
         make=lambda team, actor: f.cluster(), body={"post": lambda team, obj: {"cluster": "local", "node": "n1"}},
     ),
+}
+
+
+def _usage(team, actor):
+    return UsageDaily.objects.create(day=date.today(), team=team, cluster=f.cluster(), gpu_cost=Decimal("3"))
+
+
+def _budget(team, actor):
+    return TeamBudget.objects.create(team=team, monthly_amount=Decimal("100"), thresholds=[50, 80, 100])
+
+
+def _alert(team, actor):
+    return BudgetAlert.objects.create(team=team, month=date.today().replace(day=1), threshold=50,
+                                      spent=Decimal("60"), budget=Decimal("100"), forecast=Decimal("120"))
+
+
+def _allocation(team, actor):
+    return allocation_start(team=team, cluster="local", gpu_type=f.gpu_type(), gpu_count=1)
+
+
+CASES |= {
+    "api:costs-report": Case(
+        make=_usage, list_like=True,
+        listed=lambda response, obj: obj.team.slug in [row["key"] for row in response.json()["results"]],
+    ),
+    "api:costs-budget-list": Case(
+        make=_budget, body={"post": lambda team, obj: {"team": team.slug, "monthly_amount": "500"}},
+    ),
+    "api:costs-budget-detail": Case(make=_budget),
+    "api:costs-alert-list": Case(make=_alert),
+    "api:costs-alert-detail": Case(make=_alert),
+    "api:costs-allocation-list": Case(make=_allocation),
+    "api:costs-allocation-detail": Case(make=_allocation),
 }

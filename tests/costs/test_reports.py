@@ -1,0 +1,107 @@
+"""Cost reports from the daily rollups: groupings, idle cost, unallocated line and sharing, scoping, exports."""
+import csv
+import io
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from apps.costs.models import UsageDaily
+from apps.costs.selectors import cost_report
+from apps.registry.models import ModelVersion, RegisteredModel
+from tests.factories import member
+
+from . import factories as f
+
+pytestmark = pytest.mark.django_db
+
+DAY = date(2026, 10, 14)
+
+
+@pytest.fixture
+def usage(team, other_team):
+    cluster, gtype = f.cluster(), f.gpu_type()
+    model = RegisteredModel.objects.create(name="fraud-classifier", team=team)
+    v1 = ModelVersion.objects.create(model=model, version=1)
+    v2 = ModelVersion.objects.create(model=model, version=2)
+    common = {"day": DAY, "cluster": cluster, "gpu_type": gtype}
+    UsageDaily.objects.create(team=team, model_version=v1, deployment_id=7, gpu_hours=10, gpu_cost=Decimal("30"),
+                              idle_gpu_hours=4, idle_cost=Decimal("12"), **common)
+    UsageDaily.objects.create(team=team, model_version=v2, gpu_hours=10, gpu_cost=Decimal("30"),
+                              other_cost=Decimal("5"), **common)
+    UsageDaily.objects.create(team=other_team, gpu_hours=20, gpu_cost=Decimal("35"), **common)
+    UsageDaily.objects.create(team=None, gpu_hours=1, gpu_cost=Decimal("3"), **common)  # unattributed
+    UsageDaily.objects.create(team=None, kind="unallocated", gpu_hours=100, gpu_cost=Decimal("100"), **common)
+    return v1, v2
+
+
+def by_key(rows):
+    return {row["key"]: row for row in rows}
+
+
+def test_per_team_with_idle_cost_and_the_unallocated_line(usage, platform_admin):
+    rows = by_key(cost_report(user=platform_admin, start=DAY, end=DAY))
+    assert list(rows) == ["fraud", "search", "unattributed", "unallocated"]
+    assert rows["fraud"]["total_cost"] == Decimal("65.00") and rows["fraud"]["idle_cost"] == Decimal("12.00")
+    assert rows["search"]["idle_cost"] is None  # no NVML data: unknown, not zero
+    assert rows["unallocated"]["total_cost"] == Decimal("100.00")
+
+
+def test_sharing_unallocated_capacity_in_proportion_to_cost(usage, platform_admin):
+    rows = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, share_unallocated=True))
+    assert "unallocated" not in rows
+    # 100 spread over 65 / 35 / 3 (103 in all)
+    assert rows["fraud"]["shared_unallocated"] == Decimal("63.11")
+    assert sum(r["total_cost"] for r in rows.values()) == pytest.approx(Decimal("203.00"), abs=Decimal("0.02"))
+
+
+def test_team_members_see_their_team_only_but_get_their_share(usage, team):
+    viewer = member(team, "viewer")
+    assert [r["key"] for r in cost_report(user=viewer, start=DAY, end=DAY)] == ["fraud"]
+    shared = cost_report(user=viewer, start=DAY, end=DAY, share_unallocated=True)
+    assert shared[0]["shared_unallocated"] == Decimal("63.11")
+
+
+def test_per_model_version_and_deployment(usage, platform_admin):
+    v1, v2 = usage
+    versions = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="version", team="fraud"))
+    assert versions[str(v1.pk)]["label"] == "fraud-classifier v1" and versions[str(v2.pk)]["total_cost"] == 35
+    assert versions[str(v1.pk)]["cost_per_1k_predictions"] is None  # no prediction counts recorded
+    deployments = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="deployment", team="fraud"))
+    assert deployments["7"]["gpu_cost"] == 30 and deployments["none"]["gpu_cost"] == 30
+
+
+def test_cost_per_1000_predictions_uses_the_monitoring_counts(usage, platform_admin, monkeypatch):
+    v1, _ = usage
+    from apps.costs import selectors
+
+    monkeypatch.setattr(selectors, "prediction_counts", lambda **kw: {v1.pk: 60_000})
+    rows = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="version"))
+    assert rows[str(v1.pk)]["cost_per_1k_predictions"] == Decimal("0.5000")
+
+
+def test_api_report_and_exports(usage, team, client_for):
+    client = client_for(member(team, "viewer"))
+    response = client.get("/api/v1/costs/report/", {"month": "2026-10", "group_by": "team"})
+    assert response.status_code == 200
+    assert [r["key"] for r in response.json()["results"]] == ["fraud"]
+    response = client.get("/api/v1/costs/report/", {"month": "2026-10", "format": "csv"})
+    assert response["Content-Disposition"] == 'attachment; filename="costs-team-2026-10-01-2026-10-31.csv"'
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert table[0]["label"] == "fraud" and table[0]["total_cost"] == "65.00" and table[0]["idle_cost"] == "12.00"
+    response = client.get("/api/v1/costs/report/", {"month": "2026-10", "format": "jsonl", "group_by": "model"})
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert lines[0]["label"] == "fraud-classifier" and lines[0]["total_cost"] == "65.00"
+
+
+@pytest.mark.parametrize("query,message", [
+    ({"group_by": "planet"}, "group_by"),
+    ({"start": "2026-10-10", "end": "2026-10-01"}, "before the start"),
+    ({"month": "2026-13"}, "month must look like"),
+    ({"format": "xlsx"}, "format"),
+    ({"colour": "red"}, "Unknown field"),
+])
+def test_api_report_bad_input(team, client_for, query, message):
+    response = client_for(member(team, "viewer")).get("/api/v1/costs/report/", query)
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
