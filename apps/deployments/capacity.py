@@ -39,35 +39,35 @@ def admission_preview(*, team, cluster, resources: dict) -> Admission:
     costs = _costs()
     if costs is None:
         return Admission(reason="Cost admission is not configured.")
-    decision = costs.admission_check(team=team, cluster=cluster, gpu_type=resources.get("gpu_type") or "",
-                                     gpu_count=_gpu_count(resources))
-    detail = {k: v for k, v in getattr(decision, "__dict__", {}).items() if not k.startswith("_")}
-    return Admission(allowed=bool(decision.allowed), reason=getattr(decision, "reason", "") or "",
-                     hourly_cost=getattr(decision, "hourly_cost", None),
-                     monthly_cost_estimate=getattr(decision, "monthly_cost_estimate", None), detail=detail)
+    try:
+        decision = costs.admission_check(team=team, cluster=cluster, gpu_type=resources.get("gpu_type") or "",
+                                         gpu_count=_gpu_count(resources))
+    except Exception as exc:  # unknown GPU type etc.: the review shows why, submit raises it properly
+        return Admission(allowed=False, reason=getattr(exc, "message", str(exc)))
+    detail = decision.as_dict() if hasattr(decision, "as_dict") else {}
+    return Admission(allowed=bool(decision.allowed), reason=decision.reason or "",
+                     hourly_cost=float(decision.hourly_cost), monthly_cost_estimate=float(decision.monthly_cost_estimate),
+                     detail=detail)
 
 
 def admission_require(*, team, cluster, resources: dict) -> None:
-    """Raise 409 (the costs app's AdmissionRefused) when the request exceeds the team's quota."""
+    """Raise 409 (the costs app's AdmissionRefused, with usage/request/limit/fits) beyond the team's quota."""
     if not resources.get("gpu_count"):
         return
     costs = _costs()
     if costs is None:
         return
-    if hasattr(costs, "admission_require"):
-        costs.admission_require(team=team, cluster=cluster, gpu_type=resources["gpu_type"],
-                                gpu_count=_gpu_count(resources))
-        return
-    decision = admission_preview(team=team, cluster=cluster, resources=resources)
-    if not decision.allowed:
-        raise Conflict(f"Admission refused: {decision.reason}", code="admission_refused", extra=decision.detail)
+    costs.admission_require(team=team, cluster=cluster, gpu_type=resources["gpu_type"],
+                            gpu_count=_gpu_count(resources))
 
 
 def allocation_start(*, deployment, revision):
+    """Open the GPU ledger interval of the revision now serving (closing the previous one)."""
     costs = _costs()
-    if costs is None or not hasattr(costs, "allocation_start") or not revision.resources.get("gpu_count"):
+    if costs is None or not revision.resources.get("gpu_count"):
         return None
     try:
+        allocation_stop_for(deployment=deployment)
         return costs.allocation_start(team=deployment.team, cluster=deployment.cluster,
                                       gpu_type=revision.resources["gpu_type"],
                                       gpu_count=_gpu_count(revision.resources),
@@ -77,14 +77,11 @@ def allocation_start(*, deployment, revision):
         return None
 
 
-def allocation_stop_for(*, deployment, revision) -> None:
+def allocation_stop_for(*, deployment) -> None:
     costs = _costs()
-    if costs is None or not hasattr(costs, "allocation_stop") or not revision.resources.get("gpu_count"):
+    if costs is None or not hasattr(costs, "allocations_stop_for"):
         return
     try:
-        from apps.costs.models import GpuAllocation
-
-        for allocation in GpuAllocation.objects.filter(deployment_id=deployment.pk, ended_at__isnull=True):
-            costs.allocation_stop(allocation=allocation)
+        costs.allocations_stop_for(deployment_id=deployment.pk)
     except Exception:
         logger.exception("GPU allocation stop failed", extra={"deployment": deployment.pk})

@@ -178,8 +178,15 @@ def _new_revision(*, actor, deployment, version, resources, strategy, reason=Rev
     if manifests is None:
         from .rollout import initial_weight
 
-        manifests = driver_for(deployment.cluster).render(
-            deployment=deployment, revision=revision, weight=initial_weight(deployment=deployment, revision=revision))
+        from workers.drivers import ApplyFailed, DriverUnavailable
+
+        try:
+            manifests = driver_for(deployment.cluster).render(
+                deployment=deployment, revision=revision,
+                weight=initial_weight(deployment=deployment, revision=revision))
+        except (DriverUnavailable, ApplyFailed) as exc:
+            raise Conflict(f"Cluster {deployment.cluster.name} could not be asked what it serves: {exc}. Nothing "
+                           f"was applied; check the cluster's connection and try again.", code="cluster_unreachable")
     revision.manifests = manifests
     revision.save()
     return revision
@@ -292,6 +299,7 @@ def deployment_promote(*, actor, deployment: Deployment) -> Deployment:
                                        fields=fields)
     if to == S.HEALTHY:
         _supersede(deployment, revision)
+        capacity.allocation_start(deployment=deployment, revision=revision)
     _enqueue_drive(deployment, why="route")
     return deployment
 

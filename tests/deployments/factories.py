@@ -29,3 +29,15 @@ def kube_cluster(*, url: str = "http://127.0.0.1:9", name: str = "kind", token: 
         ClusterNamespace.objects.get_or_create(cluster=cluster, team=team, environment=environment(env),
                                                defaults={"namespace": namespace or f"{team.slug}-{env}"})
     return cluster
+
+
+def gpu_quota(*, cluster, team, gpu_type: str = "a100-80gb", guaranteed: int = 4, capacity: int = 8):
+    """A GPU type in the cluster's catalog and a guaranteed quota for the team (costs app services)."""
+    from apps.costs.models import GpuType
+    from apps.costs.services import gpu_type_create, quota_set
+    from tests.factories import UserFactory
+
+    admin = UserFactory(username="quota-admin", is_superuser=True, is_staff=True)
+    gtype = GpuType.objects.filter(cluster=cluster, name=gpu_type).first() or gpu_type_create(
+        actor=admin, cluster=cluster, name=gpu_type, memory_gb=80, capacity=capacity)
+    return quota_set(actor=admin, team=team, gpu_type=gtype, guaranteed=guaranteed)

@@ -1,0 +1,334 @@
+"""The Kubernetes driver, through the official client: server-side apply with one field manager,
+watch until ready / failed / timed out, discovery of the KServe CRD, Jobs for training and batch work.
+
+Errors: 5xx, timeouts and connection failures are DriverUnavailable (the caller retries with backoff);
+4xx answers are ApplyFailed with the API server's own message.
+"""
+import logging
+import os
+import tempfile
+import time
+
+from django.conf import settings
+
+from . import manifests as m
+from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+
+logger = logging.getLogger(__name__)
+FIELD_MANAGER = "controlplane"
+APPLY = "application/apply-patch+yaml"
+KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+
+
+class KubernetesDriver(Driver):
+    def __init__(self, cluster):
+        super().__init__(cluster)
+        self._api = None
+        self._kserve = None
+
+    # ---------------------------------------------------------------- connection
+
+    def client(self):
+        if self._api is not None:
+            return self._api
+        import kubernetes
+        import yaml
+
+        from apps.deployments.services import cluster_credentials
+
+        creds = cluster_credentials(cluster=self.cluster)
+        if "kubeconfig" in creds:
+            self._api = kubernetes.config.new_client_from_config_dict(yaml.safe_load(creds["kubeconfig"]),
+                                                                      persist_config=False)
+            return self._api
+        if not creds.get("token"):
+            raise ApplyFailed(f"Cluster {self.cluster.name} has no credentials; a platform admin sets them.")
+        config = kubernetes.client.Configuration(host=self.cluster.api_url)
+        config.api_key = {"BearerToken": creds["token"]}
+        config.api_key_prefix = {"BearerToken": "Bearer"}
+        if creds.get("ca_cert"):
+            handle, path = tempfile.mkstemp(prefix="cluster-ca-", suffix=".crt")
+            with os.fdopen(handle, "w") as fh:
+                fh.write(creds["ca_cert"])
+            config.ssl_ca_cert = path
+        config.retries = 0  # retries are the task's, with backoff; never stack urllib3's under them
+        self._api = kubernetes.client.ApiClient(config)
+        return self._api
+
+    def _call(self, fn, *args, **kwargs):
+        """One API call with the driver's timeout and error mapping."""
+        import kubernetes
+        import urllib3
+
+        try:
+            # connect, read: a hung API server must not hang a worker
+            timeout = (settings.DEPLOYMENTS_KUBE_CONNECT_TIMEOUT, settings.DEPLOYMENTS_KUBE_READ_TIMEOUT)
+            return fn(*args, _request_timeout=timeout, **kwargs)
+        except kubernetes.client.ApiException as exc:
+            message = _status_message(exc)
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise DriverUnavailable(f"Kubernetes API answered {exc.status}: {message}") from exc
+            raise ApplyFailed(f"Kubernetes API refused it ({exc.status} {exc.reason}): {message}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise DriverUnavailable(f"Kubernetes API at {self.cluster.api_url or 'kubeconfig'} unreachable: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+
+    def kserve_served(self) -> bool:
+        """Discovery: is the InferenceService CRD served by this cluster?"""
+        if self._kserve is None:
+            import kubernetes
+
+            groups = self._call(kubernetes.client.ApisApi(self.client()).get_api_versions).groups or []
+            self._kserve = False
+            if any(g.name == KSERVE_GROUP for g in groups):
+                resources = self._call(kubernetes.client.CustomObjectsApi(self.client()).get_api_resources,
+                                       KSERVE_GROUP, KSERVE_VERSION)
+                self._kserve = any(r.name == KSERVE_PLURAL for r in (resources.resources or []))
+        return self._kserve
+
+    def test_connection(self) -> ConnectionCheck:
+        import kubernetes
+
+        try:
+            version = self._call(kubernetes.client.VersionApi(self.client()).get_code)
+            kserve = self.kserve_served()
+        except (DriverUnavailable, ApplyFailed) as exc:
+            return ConnectionCheck(ok=False, message=str(exc))
+        return ConnectionCheck(ok=True, kserve=kserve,
+                               message=f"Kubernetes {version.git_version}; KServe {'served' if kserve else 'not served'}")
+
+    # ---------------------------------------------------------------- rendering
+
+    def _ctx(self, deployment, revision) -> dict:
+        version = revision.model_version
+        return {"deployment": deployment.name, "namespace": deployment.namespace, "team": deployment.team.slug,
+                "revision": revision.number, "model_version": f"{version.model.name}/{version.version}",
+                "model_uri": f"models:/{version.model.name}/{version.version}",
+                "storage_uri": version.artifact_uri or version.source, "image": settings.DEPLOYMENTS_SERVER_IMAGE,
+                "tracking_uri": settings.MLFLOW_TRACKING_URI, "resources": revision.resources}
+
+    def render(self, *, deployment, revision, weight: int) -> list[dict]:
+        ctx = self._ctx(deployment, revision)
+        if self.kserve_served():
+            return [m.render_inference_service(ctx=ctx, canary_percent=weight if 0 < weight < 100 else None)]
+        objects = m.render_workload(ctx=ctx)
+        objects.append(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
+                                        team=deployment.team.slug, pinned_revision=revision.number))
+        return objects
+
+    # ---------------------------------------------------------------- apply / watch
+
+    def apply_object(self, manifest: dict) -> None:
+        import kubernetes
+
+        api = self.client()
+        kind, meta = manifest["kind"], manifest["metadata"]
+        common = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY}
+        if kind == "Deployment":
+            fn, args = kubernetes.client.AppsV1Api(api).patch_namespaced_deployment, (meta["name"], meta["namespace"])
+        elif kind == "Service":
+            fn, args = kubernetes.client.CoreV1Api(api).patch_namespaced_service, (meta["name"], meta["namespace"])
+        elif kind == "HorizontalPodAutoscaler":
+            fn, args = (kubernetes.client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler,
+                        (meta["name"], meta["namespace"]))
+        elif kind == "Job":
+            fn, args = kubernetes.client.BatchV1Api(api).patch_namespaced_job, (meta["name"], meta["namespace"])
+        elif kind == "InferenceService":
+            fn = kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object
+            args = (KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL, meta["name"])
+        else:
+            raise ApplyFailed(f"Don't know how to apply a {kind}.")
+        self._call(fn, *args, manifest, **common)
+
+    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
+        objects = [o for o in revision.manifests if o["kind"] != "Service"]  # the Service follows routing
+        for index, manifest in enumerate(objects):
+            self.apply_object(manifest)
+            if index == 0 and on_request:
+                on_request()
+
+    def read(self, manifest: dict) -> dict | None:
+        import kubernetes
+
+        api = self.client()
+        meta = manifest["metadata"]
+        try:
+            if manifest["kind"] == "InferenceService":
+                return self._call(kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object,
+                                  KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL, meta["name"])
+            fn = {
+                "Deployment": kubernetes.client.AppsV1Api(api).read_namespaced_deployment,
+                "Service": kubernetes.client.CoreV1Api(api).read_namespaced_service,
+                "HorizontalPodAutoscaler": kubernetes.client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler,
+                "Job": kubernetes.client.BatchV1Api(api).read_namespaced_job,
+            }[manifest["kind"]]
+            return api.sanitize_for_serialization(self._call(fn, meta["name"], meta["namespace"]))
+        except ApplyFailed as exc:
+            if "(404" in str(exc):
+                return None
+            raise
+
+    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+        """Watch the primary object until it reports ready or failed, or the timeout passes."""
+        import kubernetes
+
+        primary = revision.manifests[0]
+        meta = primary["metadata"]
+        deadline = time.monotonic() + timeout
+        while True:
+            state, message = _readiness(self.read(primary))
+            if state == "ready":
+                return
+            if state == "failed":
+                raise ApplyFailed(message)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ApplyFailed(f"{primary['kind']} {meta['name']} was not ready after {timeout:.0f}s: {message}")
+            api = self.client()
+            if primary["kind"] == "InferenceService":
+                list_fn = kubernetes.client.CustomObjectsApi(api).list_namespaced_custom_object
+                args = (KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL)
+            else:
+                list_fn = kubernetes.client.AppsV1Api(api).list_namespaced_deployment
+                args = (meta["namespace"],)
+            watch = kubernetes.watch.Watch()
+            try:
+                for event in watch.stream(list_fn, *args, field_selector=f"metadata.name={meta['name']}",
+                                          timeout_seconds=max(1, int(min(remaining, 30))),
+                                          _request_timeout=(3, max(1.0, min(remaining, 5)))):
+                    obj = event["object"]
+                    obj = obj if isinstance(obj, dict) else api.sanitize_for_serialization(obj)
+                    if obj.get("metadata", {}).get("name") != meta["name"]:
+                        continue  # selectors are a server courtesy; never trust them blindly
+                    state, message = _readiness(obj)
+                    if state in ("ready", "failed"):
+                        break
+            except Exception as exc:  # a broken watch is not an answer: read again, then watch again
+                logger.info("Watch interrupted; reading again", extra={"error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                watch.stop()
+
+    # ---------------------------------------------------------------- routing
+
+    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+        if shadow:
+            raise ApplyFailed("Shadow traffic needs the local target's router or a service mesh.")
+        current = deployment.current_revision
+        from apps.deployments.rollout import workload
+
+        newest = workload(current).number if current and workload(current).number in traffic else max(traffic)
+        manifests = revisions[newest].manifests
+        if manifests and manifests[0]["kind"] == "InferenceService":
+            isvc = dict(manifests[0])
+            predictor = dict(isvc["spec"]["predictor"])
+            predictor.pop("canaryTrafficPercent", None)
+            if traffic.get(newest, 100) < 100:
+                predictor["canaryTrafficPercent"] = traffic[newest]
+            isvc["spec"] = {**isvc["spec"], "predictor": predictor}
+            self.apply_object(isvc)
+            return f"http://{deployment.name}.{deployment.namespace}.svc.cluster.local/v2/models/{deployment.name}/infer"
+        total = max(1, revisions[newest].resources.get("replicas", 1))
+        for number, weight in traffic.items():
+            objects = [o for o in revisions[number].manifests if o["kind"] != "Service"]
+            replicas = total if len(traffic) == 1 else max(1, round(total * weight / 100))
+            for manifest in m.with_replicas(objects, replicas):
+                self.apply_object(manifest)
+        pinned = next(iter(traffic)) if len(traffic) == 1 else None
+        self.apply_object(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
+                                           team=deployment.team.slug, pinned_revision=pinned))
+        return f"http://{deployment.name}.{deployment.namespace}.svc.cluster.local/invocations"
+
+    def retire(self, *, deployment, revision) -> None:
+        """Scale an unrouted revision that left the warm window to zero (kept for the record, no pods)."""
+        for manifest in revision.manifests:
+            if manifest["kind"] == "Deployment":
+                live = self.read(manifest)
+                if live is not None and live.get("spec", {}).get("replicas", 0) != 0:
+                    self.apply_object(m.with_replicas([manifest], 0)[0])
+
+    def observe(self, *, deployment, revisions: list) -> Observed:
+        observed = Observed()
+        seen = set()
+        for revision in revisions:
+            for manifest in revision.manifests:
+                if manifest["kind"] == "Service":
+                    continue
+                key = f"{manifest['kind']}/{manifest['metadata']['name']}"
+                if key in seen:
+                    continue
+                seen.add(key)
+                live = self.read(manifest)
+                if live is None:
+                    observed.missing.append(key)
+                    continue
+                observed.present.append(key)
+                desired = {k: v for k, v in manifest["spec"].items() if k not in ("replicas", "canaryTrafficPercent")}
+                if manifest["kind"] == "InferenceService":
+                    desired = {"predictor": {k: v for k, v in manifest["spec"]["predictor"].items()
+                                             if k != "canaryTrafficPercent"}}
+                diff = m.subset_diff(desired, live.get("spec", {}))
+                if diff:
+                    observed.drift[key] = diff
+        return observed
+
+    # ---------------------------------------------------------------- jobs
+
+    def job_manifest(self, *, job) -> dict:
+        name = job.name if job.attempt == 1 else f"{job.name}-a{job.attempt}"[:63]
+        return m.render_job(name=name, namespace=job.namespace, team=job.team.slug, image=job.image,
+                            command=job.command, gpu_type=job.gpu_type, gpu_count=job.gpu_count)
+
+    def job_apply(self, *, job) -> dict:
+        manifest = self.job_manifest(job=job)
+        self.apply_object(manifest)
+        return manifest
+
+    def job_status(self, *, job):
+        live = self.read(job.manifest or self.job_manifest(job=job))
+        if live is None:
+            return "failed", "The Job object vanished from the cluster."
+        status = live.get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "True" and condition.get("type") == "Complete":
+                return "succeeded", ""
+            if condition.get("status") == "True" and condition.get("type") == "Failed":
+                return "failed", condition.get("message") or condition.get("reason") or "Job failed"
+        return "running", ""
+
+    def job_logs_url(self, *, job) -> str:
+        name = (job.manifest or {}).get("metadata", {}).get("name", job.name)
+        return f"{self.cluster.api_url.rstrip('/')}/api/v1/namespaces/{job.namespace}/pods?labelSelector=job-name%3D{name}"
+
+
+def _status_message(exc) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body).get("message") or exc.reason
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _readiness(obj: dict | None) -> tuple[str, str]:
+    if obj is None:
+        return "missing", "object not found yet"
+    status = obj.get("status") or {}
+    generation = obj.get("metadata", {}).get("generation")
+    if status.get("observedGeneration") is not None and generation is not None \
+            and status["observedGeneration"] < generation:
+        return "progressing", "the controller has not seen the latest spec yet"
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if obj.get("kind") == "InferenceService" or "modelStatus" in status or "url" in status:
+        ready = conditions.get("Ready", {})
+        if ready.get("status") == "True":
+            return "ready", ""
+        if (status.get("modelStatus") or {}).get("transitionStatus") in ("BlockedByFailedLoad", "InvalidSpec"):
+            return "failed", ready.get("message") or "the model failed to load"
+        return "progressing", ready.get("message") or "waiting for the InferenceService to be ready"
+    progressing = conditions.get("Progressing", {})
+    if progressing.get("status") == "False":
+        return "failed", progressing.get("message") or progressing.get("reason") or "the rollout failed"
+    wanted = obj.get("spec", {}).get("replicas", 1)
+    if status.get("availableReplicas", 0) >= wanted and status.get("updatedReplicas", 0) >= wanted:
+        return "ready", ""
+    return "progressing", f"{status.get('availableReplicas', 0)}/{wanted} replicas available"
