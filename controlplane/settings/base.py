@@ -117,6 +117,8 @@ DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS = int(env("DEPLOYMENTS_ROLLBACK_WINDOW_SECON
 DEPLOYMENTS_LOCAL_DIR = Path(env("DEPLOYMENTS_LOCAL_DIR", str(DATA_DIR / "deployments")))
 DEPLOYMENTS_READY_TIMEOUT_SECONDS = int(env("DEPLOYMENTS_READY_TIMEOUT_SECONDS", "300"))
 DEPLOYMENTS_SERVER_IMAGE = env("DEPLOYMENTS_SERVER_IMAGE", "ghcr.io/mlflow/mlflow:v3.17.2")
+DEPLOYMENTS_KUBE_CONNECT_TIMEOUT = float(env("DEPLOYMENTS_KUBE_CONNECT_TIMEOUT", "3"))
+DEPLOYMENTS_KUBE_READ_TIMEOUT = float(env("DEPLOYMENTS_KUBE_READ_TIMEOUT", "10"))
 
 # Costs: NVML samples older than this many days or more than this many seconds in the future are
 # refused (and counted) at ingest; the rollup job rebuilds at least this many trailing hours each run.
