@@ -2,6 +2,8 @@ import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -107,6 +109,10 @@ def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
 @transaction.atomic
 def webhook_create(*, actor, team: Team, name: str, url: str, events: list[str]) -> WebhookEndpoint:
     require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise InvalidInput(f"'{url}' is not an http(s) URL; give the receiver's full URL.", fields={"url": ["invalid"]})
     endpoint = WebhookEndpoint.objects.create(team=team, name=name, url=url, events=events)
     audit_record(actor=actor, action="webhook.create", target=endpoint,
                  changes={"name": [None, name], "url": [None, url], "events": [None, events]})

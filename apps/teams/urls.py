@@ -10,4 +10,7 @@ urlpatterns = [
     path("members/<int:membership_id>/remove", views.membership_remove, name="membership-remove"),
     path("tokens/create", views.token_create, name="token-create"),
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
+    path("webhooks/create", views.webhook_create, name="webhook-create"),
+    path("webhooks/<int:webhook_id>/delete", views.webhook_delete, name="webhook-delete"),
+    path("outbox/<uuid:message_id>/requeue", views.outbox_message_requeue, name="outbox-requeue"),
 ]

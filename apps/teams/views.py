@@ -3,7 +3,10 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, NotFound
+from apps.outbox.choices import OutboxStatus
+from apps.outbox.selectors import outbox_message_list
+from apps.outbox.services import outbox_requeue
 
 from . import selectors, services
 from .choices import Capability, Role
@@ -21,6 +24,8 @@ def settings_page(request):
         "tokens": selectors.api_token_list(user=request.user),
         "webhooks": selectors.webhook_list(user=request.user),
         "new_token": request.session.pop("new_token", None),
+        "dead_letters": (outbox_message_list(user=request.user).filter(status=OutboxStatus.DEAD)[:50]
+                         if request.user.is_superuser else None),
     })
 
 
@@ -29,6 +34,7 @@ def _run(request, action, success: str):
         action()
     except DomainError as exc:
         messages.error(request, exc.message)
+
     else:
         messages.success(request, success)
     return redirect("teams:settings")
@@ -94,3 +100,31 @@ def token_revoke(request, token_id: int):
     def act():
         services.api_token_revoke(actor=request.user, token=selectors.api_token_get(user=request.user, token_id=token_id))
     return _run(request, act, "Token revoked.")
+
+
+@login_required
+@require_POST
+def webhook_create(request):
+    def act():
+        team = selectors.team_get_by_slug(user=request.user, slug=request.POST.get("team", ""))
+        events = [e.strip() for e in request.POST.get("events", "").split(",") if e.strip()]
+        services.webhook_create(actor=request.user, team=team, name=request.POST.get("name", "").strip() or "webhook",
+                                url=request.POST.get("url", "").strip(), events=events)
+    return _run(request, act, "Webhook added.")
+
+
+@login_required
+@require_POST
+def webhook_delete(request, webhook_id: int):
+    def act():
+        endpoint = selectors.webhook_list(user=request.user).filter(pk=webhook_id).first()
+        if endpoint is None:
+            raise NotFound(f"Webhook {webhook_id} not found.")
+        services.webhook_delete(actor=request.user, endpoint=endpoint)
+    return _run(request, act, "Webhook removed.")
+
+
+@login_required
+@require_POST
+def outbox_message_requeue(request, message_id):
+    return _run(request, lambda: outbox_requeue(actor=request.user, message_id=message_id), "Message requeued.")

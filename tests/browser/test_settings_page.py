@@ -122,3 +122,42 @@ def test_team_switcher_changes_current_team(page, login, team, other_team):
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Costs", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Costs")
     expect(page.get_by_label("Team", exact=True)).to_have_value(other_team.slug)
+
+
+def test_team_admin_adds_and_removes_a_webhook(page, login, admin):
+    login(page, admin)
+    open_admin_page(page)
+    hooks = page.locator("#webhooks")
+    hooks.get_by_label("Name").fill("slack-ml")
+    hooks.get_by_label("URL").fill("not a url")
+    hooks.get_by_role("button", name="Add webhook").click()
+    expect(page.locator(".message.error")).to_contain_text("is not an http(s) URL")
+    hooks = page.locator("#webhooks")
+    hooks.get_by_label("Name").fill("slack-ml")
+    hooks.get_by_label("URL").fill("http://127.0.0.1:9/slack")
+    hooks.get_by_label("Events").fill("registry., deployment.rollback")
+    hooks.get_by_role("button", name="Add webhook").click()
+    row = page.locator("#webhooks tbody tr", has_text="slack-ml")
+    expect(row).to_contain_text("registry., deployment.rollback")
+    row.get_by_role("button", name="Remove").click()
+    expect(page.locator("#webhooks")).to_contain_text("No webhooks.")
+
+
+def test_platform_admin_requeues_a_dead_letter(page, login, team):
+    from django.utils import timezone
+
+    from apps.outbox.choices import OutboxStatus
+    from apps.outbox.models import OutboxMessage
+
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    message = OutboxMessage.objects.create(topic="teams.deliver_webhook", payload={}, dedup_key="dead-ui", team=team,
+                                           status=OutboxStatus.DEAD, attempts=12, last_error="OperationalError: down",
+                                           next_attempt_at=timezone.now())
+    login(page, root)
+    open_admin_page(page)
+    row = page.locator("#dead-letters tbody tr", has_text="teams.deliver_webhook")
+    expect(row).to_contain_text("OperationalError: down")
+    row.get_by_role("button", name="Requeue").click()
+    expect(page.locator(".message.success")).to_contain_text("Message requeued.")
+    message.refresh_from_db()
+    assert message.status != OutboxStatus.DEAD and message.attempts <= 1
