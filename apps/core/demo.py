@@ -70,6 +70,11 @@ def seed_accounts(*, log: Log) -> None:
             _report(log, membership is None,
                     f"membership {username} in {slug} as {membership.role if membership else role}")
 
+    from apps.costs.demo import seed_costs  # GPU catalog, quotas, a month of usage, budgets (apps/costs/demo.py)
+
+    log("Demo GPU costs:")
+    seed_costs(log=log)
+
 
 def fake_commit(version: int) -> str:
     """A stable 40-hex sha standing in for the commit the demo model was trained from."""

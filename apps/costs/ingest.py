@@ -135,6 +135,16 @@ def _rows(samples: list, *, cluster_id: int, node: str, batch_id: str, now: date
     return rows, counts
 
 
+def _existing(cursor, batch_uuid: str) -> IngestResult | None:
+    cursor.execute("SELECT accepted, rejected_future, rejected_past FROM costs_samplebatch WHERE batch_id = %s",
+                   [batch_uuid])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    BATCHES_DUPLICATE.inc()
+    return IngestResult(batch_uuid, True, *row)
+
+
 @transaction.atomic
 def samples_ingest(*, cluster, node: str, batch_id, samples: list, now: datetime | None = None) -> IngestResult:
     """Store one agent batch. A malformed sample fails the whole batch (400 naming it); samples too far in
@@ -149,6 +159,11 @@ def samples_ingest(*, cluster, node: str, batch_id, samples: list, now: datetime
         raise InvalidInput(f"A batch holds at most {MAX_BATCH} samples; got {len(samples)}. Split it.",
                            fields={"samples": ["too many"]})
     now = now or timezone.now()
+    with connection.cursor() as cursor:
+        # A retried batch is answered before its samples are parsed; ON CONFLICT below covers a concurrent twin.
+        duplicate = _existing(cursor, batch_uuid)
+        if duplicate is not None:
+            return duplicate
     rows, counts = _rows(samples, cluster_id=cluster.pk, node=node, batch_id=batch_uuid, now=now)
 
     with connection.cursor() as cursor:
@@ -159,11 +174,7 @@ def samples_ingest(*, cluster, node: str, batch_id, samples: list, now: datetime
             [batch_uuid, cluster.pk, node, now, len(rows), counts["future"], counts["past"], counts["min"],
              counts["max"]])
         if cursor.fetchone() is None:
-            cursor.execute("SELECT accepted, rejected_future, rejected_past FROM costs_samplebatch WHERE batch_id = %s",
-                           [batch_uuid])
-            accepted, future, past = cursor.fetchone()
-            BATCHES_DUPLICATE.inc()
-            return IngestResult(batch_uuid, True, accepted, future, past)
+            return _existing(cursor, batch_uuid)
         if rows:
             ensure_partitions(counts["min"], counts["max"])
             with cursor.cursor.copy(f"COPY costs_gpusample ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN") as copy:

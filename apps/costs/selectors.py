@@ -225,3 +225,8 @@ def burn_down(*, budget: TeamBudget, month: date) -> dict:
     forecast = [float(left - spent - rate * (i - elapsed + 1)) for i in range(elapsed - 1, days_in_month)]
     return {"team": budget.team.slug, "budget": float(left), "days": days, "remaining": remaining,
             "forecast_days": forecast_days, "forecast": forecast}
+
+
+def quota_list_for_team(*, team) -> QuerySet[Quota]:
+    """A team's quotas; callers pass a team taken from team_list(user=...), so scoping already happened."""
+    return Quota.objects.filter(team=team).select_related("gpu_type__cluster", "cohort")

@@ -1,7 +1,136 @@
+import calendar
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.db.models import Sum
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from apps.core.errors import DomainError
+from apps.teams.selectors import current_team, team_list
+
+from . import selectors, services
+from .budgets import budget_status
+from .models import BudgetAlert, GpuAllocation, GpuType
+from .selectors import GROUPINGS
+from .services import month_start
+
+
+def _month(raw: str | None) -> date:
+    try:
+        year, month = (int(p) for p in (raw or "").split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        return timezone.now().date().replace(day=1)
 
 
 @login_required
 def index(request):
-    return render(request, "costs/index.html")
+    first = _month(request.GET.get("month"))
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    filters = {
+        "month": f"{first:%Y-%m}",
+        "team": request.GET.get("team", ""),
+        "cluster": request.GET.get("cluster", ""),
+        "group_by": request.GET.get("group_by", "team") if request.GET.get("group_by") in GROUPINGS else "team",
+        "share_unallocated": request.GET.get("share_unallocated") == "on",
+    }
+    teams = list(team_list(user=request.user))
+    rows = []
+    try:
+        rows = selectors.cost_report(user=request.user, start=first, end=last, group_by=filters["group_by"],
+                                     team=filters["team"] or None, cluster=filters["cluster"] or None,
+                                     share_unallocated=filters["share_unallocated"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    totals = {key: sum((r[key] or Decimal(0)) for r in rows) for key in
+              ("gpu_hours", "gpu_cost", "other_cost", "idle_cost", "shared_unallocated", "total_cost")}
+
+    series = selectors.daily_cost_by_team(user=request.user, start=first, end=last,
+                                          cluster=filters["cluster"] or None)
+    if filters["team"]:
+        series = {k: v for k, v in series.items() if k == filters["team"]}
+    stacked = [{"type": "bar", "name": name, "x": list(days), "y": list(days.values())}
+               for name, days in sorted(series.items(), key=lambda kv: (kv[0] == "unallocated", kv[0]))]
+    heatmap = selectors.utilization_heatmap(start=first, end=last, cluster=filters["cluster"] or None)
+
+    budgets = selectors.budget_list(user=request.user)
+    if filters["team"]:
+        budgets = budgets.filter(team__slug=filters["team"])
+    burn = [selectors.burn_down(budget=b, month=first) for b in budgets]
+    statuses = [budget_status(budget=b) for b in budgets] if first == month_start(timezone.now()).date() else []
+    alerts = (selectors.budget_alert_list(user=request.user).filter(month=first)
+              .order_by("team__slug", "-threshold").distinct("team__slug"))
+
+    export = {k: v for k, v in {"month": filters["month"], "group_by": filters["group_by"], "team": filters["team"],
+                                 "cluster": filters["cluster"]}.items() if v}
+    if filters["share_unallocated"]:
+        export["share_unallocated"] = "true"
+    return render(request, "costs/index.html", {
+        "filters": filters, "teams": teams, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
+        "groupings": list(GROUPINGS), "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
+        "burn": burn, "statuses": statuses, "alerts": alerts, "first": first, "last": last,
+        "export_query": urlencode(export),
+    })
+
+
+def _quota_rows(team):
+    now = timezone.now()
+    rows = []
+    for quota in selectors.quota_list_for_team(team=team):
+        gtype = quota.gpu_type
+        decision = services.admission_check(team=team, cluster=gtype.cluster, gpu_type=gtype.name, gpu_count=1)
+        used_hours = None
+        if quota.monthly_gpu_hours is not None:
+            used_hours = float(quota.monthly_gpu_hours) - (decision.budget_remaining_gpu_hours or 0)
+        rows.append({"quota": quota, "in_use": decision.in_use, "fits": decision.fits,
+                     "headroom": max(quota.guaranteed - decision.in_use, 0),
+                     "price": services.price_at(gpu_type=gtype, at=now), "used_hours": used_hours,
+                     "remaining_hours": decision.budget_remaining_gpu_hours})
+    return rows
+
+
+@login_required
+def quotas(request):
+    teams = list(team_list(user=request.user))
+    slug = request.GET.get("team") or request.POST.get("team")
+    team = next((t for t in teams if t.slug == slug), None) or current_team(request=request, teams=teams)
+    if request.method == "POST" and team is not None:
+        action = request.POST.get("action")
+        try:
+            if action == "check":
+                gtype = GpuType.objects.select_related("cluster").get(pk=request.POST.get("gpu_type"))
+                hours = float(request.POST["hours"]) if request.POST.get("hours") else None
+                decision = services.admission_check(team=team, cluster=gtype.cluster, gpu_type=gtype.name,
+                                                    gpu_count=int(request.POST.get("gpu_count") or 0), hours=hours)
+                level = messages.SUCCESS if decision.allowed else messages.ERROR
+                messages.add_message(request, level, f"{'Allowed' if decision.allowed else 'Refused'}: "
+                                     f"{decision.reason} Cost {decision.hourly_cost}/h, about "
+                                     f"{decision.monthly_cost_estimate}/month.")
+            elif action == "set_quota":
+                gtype = GpuType.objects.select_related("cluster").get(pk=request.POST.get("gpu_type"))
+                budget = request.POST.get("monthly_gpu_hours") or None
+                services.quota_set(actor=request.user, team=team, gpu_type=gtype,
+                                   guaranteed=int(request.POST.get("guaranteed") or 0),
+                                   borrow_limit=int(request.POST.get("borrow_limit") or 0),
+                                   cohort=request.POST.get("cohort") or None,
+                                   monthly_gpu_hours=Decimal(budget) if budget else None)
+                messages.success(request, f"Quota for {team.slug} on {gtype.name} saved.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        except (GpuType.DoesNotExist, ValueError, InvalidOperation):
+            messages.error(request, "Pick a GPU type and enter whole numbers for counts.")
+        return redirect(f"{request.path}?team={team.slug}")
+    catalog = []
+    now = timezone.now()
+    for gtype in selectors.gpu_type_list():
+        in_use = GpuAllocation.objects.filter(gpu_type=gtype, stopped_at__isnull=True).aggregate(n=Sum("gpu_count"))
+        catalog.append({"type": gtype, "price": services.price_at(gpu_type=gtype, at=now),
+                        "in_use": in_use["n"] or 0})
+    return render(request, "costs/quotas.html", {
+        "teams": teams, "team": team, "rows": _quota_rows(team) if team else [], "catalog": catalog,
+        "alerts": BudgetAlert.objects.filter(team=team, month=month_start(now).date()) if team else [],
+    })

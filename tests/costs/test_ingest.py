@@ -66,7 +66,7 @@ def test_future_and_far_past_samples_are_counted_not_stored(agent):
                                                     "rejected_future": 1, "rejected_past": 2}
     batch = SampleBatch.objects.get(batch_id=body["batch_id"])
     assert (batch.accepted, batch.rejected_future, batch.rejected_past) == (1, 1, 2)
-    assert stored() == 1
+    assert stored(body["batch_id"]) == 1
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -79,7 +79,7 @@ def test_a_malformed_sample_refuses_the_batch_and_stores_nothing(agent, bad, mes
     body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(**bad)]}
     response = agent.post("/api/v1/costs/samples/", body, format="json")
     assert response.status_code == 400 and message in response.json()["error"]["message"]
-    assert stored() == 0 and not SampleBatch.objects.exists()
+    assert stored(body["batch_id"]) == 0 and not SampleBatch.objects.exists()
 
 
 def test_bad_batch_id_and_unknown_fields(agent):
