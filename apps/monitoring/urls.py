@@ -2,4 +2,11 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("monitors/<int:monitor_id>/", views.monitor_detail, name="monitor"),
+    path("monitors/<int:monitor_id>/<str:verb>/", views.monitor_action, name="monitor-action"),
+    path("alerts/<int:alert_id>/", views.alert_detail, name="alert"),
+    path("alerts/<int:alert_id>/<str:verb>/", views.alert_action, name="alert-action"),
+    path("runs/<int:run_id>/report/", views.run_report, name="run-report"),
+]

@@ -1,7 +1,113 @@
+"""UI: overview of monitored deployments, the drift dashboard, alerts, run reports."""
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.core.errors import DomainError
+
+from . import selectors, services
 
 
 @login_required
 def index(request):
-    return render(request, "monitoring/index.html")
+    return render(request, "monitoring/index.html", {
+        "rows": selectors.overview(user=request.user),
+        "alerts": selectors.alert_list(user=request.user).exclude(status="resolved")[:50],
+    })
+
+
+@login_required
+def monitor_detail(request, monitor_id: int):
+    try:
+        data = selectors.dashboard(user=request.user, monitor_id=monitor_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    data["pending"] = list(data["monitor"].runs.filter(status__in=["queued", "running"]).order_by("-id")[:5])
+    return render(request, "monitoring/monitor.html", data)
+
+
+@login_required
+def alert_detail(request, alert_id: int):
+    try:
+        alert = selectors.alert_get(user=request.user, alert_id=alert_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    run = alert.last_run
+    return render(request, "monitoring/alert.html", {
+        "alert": alert, "run": run, "has_report": bool(run and hasattr(run, "report")),
+        "drifted": list(run.features.filter(drifted=True)) if run else [],
+    })
+
+
+@login_required
+def run_report(request, run_id: int):
+    try:
+        html = selectors.run_report_html(user=request.user, run_id=run_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="drift-run-{run_id}.html"'
+    return response
+
+
+def _act(request, fn, success: str, back):
+    try:
+        fn()
+        messages.success(request, success)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def monitor_action(request, monitor_id: int, verb: str):
+    back = ("monitoring:monitor", monitor_id)
+    try:
+        monitor = selectors.monitor_get(user=request.user, monitor_id=monitor_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    actions = {
+        "run": (lambda: services.monitor_run_request(actor=request.user, monitor=monitor),
+                "Run queued over the last window; progress shows below."),
+        "rollback": (lambda: services.monitor_rollback(actor=request.user, monitor=monitor,
+                                                       reason=request.POST.get("reason", "")),
+                     "Rollback started; the deployment returns to its earlier revision."),
+        "retrain": (lambda: services.alert_retrain(actor=request.user, monitor=monitor), "Retraining job dispatched."),
+    }
+    if verb not in actions:
+        messages.error(request, f"Unknown action '{verb}'.")
+        return redirect(*back)
+    fn, ok = actions[verb]
+    return _act(request, fn, ok, redirect(*back).url)
+
+
+@login_required
+@require_POST
+def alert_action(request, alert_id: int, verb: str):
+    try:
+        alert = selectors.alert_get(user=request.user, alert_id=alert_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    comment = request.POST.get("comment", "")
+    actions = {
+        "acknowledge": (lambda: services.alert_acknowledge(actor=request.user, alert=alert, comment=comment),
+                        "Alert acknowledged."),
+        "resolve": (lambda: services.alert_resolve(actor=request.user, alert=alert, comment=comment), "Alert resolved."),
+        "rollback": (lambda: services.alert_rollback(actor=request.user, alert=alert),
+                     "Rollback started with this alert as the reason."),
+        "retrain": (lambda: services.alert_retrain(actor=request.user, alert=alert), "Retraining job dispatched."),
+    }
+    if verb not in actions:
+        messages.error(request, f"Unknown action '{verb}'.")
+        return redirect("monitoring:alert", alert_id)
+    fn, ok = actions[verb]
+    return _act(request, fn, ok, redirect("monitoring:alert", alert_id).url)

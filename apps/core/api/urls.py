@@ -7,4 +7,6 @@ urlpatterns = [
     path("outbox/", include("apps.outbox.api.urls")),
     path("registry/", include("apps.registry.api.urls")),
     path("costs/", include("apps.costs.api.urls")),
+    path("deployments/", include("apps.deployments.api.urls")),
+    path("monitoring/", include("apps.monitoring.api.urls")),
 ]

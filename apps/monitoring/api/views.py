@@ -1,0 +1,254 @@
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
+from apps.core.errors import InvalidInput
+from apps.monitoring import selectors, services
+from apps.registry.selectors import model_version_get
+from apps.teams.selectors import team_get_by_slug
+
+from . import serializers as s
+
+
+def _deployment(user, deployment_id):
+    if deployment_id is None:
+        return None
+    from apps.core.errors import NotFound
+    from apps.deployments.models import Deployment
+    from apps.teams.selectors import scope_to_teams
+
+    try:
+        return scope_to_teams(Deployment.objects.all(), user=user).get(pk=deployment_id)
+    except (Deployment.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Deployment {deployment_id} not found.")
+
+
+def _check_length(request):
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    services._check_size(length)
+
+
+def _options(user, data: dict) -> dict:
+    if "reference" in data:
+        data["reference"] = (selectors.reference_get(user=user, reference_id=data["reference"])
+                             if data["reference"] is not None else None)
+    if "deployment" in data:
+        data["deployment"] = _deployment(user, data["deployment"])
+    return data
+
+
+class ReferenceViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.ReferenceSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "operate", "update_schema": "operate"}
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def select(self, *, user):
+        return selectors.reference_list(user=user)
+
+    @extend_schema(request=s.ReferenceCreateSerializer, responses={201: s.ReferenceSerializer})
+    def create(self, request):
+        _check_length(request)
+        data = s.ReferenceCreateSerializer.validated(request.data)
+        version = model_version_get(user=request.user, version_id=data["model_version"])
+        schema = [dict(c) for c in data["schema"]] if data.get("schema") else None
+        if data["source"] == "mlflow":
+            reference = services.reference_from_mlflow(actor=request.user, model_version=version,
+                                                       artifact_path=data.get("artifact_path") or None,
+                                                       prediction=data.get("prediction") or None,
+                                                       target=data.get("target") or None)
+        elif data.get("file") is not None or data["source"] == "upload":
+            upload = data.get("file")
+            if upload is None:
+                raise InvalidInput("Attach the reference data as a multipart 'file' (CSV or Parquet).",
+                                   fields={"file": ["Required for source=upload."]})
+            reference = services.reference_upload(actor=request.user, model_version=version, name=data["name"],
+                                                  content=upload.read(), filename=upload.name,
+                                                  prediction=data.get("prediction") or None,
+                                                  target=data.get("target") or None, schema=schema)
+        else:
+            import pandas as pd
+
+            if not data.get("rows"):
+                raise InvalidInput("Give the reference rows, a file, or source=mlflow.", fields={"rows": ["Required."]})
+            reference = services.reference_from_rows(
+                actor=request.user, model_version=version, name=data["name"] or "inline rows",
+                frame=pd.DataFrame.from_records(data["rows"]), schema=schema,
+                prediction=data.get("prediction") or None, target=data.get("target") or None)
+        return Response(s.ReferenceSerializer(reference).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.SchemaUpdateSerializer, responses={200: s.ReferenceSerializer})
+    @action(detail=True, methods=["post"], url_path="schema", url_name="schema")
+    def update_schema(self, request, pk=None):
+        """Edit the inferred schema: kinds (numeric/categorical) and roles (feature/prediction/target)."""
+        data = s.SchemaUpdateSerializer.validated(request.data)
+        reference = services.reference_schema_update(actor=request.user, reference=self.get_object(),
+                                                     schema=[dict(c) for c in data["schema"]])
+        return Response(s.ReferenceSerializer(reference).data)
+
+
+class MonitorViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.MonitorSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "operate", "partial_update": "operate",
+                    "run": "operate", "auto_rollback": "administer", "rollback": "operate", "retrain": "operate"}
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.monitor_list(user=user)
+
+    @extend_schema(request=s.MonitorCreateSerializer, responses={201: s.MonitorSerializer})
+    def create(self, request):
+        data = s.MonitorCreateSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data.pop("team"))
+        version = model_version_get(user=request.user, version_id=data.pop("model_version"))
+        monitor = services.monitor_create(actor=request.user, team=team, model_version=version,
+                                          **_options(request.user, data))
+        return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.MonitorUpdateSerializer, responses={200: s.MonitorSerializer})
+    def partial_update(self, request, pk=None):
+        data = s.MonitorUpdateSerializer.validated(request.data)
+        monitor = services.monitor_update(actor=request.user, monitor=self.get_object(), **_options(request.user, data))
+        return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data)
+
+    @extend_schema(request=s.RunRequestSerializer, responses={201: s.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        """Run now: queues a run over the window that ends now (or the given window)."""
+        data = s.RunRequestSerializer.validated(request.data or {})
+        run = services.monitor_run_request(actor=request.user, monitor=self.get_object(),
+                                           window_start=data.get("window_start"), window_end=data.get("window_end"))
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.AutoRollbackSerializer, responses={200: s.MonitorSerializer})
+    @action(detail=True, methods=["post"], url_path="auto-rollback")
+    def auto_rollback(self, request, pk=None):
+        data = s.AutoRollbackSerializer.validated(request.data)
+        monitor = services.monitor_set_auto_rollback(actor=request.user, monitor=self.get_object(), **data)
+        return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data)
+
+    @extend_schema(request=s.ReasonSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        data = s.ReasonSerializer.validated(request.data or {})
+        result = services.monitor_rollback(actor=request.user, monitor=self.get_object(), reason=data.get("reason", ""))
+        return Response({"status": "rollback started", "revision": getattr(result, "pk", None)})
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def retrain(self, request, pk=None):
+        job = services.alert_retrain(actor=request.user, monitor=self.get_object())
+        return Response({"status": "retraining dispatched", "job": getattr(job, "pk", None)})
+
+
+class RunViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.RunSerializer
+    capabilities = {"list": "view", "retrieve": "view", "report": "view"}
+
+    def select(self, *, user):
+        qs = selectors.run_list(user=user).prefetch_related("features").select_related("report")
+        monitor = self.request.query_params.get("monitor") if hasattr(self, "request") else None
+        if monitor:
+            qs = qs.filter(monitor_id=monitor) if str(monitor).isdigit() else qs.none()
+        return qs.defer("report__html_gz")
+
+    @action(detail=True, methods=["get"])
+    def report(self, request, pk=None):
+        """The run's Evidently HTML report (download)."""
+        html = selectors.run_report_html(user=request.user, run_id=pk)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="drift-run-{pk}.html"'
+        return response
+
+
+class AlertViewSet(ScopedReadOnlyViewSet):
+    serializer_class = s.AlertSerializer
+    capabilities = {"list": "view", "retrieve": "view", "acknowledge": "operate", "resolve": "operate",
+                    "rollback": "operate", "retrain": "operate"}
+
+    def select(self, *, user):
+        status_filter = self.request.query_params.get("status") if hasattr(self, "request") else None
+        return selectors.alert_list(user=user, status=status_filter or None)
+
+    @extend_schema(request=s.CommentSerializer, responses={200: s.AlertSerializer})
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        data = s.CommentSerializer.validated(request.data or {})
+        alert = services.alert_acknowledge(actor=request.user, alert=self.get_object(), comment=data["comment"])
+        return Response(s.AlertSerializer(alert).data)
+
+    @extend_schema(request=s.CommentSerializer, responses={200: s.AlertSerializer})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        data = s.CommentSerializer.validated(request.data or {})
+        alert = services.alert_resolve(actor=request.user, alert=self.get_object(), comment=data["comment"])
+        return Response(s.AlertSerializer(alert).data)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        result = services.alert_rollback(actor=request.user, alert=self.get_object())
+        return Response({"status": "rollback started", "revision": getattr(result, "pk", None)})
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def retrain(self, request, pk=None):
+        job = services.alert_retrain(actor=request.user, alert=self.get_object())
+        return Response({"status": "retraining dispatched", "job": getattr(job, "pk", None)})
+
+
+class PredictionBatchViewSet(ScopedReadOnlyViewSet):
+    """Prediction log ingestion: POST a JSON batch ({model_version, batch_id, rows: [...]}) or a multipart
+    CSV/Parquet `file` with model_version and batch_id fields."""
+
+    serializer_class = s.BatchSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "operate"}
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def select(self, *, user):
+        return selectors.batch_list(user=user)
+
+    @extend_schema(request=s.BatchCreateSerializer, responses={201: s.BatchSerializer, 200: s.BatchSerializer})
+    def create(self, request):
+        _check_length(request)
+        data = s.BatchCreateSerializer.validated(request.data)
+        version = model_version_get(user=request.user, version_id=data["model_version"])
+        deployment = _deployment(request.user, data.get("deployment"))
+        upload = data.get("file")
+        if upload is not None:
+            frame = services.read_table(content=upload.read(), filename=upload.name)
+            rows, source = services.frame_to_rows(frame), ("parquet" if upload.name.lower().endswith(".parquet") else "csv")
+        elif data.get("rows") is not None:
+            rows, source = data["rows"], "json"
+        else:
+            raise InvalidInput("Send the rows as a JSON list 'rows' or a multipart CSV/Parquet 'file'.",
+                               fields={"rows": ["Required (or file)."]})
+        batch, created = services.predictions_ingest(actor=request.user, model_version=version,
+                                                     batch_id=data["batch_id"], rows=rows, source=source,
+                                                     deployment=deployment)
+        body = {**s.BatchSerializer(batch).data, "duplicate": not created}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class LabelViewSet(mixins.CreateModelMixin, ScopedViewSet):
+    """Ground-truth labels, joined to prediction logs by request id."""
+
+    capabilities = {"create": "operate"}
+
+    def select(self, *, user):
+        return selectors.batch_list(user=user).none()
+
+    @extend_schema(request=s.LabelsSerializer, responses={201: dict})
+    def create(self, request):
+        _check_length(request)
+        data = s.LabelsSerializer.validated(request.data)
+        version = model_version_get(user=request.user, version_id=data["model_version"])
+        result = services.labels_ingest(actor=request.user, model_version=version, labels=data["labels"])
+        return Response(result, status=status.HTTP_201_CREATED)

@@ -1,0 +1,152 @@
+"""Drift computation for one window: read columns from PostgreSQL, run the column tests in parallel.
+
+Pure read + compute (no writes), shared by monitor runs (services.monitor_run_execute) and the
+benchmark in bench/drift.
+"""
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from . import drift, logstore
+
+PREDICTION = "__prediction"  # name of the prediction column in window reads and reports
+
+
+def infer_schema(frame, *, prediction: str | None = None, target: str | None = None) -> list[dict]:
+    """Numeric dtype → numeric, anything else → categorical; role from the given column names."""
+    import pandas as pd
+
+    schema = []
+    for name in frame.columns:
+        kind = "numeric" if pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]) \
+            else "categorical"
+        role = "prediction" if name == prediction else "target" if name == target else "feature"
+        schema.append({"name": str(name), "kind": kind, "role": role})
+    return schema
+
+
+def prepare_column(series, kind: str) -> dict:
+    """What a ReferenceColumn stores for one column of a reference frame."""
+    import pandas as pd
+
+    if kind == "numeric":
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        cleaned = drift.clean_numeric(values)
+        return {"sorted_values": cleaned.tobytes(), "counts": None, "null_count": int(values.size - cleaned.size)}
+    non_null = series.dropna()
+    counts = non_null.astype(str).value_counts().to_dict()
+    return {"sorted_values": None, "counts": {str(k): int(v) for k, v in counts.items()},
+            "null_count": int(series.size - non_null.size)}
+
+
+def sample_parquet(frame, limit: int = 5000) -> bytes:
+    sample = frame.sample(n=min(limit, len(frame)), random_state=0) if len(frame) > limit else frame
+    buffer = io.BytesIO()
+    sample.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@dataclass
+class ColumnSpec:
+    name: str          # name in the schema (and in features JSON)
+    kind: str          # numeric | categorical
+    role: str          # feature | prediction
+    method: str = "auto"
+    threshold: float | None = None
+
+
+@dataclass
+class WindowResult:
+    current_rows: int
+    results: list = field(default_factory=list)          # drift.ColumnResult
+    failures: dict = field(default_factory=dict)         # column -> reason (not enough data)
+    null_counts: dict = field(default_factory=dict)
+    distributions: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def load_reference(reference) -> dict[str, dict]:
+    """name → {"kind", "sorted" (np.ndarray) or "counts" (dict)} for a ReferenceDataset."""
+    out = {}
+    for col in reference.column_data.all():
+        if col.kind == "numeric":
+            out[col.name] = {"kind": "numeric", "sorted": np.frombuffer(bytes(col.sorted_values or b""), dtype=np.float64)}
+        else:
+            out[col.name] = {"kind": "categorical", "counts": col.counts or {}}
+    return out
+
+
+def window_drift(*, model_version_id: int, start: datetime, end: datetime, specs: list[ColumnSpec],
+                 reference: dict[str, dict], workers: int = 2, distributions: bool = True,
+                 progress=None, parallel_read: int = 2) -> WindowResult:
+    """Compute every column's drift for [start, end) of a model version's prediction log."""
+    timings = {}
+    t0 = time.perf_counter()
+    numeric = [s for s in specs if s.kind == "numeric"]
+    categorical = [s for s in specs if s.kind == "categorical"]
+    num_features = [s.name for s in numeric if s.role == "feature"]
+    num_extra = {PREDICTION: "prediction_num"} if any(s.role == "prediction" for s in numeric) else {}
+    cur_numeric = logstore.read_numeric(model_version_id=model_version_id, start=start, end=end,
+                                        columns=num_features, expressions=num_extra, parallel=parallel_read)
+    cat_features = [s.name for s in categorical if s.role == "feature"]
+    cat_extra = {PREDICTION: "prediction"} if any(s.role == "prediction" for s in categorical) else {}
+    cur_counts, cat_nulls = logstore.read_category_counts(model_version_id=model_version_id, start=start, end=end,
+                                                          columns=cat_features, expressions=cat_extra)
+    timings["read_s"] = time.perf_counter() - t0
+    if progress:
+        progress(30, "Window read from PostgreSQL")
+
+    if cur_numeric:
+        current_rows = len(next(iter(cur_numeric.values())))
+    elif cur_counts:
+        current_rows = logstore.window_summary(model_version_id=model_version_id, start=start, end=end)["rows"]
+    else:
+        current_rows = 0
+    result = WindowResult(current_rows=current_rows, timings=timings)
+
+    def key(spec):
+        return PREDICTION if spec.role == "prediction" else spec.name
+
+    def run_numeric(spec):
+        raw = cur_numeric.pop(key(spec))
+        cur = drift.clean_numeric(raw)
+        nulls = int(raw.size - cur.size)
+        del raw
+        ref = reference[spec.name]["sorted"]
+        res = drift.numeric_drift(spec.name, ref, cur, method=spec.method, threshold=spec.threshold)
+        dist = drift.histogram(ref, cur) if distributions else {}
+        return spec, res, nulls, dist
+
+    def run_categorical(spec):
+        cur = cur_counts.get(key(spec), {})
+        ref = reference[spec.name]["counts"]
+        res = drift.categorical_drift(spec.name, ref, cur, method=spec.method, threshold=spec.threshold)
+        dist = drift.category_shares(ref, cur) if distributions else {}
+        return spec, res, cat_nulls.get(key(spec), 0), dist
+
+    t1 = time.perf_counter()
+    jobs = [(run_numeric, s) for s in numeric] + [(run_categorical, s) for s in categorical]
+    done = 0
+    # numpy's sort/searchsorted release the GIL, so threads run columns on separate cores.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [(spec, pool.submit(fn, spec)) for fn, spec in jobs]
+        for spec, future in futures:
+            try:
+                spec, res, nulls, dist = future.result()
+                result.results.append((spec, res))
+                result.null_counts[spec.name if spec.role == "feature" else PREDICTION] = nulls
+                result.distributions[spec.name] = dist
+            except drift.NotEnoughData as exc:
+                result.failures[spec.name] = str(exc)
+            done += 1
+            if progress:
+                progress(30 + int(60 * done / max(len(jobs), 1)), f"{done} of {len(jobs)} columns tested")
+    timings["compute_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    return result

@@ -1,0 +1,30 @@
+from celery import shared_task
+
+from apps.core.errors import DomainError
+
+
+@shared_task(name="monitoring.run_monitor", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
+             max_retries=5)
+def run_monitor_task(*, run_id: int, dedup_key: str = ""):
+    """Outbox topic for a queued run. Idempotent without a receipt: the run's queued → running
+    compare-and-set lets only one delivery do the work, and progress commits as it goes."""
+    from .services import monitor_run_execute
+
+    run = monitor_run_execute(run_id=run_id)
+    return {"run_id": run_id, "status": run.status if run else "already taken"}
+
+
+@shared_task(name="monitoring.schedule_monitor", acks_late=True)
+def schedule_monitor_task(*, monitor_id: int):
+    """django-celery-beat entry (one PeriodicTask per monitor): queue the last complete window once."""
+    from .models import Monitor
+    from .services import monitor_run_request
+
+    monitor = Monitor.objects.filter(pk=monitor_id, enabled=True).select_related("team").first()
+    if monitor is None:
+        return {"monitor_id": monitor_id, "status": "disabled or gone"}
+    try:
+        run = monitor_run_request(actor=None, monitor=monitor, trigger="schedule")
+    except DomainError as exc:
+        return {"monitor_id": monitor_id, "status": exc.message}
+    return {"monitor_id": monitor_id, "run_id": run.pk}

@@ -1,0 +1,35 @@
+"""The alert state machine: open ──► acknowledged ──► resolved, or open ──► resolved."""
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict
+
+from .choices import AlertStatus as S
+from .models import Alert
+
+ALLOWED: dict[str, set[str]] = {
+    S.OPEN: {S.ACKNOWLEDGED, S.RESOLVED},
+    S.ACKNOWLEDGED: {S.RESOLVED},
+    S.RESOLVED: set(),
+}
+
+
+def alert_transition(*, alert: Alert, to: str, actor, comment: str = "") -> Alert:
+    """Compare-and-set the status; zero rows means someone moved it first (409, nothing changed)."""
+    from_ = alert.status
+    if to not in ALLOWED.get(from_, set()):
+        raise Conflict(f"Alert {alert.pk} is already {from_}; it cannot become {to}.", extra={"status": from_})
+    now = timezone.now()
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    fields = ({"acknowledged_at": now, "acknowledged_by": user, "acknowledge_comment": comment} if to == S.ACKNOWLEDGED
+              else {"resolved_at": now, "resolved_by": user, "resolve_comment": comment})
+    updated = Alert.objects.filter(pk=alert.pk, status=from_).update(status=to, **fields)
+    if updated == 0:
+        current = Alert.objects.filter(pk=alert.pk).values_list("status", flat=True).first()
+        raise Conflict(f"Alert {alert.pk} was changed meanwhile (it is now {current}); reload and try again.",
+                       extra={"status": current})
+    alert.refresh_from_db()
+    verb = "acknowledge" if to == S.ACKNOWLEDGED else "resolve"
+    audit_record(actor=actor, action=f"monitoring.alert.{verb}", target=alert,
+                 changes={"status": [from_, to], "comment": [None, comment]})
+    return alert

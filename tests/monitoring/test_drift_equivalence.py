@@ -1,0 +1,96 @@
+"""Our column statistics give Evidently's method, score and verdict, column by column."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apps.monitoring.drift import categorical_drift, clean_numeric, numeric_drift
+
+from .evidently_ref import evidently_drift
+
+
+def _ours(reference, current, numeric, categorical, num_method="auto", cat_method="auto"):
+    out = {}
+    for col in numeric:
+        r = numeric_drift(col, clean_numeric(reference[col].to_numpy(float)), clean_numeric(current[col].to_numpy(float)),
+                          method=num_method)
+        out[col] = r
+    for col in categorical:
+        r = categorical_drift(col, reference[col].dropna().value_counts().to_dict(),
+                              current[col].dropna().value_counts().to_dict(), method=cat_method)
+        out[col] = r
+    return out
+
+
+def _frames(n_ref, n_cur, drift: bool, seed=0):
+    rng = np.random.default_rng(seed)
+    shift = 0.6 if drift else 0.0
+    ref = pd.DataFrame({
+        "amount": rng.lognormal(3, 1, n_ref),
+        "age": rng.normal(40, 10, n_ref),
+        "small_int": rng.integers(0, 4, n_ref).astype(float),
+        "binary_num": rng.integers(0, 2, n_ref).astype(float),
+        "with_nulls": np.where(rng.random(n_ref) < 0.1, np.nan, rng.normal(0, 1, n_ref)),
+        "country": rng.choice(["de", "fr", "it", "es"], n_ref, p=[0.4, 0.3, 0.2, 0.1]),
+        "channel": rng.choice(["web", "app"], n_ref, p=[0.7, 0.3]),
+    })
+    cur = pd.DataFrame({
+        "amount": rng.lognormal(3 + shift, 1, n_cur),
+        "age": rng.normal(40 + 10 * shift, 10, n_cur),
+        "small_int": rng.integers(0, 4, n_cur).astype(float) if not drift else rng.choice([0, 1, 2, 3], n_cur, p=[0.7, 0.1, 0.1, 0.1]).astype(float),
+        "binary_num": rng.integers(0, 2, n_cur).astype(float),
+        "with_nulls": np.where(rng.random(n_cur) < 0.3, np.nan, rng.normal(shift, 1, n_cur)),
+        "country": rng.choice(["de", "fr", "it", "es"], n_cur, p=[0.1, 0.2, 0.3, 0.4] if drift else [0.4, 0.3, 0.2, 0.1]),
+        "channel": rng.choice(["web", "app"], n_cur, p=[0.3, 0.7] if drift else [0.7, 0.3]),
+    })
+    return ref, cur
+
+
+NUMERIC = ["amount", "age", "small_int", "binary_num", "with_nulls"]
+CATEGORICAL = ["country", "channel"]
+
+
+def _assert_same(ours, theirs):
+    assert set(ours) == set(theirs)
+    for col, (method, score, drifted) in theirs.items():
+        mine = ours[col]
+        assert mine.method == method, col
+        assert math.isclose(mine.score, score, rel_tol=1e-9, abs_tol=1e-12), (col, mine.score, score)
+        assert mine.drifted == drifted, col
+
+
+@pytest.mark.parametrize("drift", [False, True], ids=["no-drift", "drift"])
+@pytest.mark.parametrize("n_ref,n_cur", [(3000, 2000), (600, 400)], ids=["large", "small"])
+def test_auto_methods_match_evidently(drift, n_ref, n_cur):
+    ref, cur = _frames(n_ref, n_cur, drift)
+    theirs = evidently_drift(ref, cur, numeric=NUMERIC, categorical=CATEGORICAL)
+    ours = _ours(ref, cur, NUMERIC, CATEGORICAL)
+    _assert_same(ours, theirs)
+    drifted = {c for c, r in ours.items() if r.drifted}
+    if drift:
+        assert {"amount", "age", "country", "channel"} <= drifted
+    else:
+        assert not drifted & {"amount", "age", "country", "channel"}
+
+
+@pytest.mark.parametrize("num_method,cat_method", [("ks", "chisquare"), ("psi", "psi"), ("jensenshannon", "jensenshannon"),
+                                                   ("wasserstein", "z")])
+@pytest.mark.parametrize("drift", [False, True], ids=["no-drift", "drift"])
+def test_explicit_methods_match_evidently(num_method, cat_method, drift):
+    ref, cur = _frames(2500, 1500, drift, seed=3)
+    cats = CATEGORICAL if cat_method != "z" else ["channel"]
+    theirs = evidently_drift(ref, cur, numeric=NUMERIC, categorical=cats, num_method=num_method, cat_method=cat_method)
+    ours = _ours(ref, cur, NUMERIC, cats, num_method, cat_method)
+    _assert_same(ours, theirs)
+
+
+def test_unseen_category_and_constant_column_match_evidently():
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"const": np.full(2000, 3.0), "plan": rng.choice(["a", "b"], 2000)})
+    cur = pd.DataFrame({"const": np.full(1500, 3.0), "plan": rng.choice(["a", "b", "c"], 1500)})
+    theirs = evidently_drift(ref, cur, numeric=["const"], categorical=["plan"])
+    ours = _ours(ref, cur, ["const"], ["plan"])
+    _assert_same(ours, theirs)
+    assert ours["plan"].drifted and "categories not in the reference: c" in ours["plan"].notes
+    assert not ours["const"].drifted and "constant in the reference data" in ours["const"].notes
