@@ -1,0 +1,222 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
+from apps.core.errors import NotFound
+from apps.deployments import review, selectors, services
+from apps.deployments.models import Cluster
+from apps.teams.selectors import team_get_by_slug
+
+from . import serializers as s
+
+
+def _cluster(name: str) -> Cluster:
+    cluster = Cluster.objects.filter(name=name).first()
+    if cluster is None:
+        known = ", ".join(Cluster.objects.values_list("name", flat=True)) or "none"
+        raise NotFound(f"Cluster '{name}' not found. Known clusters: {known}.", fields={"cluster": ["Unknown cluster."]})
+    return cluster
+
+
+def _environment(name: str):
+    from apps.registry.models import Environment
+
+    env = Environment.objects.filter(name=name).first()
+    if env is None:
+        raise NotFound(f"Environment '{name}' not found.", fields={"environment": ["Unknown environment."]})
+    return env
+
+
+def _version(*, user, team, version_id):
+    from apps.registry.models import ModelVersion
+
+    version = ModelVersion.objects.select_related("model").filter(pk=version_id, model__team=team).first()
+    if version is None:
+        raise NotFound(f"Model version {version_id} not found in team {team.slug}.",
+                       fields={"model_version": ["Unknown model version."]})
+    return version
+
+
+class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Deployment targets (platform admins). Credentials go in, never out."""
+
+    serializer_class = s.ClusterSerializer
+    capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin",
+                    "credentials": "platform_admin", "test_connection": "platform_admin"}
+
+    def select(self, *, user):
+        return selectors.cluster_list(user=user)
+
+    @extend_schema(request=s.ClusterCreateSerializer, responses={201: s.ClusterSerializer})
+    def create(self, request):
+        data = s.ClusterCreateSerializer.validated(request.data)
+        cluster = services.cluster_create(actor=request.user, **{k: v or None if k in ("kubeconfig", "token", "ca_cert")
+                                                                 else v for k, v in data.items()})
+        return Response(s.ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ClusterCredentialsSerializer, responses={200: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def credentials(self, request, pk=None):
+        data = s.ClusterCredentialsSerializer.validated(request.data)
+        cluster = services.cluster_set_credentials(actor=request.user, cluster=self.get_object(),
+                                                   **{k: (v or None) for k, v in data.items()})
+        return Response(s.ClusterSerializer(cluster).data)
+
+    @extend_schema(request=None, responses={200: s.ClusterSerializer})
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk=None):
+        cluster = services.cluster_test_connection(actor=request.user, cluster=self.get_object())
+        return Response(s.ClusterSerializer(cluster).data)
+
+
+class NamespaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Which namespace each team deploys into, per cluster and environment."""
+
+    serializer_class = s.NamespaceSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+
+    def select(self, *, user):
+        return selectors.namespace_list(user=user)
+
+    @extend_schema(request=s.NamespaceCreateSerializer, responses={201: s.NamespaceSerializer})
+    def create(self, request):
+        from apps.teams.selectors import require_platform_admin
+        from apps.teams.models import Team
+
+        require_platform_admin(user=request.user)
+        data = s.NamespaceCreateSerializer.validated(request.data)
+        team = Team.objects.filter(slug=data["team"]).first()
+        if team is None:
+            raise NotFound(f"Team '{data['team']}' not found.")
+        row = services.cluster_namespace_create(actor=request.user, cluster=_cluster(data["cluster"]), team=team,
+                                                environment=_environment(data["environment"]),
+                                                namespace=data["namespace"])
+        return Response(s.NamespaceSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Deployments: create (the whole wizard in one call), deploy a new version, rollout control, rollback.
+    ?team=&status=&model="""
+
+    serializer_class = s.DeploymentSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "operate", "preview": "operate",
+                    "deploy": "operate", "promote": "operate", "pause": "operate", "resume": "operate",
+                    "abort": "operate", "rollback": "operate", "reapply": "operate", "revisions": "view"}
+
+    def select(self, *, user):
+        filters = {k: self.request.query_params.get(k) for k in ("team", "status", "model")} \
+            if self.action == "list" else {}
+        return selectors.deployment_list(user=user, filters=filters)
+
+    def _inputs(self, data):
+        team = team_get_by_slug(user=self.request.user, slug=data["team"])
+        return team, dict(model_version=_version(user=self.request.user, team=team, version_id=data["model_version"]),
+                          environment=_environment(data["environment"]), cluster=_cluster(data["cluster"]),
+                          namespace=data.get("namespace") or None, resources=data.get("resources"),
+                          strategy=data.get("strategy"))
+
+    @extend_schema(request=s.DeploymentCreateSerializer, responses={201: s.DeploymentSerializer})
+    def create(self, request):
+        data = s.DeploymentCreateSerializer.validated(request.data)
+        team, kwargs = self._inputs(data)
+        deployment = services.deployment_create(actor=request.user, team=team, name=data["name"], **kwargs)
+        return Response(s.DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.DeploymentCreateSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        """The review step: gate results, admission and monthly cost, rendered manifests, diff vs live."""
+        data = s.DeploymentCreateSerializer.validated(request.data)
+        team, kwargs = self._inputs(data)
+        return Response(review.deployment_preview(actor=request.user, team=team, name=data["name"], **kwargs))
+
+    @extend_schema(request=s.DeploySerializer, responses={201: s.RevisionSerializer})
+    @action(detail=True, methods=["post"])
+    def deploy(self, request, pk=None):
+        deployment = self.get_object()
+        data = s.DeploySerializer.validated(request.data)
+        version = _version(user=request.user, team=deployment.team, version_id=data["model_version"])
+        revision = services.deployment_deploy(actor=request.user, deployment=deployment, model_version=version,
+                                              resources=data.get("resources"), strategy=data.get("strategy"))
+        return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+    def _control(self, fn):
+        deployment = fn(actor=self.request.user, deployment=self.get_object())
+        return Response(s.DeploymentSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        """Next canary step, or switch blue/green / shadow to the new revision."""
+        return self._control(services.deployment_promote)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._control(services.deployment_pause)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._control(services.deployment_resume)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        return self._control(services.deployment_abort)
+
+    @extend_schema(request=s.RollbackSerializer, responses={201: s.RevisionSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        data = s.RollbackSerializer.validated(request.data)
+        revision = services.deployment_rollback(actor=request.user, deployment=self.get_object(),
+                                                reason=data["reason"], to_revision=data.get("to_revision"))
+        return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={201: s.RevisionSerializer})
+    @action(detail=True, methods=["post"])
+    def reapply(self, request, pk=None):
+        revision = services.deployment_reapply(actor=request.user, deployment=self.get_object())
+        return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: s.RevisionSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def revisions(self, request, pk=None):
+        deployment = self.get_object()
+        rows = selectors.revision_list(user=request.user, deployment_id=deployment.pk)
+        return Response(s.RevisionSerializer(rows, many=True).data)
+
+
+class RevisionViewSet(ScopedReadOnlyViewSet):
+    """Every apply, immutable: manifests, model version, strategy, who and when. ?deployment="""
+
+    serializer_class = s.RevisionSerializer
+    capabilities = {"list": "view", "retrieve": "view"}
+
+    def select(self, *, user):
+        return selectors.revision_list(user=user, deployment_id=self.request.query_params.get("deployment")
+                                       if self.action == "list" else None)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Training and batch work dispatched as Kubernetes Jobs, tracked to completion."""
+
+    serializer_class = s.JobSerializer
+    capabilities = {"list": "view", "retrieve": "view", "create": "operate", "retry": "operate"}
+
+    def select(self, *, user):
+        return selectors.job_list(user=user)
+
+    @extend_schema(request=s.JobCreateSerializer, responses={201: s.JobSerializer})
+    def create(self, request):
+        data = s.JobCreateSerializer.validated(request.data)
+        team = team_get_by_slug(user=request.user, slug=data.pop("team"))
+        job = services.job_dispatch(actor=request.user, team=team, cluster=_cluster(data.pop("cluster")), **data)
+        return Response(s.JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.JobSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return Response(s.JobSerializer(services.job_retry(actor=request.user, job=self.get_object())).data)
