@@ -115,6 +115,11 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
         registered = _train_and_register(tracking_uri=tracking_uri, number=number, **MODEL_VERSIONS[number - 1])
         _report(log, True, f"MLflow {MODEL_NAME} version {registered}")
 
+    from apps.registry.demo import seed_registry  # sync, policies, v2 → production approved, a request waiting
+
+    log("Demo registry (sync, approval policies, promotions):")
+    seed_registry(log=log)
+
 
 def _train_and_register(*, tracking_uri: str, number: int, C: float) -> str:
     import mlflow

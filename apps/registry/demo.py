@@ -1,0 +1,89 @@
+"""Demo registry state, seeded after apps.core.demo has put the fraud-classifier model in MLflow.
+
+- syncs MLflow into the control plane;
+- fraud's production policy: 2 approvals from approvers, gates accuracy >= 0.90, latency_p95_ms <= 50,
+  fairness_gap <= 0.05 and no regression of accuracy by more than 0.02 against the production holder;
+  fraud's staging policy: 1 approval from an approver or team admin, accuracy >= 0.90;
+- version 2 holds `production` through a completed approval (dave requested, bob and carol approved),
+  published to MLflow during the seed, so the deployments demo can deploy it;
+- version 1 → staging requested by dave and left waiting in bob's and carol's inbox.
+Safe to re-run: what exists is left alone.
+"""
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from apps.teams.models import Team
+
+from . import services
+from .choices import PromotionStatus
+from .models import ApprovalPolicy, PromotionRequest, RegisteredModel
+
+MODEL_NAME = "fraud-classifier"
+TEAM = "fraud"
+PRODUCTION_GATES = [
+    {"kind": "metric", "metric": "accuracy", "op": ">=", "threshold": 0.90},
+    {"kind": "metric", "metric": "latency_p95_ms", "op": "<=", "threshold": 50},
+    {"kind": "metric", "metric": "fairness_gap", "op": "<=", "threshold": 0.05},
+    {"kind": "no_regression", "metric": "accuracy", "op": ">=", "threshold": 0.02},
+]
+STAGING_GATES = [{"kind": "metric", "metric": "accuracy", "op": ">=", "threshold": 0.90}]
+
+
+def _report(log, created: bool, what: str) -> None:
+    log(f"  {'created' if created else 'found'.ljust(7)}  {what}")
+
+
+def seed_registry(*, log: Callable[[str], None]) -> None:
+    User = get_user_model()
+    users = {u.username: u for u in User.objects.filter(username__in=["alice", "bob", "carol", "dave"])}
+    run = services.sync_run_now(actor=None)
+    log(f"  synced   {run.counts.get('models', 0)} models, {run.counts.get('versions', 0)} versions from MLflow")
+    model = RegisteredModel.objects.filter(name=MODEL_NAME).first()
+    team = Team.objects.filter(slug=TEAM).first()
+    if model is None or team is None or model.team_id != team.pk or len(users) < 4:
+        log(f"  skipped  registry demo: {MODEL_NAME} or the fraud team and its users are missing")
+        return
+    for env, kwargs in (("production", {"approvals_required": 2, "approver_roles": ["approver"],
+                                        "gates": PRODUCTION_GATES}),
+                        ("staging", {"approvals_required": 1, "approver_roles": ["approver", "team_admin"],
+                                     "gates": STAGING_GATES})):
+        exists = ApprovalPolicy.objects.filter(team=team, environment__name=env).exists()
+        if not exists:
+            services.policy_create(actor=users["alice"], team=team, environment=env, expiry_hours=24 * 14, **kwargs)
+        _report(log, not exists, f"approval policy {TEAM} → {env}")
+
+    v1, v2 = model.versions.get(version=1), model.versions.get(version=2)
+    done = PromotionRequest.objects.filter(version=v2, environment__name="production",
+                                           status=PromotionStatus.PUBLISHED).exists()
+    if not done:
+        _promote_v2(model=model, version=v2, users=users)
+    _report(log, not done, f"{MODEL_NAME} v2 → production (requested by dave, approved by bob and carol, "
+                           f"alias set in MLflow)")
+    waiting = PromotionRequest.objects.filter(version=v1, environment__name="staging").exists()
+    if not waiting:
+        services.promotion_request(actor=users["dave"], version=v1, environment="staging",
+                                   comment="Baseline for the staging canary comparison")
+    _report(log, not waiting, f"{MODEL_NAME} v1 → staging request waiting for bob or carol")
+
+
+def _promote_v2(*, model, version, users) -> None:
+    from apps.outbox.models import OutboxMessage
+
+    from .tasks import publish_promotion_task
+
+    request = PromotionRequest.objects.filter(version=version, environment__name="production",
+                                              status__in=[PromotionStatus.REQUESTED, PromotionStatus.APPROVED]).first()
+    if request is None:
+        request = services.promotion_request(actor=users["dave"], version=version, environment="production",
+                                             comment="v2: higher accuracy, same latency")
+    for approver in ("bob", "carol"):
+        if request.status == PromotionStatus.REQUESTED and not request.approvals.filter(
+                user=users[approver]).exists():
+            request = services.promotion_approve(actor=users[approver], request=request,
+                                                 comment=f"Gates pass; reviewed by {approver}")
+    # Publish now, in this process, instead of waiting for a worker: the receipt makes the queued copy a no-op.
+    with transaction.atomic():
+        message = OutboxMessage.objects.get(dedup_key=f"registry-publish:{request.pk}")
+    publish_promotion_task.apply(kwargs={**message.payload, "dedup_key": message.dedup_key}, throw=True)
