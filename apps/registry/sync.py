@@ -100,6 +100,7 @@ def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredMo
         number = int(mv.version)
         seen.add(number)
         version = existing.get(number) or ModelVersion(model=model, version=number)
+        before = _listed_fields(version)
         changed = (version.pk is None or full or version.presence != MlflowPresence.PRESENT
                    or version.mlflow_status != (mv.status or "")
                    or _ts(mv.last_updated_timestamp) != version.mlflow_updated_at)
@@ -122,14 +123,17 @@ def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredMo
             version.datasets = details.get("datasets", [])
             version.artifacts = details.get("artifacts", [])
             version.git_commit = version.run_tags.get("mlflow.source.git.commit", "")
-            model_info = mlflow_api.model_details(c, mv)
-            version.artifact_uri = model_info["artifact_uri"] or details.get("artifact_uri", "")
-            version.signature = model_info["signature"]
+            model_info = mlflow_api.model_details(c, mv) if (version.run_id or version.source) else {}
+            version.artifact_uri = model_info.get("artifact_uri") or details.get("artifact_uri", "")
+            version.signature = model_info.get("signature")
             version.mlflow_updated_at = _ts(mv.last_updated_timestamp)
             counts["versions_fetched"] += 1
-        version.save()
+        if changed or _listed_fields(version) != before:
+            # Unchanged rows are not rewritten: a sync of 100k quiet versions stays cheap.
+            version.save()
         existing[number] = version
         counts["versions"] += 1
+    ModelVersion.objects.filter(model=model, version__in=seen).update(last_synced_at=now)
     for number, version in existing.items():
         if number not in seen and version.presence != MlflowPresence.DELETED:
             version.presence = MlflowPresence.DELETED
@@ -138,6 +142,11 @@ def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredMo
             counts["versions_deleted"] += 1
     _reconcile_aliases(model, mlflow_aliases, previous_aliases, existing, counts)
     return model
+
+
+def _listed_fields(version: ModelVersion) -> tuple:
+    return (version.tags, version.aliases, version.run_id, version.source, version.creator, version.description,
+            version.mlflow_created_at, version.mlflow_status, version.presence)
 
 
 def _reconcile_aliases(model, mlflow_aliases: dict, previous: dict, versions: dict, counts: dict) -> None:
