@@ -60,7 +60,8 @@ def logs(version, data: pd.DataFrame, *, start: datetime = T0, span: timedelta =
     rows = []
     for i, rec in enumerate(data.to_dict("records")):
         pred = rec.get("prediction")
-        rows.append((version.pk, None, batch.pk, start + i * step, f"{prefix}-{i}", {c: rec[c] for c in features},
+        feats = {c: (None if isinstance(rec[c], float) and np.isnan(rec[c]) else rec[c]) for c in features}
+        rows.append((version.pk, None, batch.pk, start + i * step, f"{prefix}-{i}", feats,
                      None if pred is None else str(pred), None, None, latency + (i % 10),
                      "timeout" if error_every and i % error_every == 0 else None))
     logstore.ensure_partitions(start, start + span)
