@@ -122,6 +122,8 @@ class KubeApiEmulator(KubernetesEmulator):
                 return aiohttp.web.json_response(await self._serve_apis(request))
             if request.url.path == "/api/":
                 return aiohttp.web.json_response(await self._serve_api(request))
+            if request.url.path == "/version/":
+                return aiohttp.web.json_response(await self._serve_server_version(request))
             return await super()._handle(request)
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if method == "PATCH" and content_type == APPLY and request.name:
