@@ -120,6 +120,11 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
     log("Demo registry (sync, approval policies, promotions):")
     seed_registry(log=log)
 
+    from apps.monitoring.demo import seed_monitoring  # a week of prediction logs drifting mid-week, runs, an open alert
+
+    log("Demo drift monitoring:")
+    seed_monitoring(log=log)
+
 
 def _train_and_register(*, tracking_uri: str, number: int, C: float) -> str:
     import mlflow
