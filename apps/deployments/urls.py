@@ -2,4 +2,14 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("", views.index, name="index")]
+app_name = "deployments"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("new/", views.wizard, name="wizard_new"),
+    path("drafts/<int:draft_id>/step/<int:step>/", views.wizard, name="wizard"),
+    path("drafts/<int:draft_id>/submit/", views.wizard_submit, name="wizard_submit"),
+    path("clusters/", views.clusters, name="clusters"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/status.json", views.status_json, name="status"),
+    path("<int:pk>/<str:verb>/", views.control, name="control"),
+]

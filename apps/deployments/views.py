@@ -1,7 +1,308 @@
+"""UI: deployments list, the deployment wizard (resumable drafts), the deployment page with live status,
+rollout control and one-click rollback, and cluster administration for platform admins."""
+import json
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.audit.models import AuditEvent
+from apps.core.errors import DomainError, InvalidInput, NotFound
+from apps.teams.selectors import current_team, has_capability
+
+from . import review, selectors, services
+from .choices import ClusterKind, StrategyKind
+from .models import Cluster, DeploymentDraft
+from .spec import validate_resources, validate_strategy
+
+STEPS = ["Model version", "Target", "Resources", "Strategy", "Review"]
+
+
+def _versions(user, team):
+    from apps.registry.models import ModelVersion
+
+    if team is None:
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.filter(model__team=team).select_related("model").order_by("model__name", "-version")
+
+
+def _environments():
+    from apps.registry.models import Environment
+
+    return Environment.objects.all()
 
 
 @login_required
 def index(request):
-    return render(request, "deployments/index.html")
+    team = current_team(request=request)
+    return render(request, "deployments/index.html", {
+        "deployments": selectors.deployment_list(user=request.user),
+        "drafts": selectors.draft_list(user=request.user, team=team),
+        "jobs": selectors.job_list(user=request.user)[:20],
+        "can_operate": team is not None and has_capability(user=request.user, team_id=team.pk, capability="operate"),
+    })
+
+
+# ---------------------------------------------------------------- wizard
+
+def _draft(request, draft_id) -> DeploymentDraft:
+    draft = selectors.draft_list(user=request.user).filter(pk=draft_id).first()
+    if draft is None:
+        raise NotFound(f"Draft {draft_id} not found.")
+    return draft
+
+
+def _step_data(step: int, post) -> dict:
+    if step == 1:
+        return {"name": post.get("name", "").strip(), "model_version": int(post.get("model_version") or 0) or None}
+    if step == 2:
+        return {"environment": post.get("environment", ""), "cluster": post.get("cluster", ""),
+                "namespace": post.get("namespace", "").strip()}
+    if step == 3:
+        autoscaling = None
+        if post.get("autoscaling"):
+            autoscaling = {"min": _num(post.get("as_min")), "max": _num(post.get("as_max")),
+                           "target_cpu": _num(post.get("as_target"))}
+        return {"resources": {"cpu": post.get("cpu", ""), "memory": post.get("memory", ""),
+                              "gpu_type": post.get("gpu_type", ""), "gpu_count": _num(post.get("gpu_count") or "0"),
+                              "replicas": _num(post.get("replicas") or "1"), "autoscaling": autoscaling}}
+    if step == 4:
+        kind = post.get("kind", StrategyKind.ROLLING)
+        strategy = {"kind": kind}
+        if kind == StrategyKind.CANARY:
+            weights = [w.strip() for w in post.get("steps", "").split(",") if w.strip()]
+            strategy["steps"] = [{"weight": _num(w), "pause": bool(post.get("pause"))} for w in weights]
+        elif kind == StrategyKind.BLUE_GREEN:
+            strategy["auto_switch"] = bool(post.get("auto_switch"))
+        elif kind == StrategyKind.SHADOW:
+            strategy["percent"] = _num(post.get("percent") or "10")
+        elif kind == StrategyKind.AB:
+            variants = []
+            for part in post.get("variants", "").split(","):
+                if ":" in part:
+                    rev, weight = part.split(":", 1)
+                    variants.append({"revision": rev.strip() if rev.strip() == "new" else _num(rev),
+                                     "weight": _num(weight)})
+            strategy["variants"] = variants
+        return {"strategy": strategy}
+    return {}
+
+
+def _num(value):
+    value = (value or "").strip() if isinstance(value, str) else value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value  # validation says what is wrong with it
+
+
+def _validate_step(step: int, draft: DeploymentDraft, request) -> None:
+    from apps.registry.models import Environment
+    from apps.registry.selectors import version_approved_for
+
+    data = draft.data
+    if step == 1:
+        if not data.get("name"):
+            raise InvalidInput("Give the deployment a name (lowercase letters, digits and dashes).")
+        if not _versions(request.user, draft.team).filter(pk=data.get("model_version")).exists():
+            raise InvalidInput("Pick a model version of your team.")
+    if step == 2:
+        env = Environment.objects.filter(name=data.get("environment")).first()
+        cluster = Cluster.objects.filter(name=data.get("cluster")).first()
+        if env is None or cluster is None:
+            raise InvalidInput("Pick an environment and a cluster.")
+        version = _versions(request.user, draft.team).get(pk=data["model_version"])
+        if not version_approved_for(version=version, environment=env.name):
+            raise InvalidInput(f"{version} is not approved for {env.name}; pick another environment or version, "
+                               f"or request a promotion first.")
+        data["namespace"] = services.namespace_for(cluster=cluster, team=draft.team, environment=env)
+        draft.save(update_fields=["data"])
+    if step == 3:
+        validate_resources(data.get("resources"))
+    if step == 4:
+        existing = draft.team.deployments.filter(name=data.get("name")).first()
+        numbers = set(existing.revisions.values_list("number", flat=True)) if existing else set()
+        validate_strategy(data.get("strategy"), revision_numbers=numbers)
+
+
+@login_required
+def wizard(request, draft_id=None, step=1):
+    team = current_team(request=request)
+    if team is None:
+        messages.error(request, "Join a team first.")
+        return redirect("deployments:index")
+    try:
+        draft = _draft(request, draft_id) if draft_id else None
+        if request.method == "POST":
+            draft = services.draft_save(actor=request.user, team=draft.team if draft else team,
+                                        data=_step_data(step, request.POST), step=step, draft=draft)
+            _validate_step(step, draft, request)
+            draft.step = max(draft.step, step + 1)
+            draft.save(update_fields=["step"])
+            return redirect("deployments:wizard", draft_id=draft.pk, step=step + 1)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        if draft is None:
+            return redirect("deployments:wizard_new")
+    context = {"draft": draft, "data": draft.data if draft else {}, "step": step, "steps": STEPS,
+               "versions": _versions(request.user, draft.team if draft else team), "environments": _environments(),
+               "targets": selectors.deploy_targets(user=request.user, team=draft.team if draft else team),
+               "kinds": StrategyKind.choices}
+    if step == 5 and draft is not None:
+        context["preview"] = _preview(request, draft)
+    return render(request, "deployments/wizard.html", context)
+
+
+def _preview(request, draft):
+    from apps.registry.models import Environment
+
+    data = draft.data
+    try:
+        return review.deployment_preview(
+            actor=request.user, team=draft.team, name=data.get("name", ""),
+            model_version=_versions(request.user, draft.team).get(pk=data.get("model_version")),
+            environment=Environment.objects.get(name=data.get("environment")),
+            cluster=Cluster.objects.get(name=data.get("cluster")), resources=data.get("resources"),
+            strategy=data.get("strategy"), namespace=data.get("namespace") or None)
+    except DomainError as exc:
+        return {"error": exc.message}
+    except Exception as exc:  # a missing earlier step: the review says so instead of failing
+        return {"error": f"The draft is incomplete ({type(exc).__name__}); go back to the earlier steps."}
+
+
+@login_required
+@require_POST
+def wizard_submit(request, draft_id):
+    try:
+        draft = _draft(request, draft_id)
+        deployment = services.draft_submit(actor=request.user, draft=draft)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("deployments:wizard", draft_id=draft_id, step=5)
+    messages.success(request, f"Deployment {deployment.name} submitted; revision 1 is being dispatched.")
+    return redirect("deployments:detail", pk=deployment.pk)
+
+
+# ---------------------------------------------------------------- deployment page
+
+def _status(deployment) -> dict:
+    current = deployment.current_revision
+    return {"status": deployment.status, "status_label": deployment.get_status_display(),
+            "message": deployment.status_message, "traffic": deployment.traffic, "shadow": deployment.shadow,
+            "endpoint": deployment.endpoint_url, "drift": deployment.drift,
+            "revision": current.number if current else None,
+            "revision_status": current.status if current else None,
+            "updated_at": deployment.updated_at.isoformat()}
+
+
+@login_required
+def detail(request, pk):
+    try:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("deployments:index")
+    revisions = selectors.revision_list(user=request.user, deployment_id=deployment.pk)
+    events = AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk)).order_by("-id")[:30]
+    return render(request, "deployments/detail.html", {
+        "deployment": deployment, "revisions": revisions, "events": events, "status": _status(deployment),
+        "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
+        "versions": _versions(request.user, deployment.team).filter(model=deployment.model),
+        "kinds": StrategyKind.choices,
+    })
+
+
+@login_required
+def status_json(request, pk):
+    try:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    revisions = [{"number": r.number, "status": r.status, "message": r.message}
+                 for r in deployment.revisions.order_by("-number")[:20]]
+    return JsonResponse({**_status(deployment), "revisions": revisions})
+
+
+VERBS = {"promote": (services.deployment_promote, "Promoted."), "pause": (services.deployment_pause, "Paused."),
+         "resume": (services.deployment_resume, "Resumed."), "abort": (services.deployment_abort,
+                                                                       "Rollout aborted; the stable revision serves."),
+         "reapply": (services.deployment_reapply, "Re-applying the serving revision.")}
+
+
+@login_required
+@require_POST
+def control(request, pk, verb):
+    try:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+        if verb == "rollback":
+            revision = services.deployment_rollback(
+                actor=request.user, deployment=deployment, reason=request.POST.get("reason") or "Rolled back from the UI",
+                to_revision=request.POST.get("to_revision") or None)
+            messages.success(request, f"Rolling back: revision {revision.number} re-applies revision "
+                                      f"{revision.rollback_of.number}.")
+        elif verb == "deploy":
+            version = _versions(request.user, deployment.team).filter(pk=request.POST.get("model_version")).first()
+            if version is None:
+                raise InvalidInput("Pick a model version.")
+            strategy = _step_data(4, request.POST)["strategy"]
+            revision = services.deployment_deploy(actor=request.user, deployment=deployment, model_version=version,
+                                                  strategy=strategy)
+            messages.success(request, f"Revision {revision.number} ({version}) is rolling out ({strategy['kind']}).")
+        elif verb in VERBS:
+            fn, text = VERBS[verb]
+            fn(actor=request.user, deployment=deployment)
+            messages.success(request, text)
+        else:
+            raise NotFound(f"Unknown action {verb}.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("deployments:detail", pk=pk)
+
+
+# ---------------------------------------------------------------- clusters (platform admins)
+
+@login_required
+def clusters(request):
+    if not request.user.is_superuser:
+        messages.error(request, "Only platform admins manage clusters.")
+        return redirect("deployments:index")
+    from apps.teams.models import Team
+
+    if request.method == "POST":
+        form = request.POST
+        try:
+            if form.get("action") == "create":
+                services.cluster_create(actor=request.user, name=form.get("name", ""), kind=form.get("kind", ""),
+                                        description=form.get("description", ""), api_url=form.get("api_url", ""),
+                                        kubeconfig=form.get("kubeconfig") or None, token=form.get("token") or None,
+                                        ca_cert=form.get("ca_cert") or None)
+                messages.success(request, f"Cluster {form.get('name')} added.")
+            elif form.get("action") == "test":
+                cluster = services.cluster_test_connection(actor=request.user,
+                                                           cluster=Cluster.objects.get(pk=form.get("cluster")))
+                (messages.success if cluster.last_check_ok else messages.error)(
+                    request, f"{cluster.name}: {cluster.last_check_message}")
+            elif form.get("action") == "namespace":
+                from apps.registry.models import Environment
+
+                services.cluster_namespace_create(
+                    actor=request.user, cluster=Cluster.objects.get(pk=form.get("cluster")),
+                    team=Team.objects.get(slug=form.get("team")),
+                    environment=Environment.objects.get(name=form.get("environment")), namespace=form.get("namespace", ""))
+                messages.success(request, f"Namespace {form.get('namespace')} assigned.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        except (Cluster.DoesNotExist, Team.DoesNotExist) as exc:
+            messages.error(request, str(exc))
+        return redirect("deployments:clusters")
+    return render(request, "deployments/clusters.html", {
+        "clusters": selectors.cluster_list(user=request.user).prefetch_related("namespaces__team",
+                                                                                "namespaces__environment"),
+        "teams": Team.objects.all(), "environments": _environments(), "kinds": ClusterKind.choices,
+    })
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)
