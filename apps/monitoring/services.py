@@ -283,6 +283,10 @@ def monitor_create(*, actor, team, name: str, model_version, reference=None, dep
     unknown = set(options) - set(MONITOR_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown monitor options: {', '.join(sorted(unknown))}.")
+    import re
+
+    if not re.fullmatch(r"[-a-zA-Z0-9_]{1,60}", name or ""):
+        raise InvalidInput("Name the monitor with letters, digits, '-' or '_' (at most 60).", fields={"name": ["Not a slug."]})
     if Monitor.objects.filter(team=team, name=name).exists():
         raise Conflict(f"Team '{team.slug}' already has a monitor named '{name}'.")
     monitor = Monitor(team=team, name=name, model_version=model_version, reference=reference, deployment=deployment,

@@ -1,21 +1,77 @@
 """UI: overview of monitored deployments, the drift dashboard, alerts, run reports."""
 from django.contrib import messages
+from django.db import transaction
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, InvalidInput
 
 from . import selectors, services
 
 
 @login_required
 def index(request):
+    from apps.registry.selectors import model_version_list
+    from apps.teams.selectors import team_ids_for
+
+    operate = team_ids_for(user=request.user, capability="operate")
+    versions = model_version_list(user=request.user).exclude(model__team=None).order_by("model__name", "-version")
+    if operate is not None:
+        versions = versions.filter(model__team__in=operate)
     return render(request, "monitoring/index.html", {
         "rows": selectors.overview(user=request.user),
         "alerts": selectors.alert_list(user=request.user).exclude(status="resolved")[:50],
+        "versions": versions[:200],
     })
+
+
+@login_required
+@require_POST
+def monitor_new(request):
+    """Upload reference data and create a monitor on it, in one go (both or neither)."""
+    from apps.registry.selectors import model_version_get
+
+    upload = request.FILES.get("reference")
+    try:
+        if upload is None:
+            raise InvalidInput("Choose a reference file (CSV or Parquet).")
+        with transaction.atomic():
+            version = model_version_get(user=request.user, version_id=request.POST.get("model_version"))
+            reference = services.reference_upload(
+                actor=request.user, model_version=version, name=upload.name, content=upload.read(),
+                filename=upload.name, prediction=request.POST.get("prediction") or None,
+                target=request.POST.get("target") or None)
+            monitor = services.monitor_create(actor=request.user, team=version.model.team,
+                                              name=request.POST.get("name", "").strip(), model_version=version,
+                                              reference=reference, window=request.POST.get("window") or "daily")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    messages.success(request, f"Monitor {monitor.name} created with {reference.row_count} reference rows; "
+                              f"check the inferred schema below.")
+    return redirect("monitoring:monitor", monitor.pk)
+
+
+@login_required
+@require_POST
+def reference_schema(request, monitor_id: int):
+    try:
+        monitor = selectors.monitor_get(user=request.user, monitor_id=monitor_id)
+        if monitor.reference is None:
+            raise InvalidInput("This monitor has no reference data.")
+        schema = []
+        for col in monitor.reference.schema:
+            if request.POST.get(f"drop-{col['name']}"):
+                continue
+            schema.append({"name": col["name"], "kind": request.POST.get(f"kind-{col['name']}", col["kind"]),
+                           "role": request.POST.get(f"role-{col['name']}", col["role"])})
+        services.reference_schema_update(actor=request.user, reference=monitor.reference, schema=schema)
+        messages.success(request, "Schema saved; the next run uses it.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("monitoring:monitor", monitor_id)
 
 
 @login_required
