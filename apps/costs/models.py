@@ -285,3 +285,18 @@ class BudgetAlert(models.Model):
     class Meta:
         ordering = ["-month", "-threshold"]
         constraints = [models.UniqueConstraint(fields=["team", "month", "threshold"], name="costs_alert_once")]
+
+
+class GpuDevice(models.Model):
+    """The GPUs an agent has reported: kept once per node and index, not repeated on every sample."""
+
+    cluster = models.ForeignKey("deployments.Cluster", on_delete=models.CASCADE, related_name="+")
+    node = models.CharField(max_length=253)
+    gpu_index = models.SmallIntegerField()
+    uuid = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["cluster", "node", "gpu_index"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "node", "gpu_index"], name="costs_gpudevice_unique")]

@@ -9,7 +9,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.costs.ingest import samples_ingest
-from apps.costs.models import SampleBatch
+from apps.costs.models import GpuDevice, SampleBatch
 from apps.costs.services import node_token_create
 
 from . import factories as f
@@ -51,10 +51,15 @@ def test_agent_batch_is_stored_once_even_when_posted_twice(agent):
     assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["accepted"] == 2
     assert stored(body["batch_id"]) == 2
     with connection.cursor() as cursor:
-        cursor.execute("SELECT node, cluster_id, util_gpu, processes FROM costs_gpusample LIMIT 1")
-        node, cluster_id, util, processes = cursor.fetchone()
-    assert node == "gpu-node-1" and cluster_id == f.cluster().pk and util == 42.5
-    assert json.loads(processes) == [{"pid": 123, "used_mb": 2000}]
+        cursor.execute("SELECT node, cluster_id, gpu_index, util_gpu, mem_used_mb, power_w FROM costs_gpusample "
+                       "ORDER BY gpu_index")
+        assert cursor.fetchall() == [("gpu-node-1", f.cluster().pk, 0, 42.5, 2048.0, 210.0),
+                                     ("gpu-node-1", f.cluster().pk, 1, 42.5, 2048.0, 210.0)]
+        cursor.execute("SELECT node, gpu_index, pid, used_mb FROM costs_gpuprocess ORDER BY gpu_index")
+        assert cursor.fetchall() == [("gpu-node-1", 0, 123, 2000.0), ("gpu-node-1", 1, 123, 2000.0)]
+    # The GPU's identity is kept once per node and index, not on every sample.
+    assert list(GpuDevice.objects.values_list("node", "gpu_index", "uuid", "name")) == [
+        ("gpu-node-1", 0, "GPU-abc", "A100"), ("gpu-node-1", 1, "GPU-abc", "A100")]
 
 
 def test_future_and_far_past_samples_are_counted_not_stored(agent):
@@ -70,10 +75,15 @@ def test_future_and_far_past_samples_are_counted_not_stored(agent):
 
 
 @pytest.mark.parametrize("bad,message", [
-    ({"util": 130}, "Sample 1: util must be a number between 0 and 100"),
+    ({"util": 130}, "Sample 1: util: Expected `float` <= 100.0."),
     ({"ts": "yesterday"}, "Sample 1: ts must be epoch seconds or an ISO 8601 time"),
-    ({"gpu_index": -1}, "Sample 1: gpu_index must be a whole number"),
-    ({"mem_used_mb": "lots"}, "Sample 1: mem_used_mb must be a number"),
+    ({"gpu_index": -1}, "Sample 1: gpu_index: Expected `int` >= 0."),
+    ({"mem_used_mb": "lots"}, "Sample 1: mem_used_mb: Expected `float`, got `str`."),
+    ({"power_w": -5}, "Sample 1: power_w: Expected `float` >= 0.0."),
+    ({"util": True}, "Sample 1: util: Expected `float`, got `bool`."),
+    ({"gpu_index": 10 ** 30}, "Sample 1: gpu_index: Expected `int` <= 1023."),
+    ({"processes": "many"}, "Sample 1: processes: Expected `array | null`, got `str`."),
+    ({"processes": [{"used_mb": 3}]}, "Sample 1: processes: Object missing required field `pid`."),
 ])
 def test_a_malformed_sample_refuses_the_batch_and_stores_nothing(agent, bad, message):
     body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(**bad)]}
@@ -82,12 +92,26 @@ def test_a_malformed_sample_refuses_the_batch_and_stores_nothing(agent, bad, mes
     assert stored(body["batch_id"]) == 0 and not SampleBatch.objects.exists()
 
 
+def test_a_sample_without_required_fields(agent):
+    body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), {"ts": time.time(), "gpu_index": 0}]}
+    response = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Sample 1: Object missing required field `util`."
+
+
+def test_iso_timestamps_are_accepted_too(agent):
+    now = datetime.now(timezone.utc)
+    body = {"batch_id": str(uuid.uuid4()), "samples": [sample(now.isoformat()), sample(now.isoformat()[:-6] + "Z")]}
+    response = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert response.status_code == 201 and response.json()["accepted"] == 2
+
+
 def test_bad_batch_id_and_unknown_fields(agent):
     response = agent.post("/api/v1/costs/samples/", {"batch_id": "x", "samples": []}, format="json")
     assert response.status_code == 400 and "batch_id" in response.json()["error"]["fields"]
     response = agent.post("/api/v1/costs/samples/", {"batch_id": str(uuid.uuid4()), "samples": [], "gpu": 1},
                           format="json")
-    assert response.status_code == 400 and "Unknown field" in response.json()["error"]["message"]
+    assert response.status_code == 400 and "unknown field `gpu`" in response.json()["error"]["message"]
 
 
 def test_wrong_or_revoked_node_token_is_401(platform_admin):
@@ -116,3 +140,13 @@ def test_monthly_partitions_are_created_on_demand(db):
                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'costs_gpusample'")
         partitions = {row[0] for row in cursor.fetchall()}
     assert {f"costs_gpusample_y{last_month:%Y}m{last_month:%m}", f"costs_gpusample_y{now:%Y}m{now:%m}"} <= partitions
+
+
+def test_non_finite_numbers_are_refused(db):
+    from apps.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Sample 0: util: Expected `float` >= 0.0"):
+        samples_ingest(cluster=f.cluster(), node="n", batch_id=uuid.uuid4(), samples=[sample(util=float("nan"))])
+    with pytest.raises(InvalidInput, match="Sample 0: mem_total_mb: Expected `float` <= "):
+        samples_ingest(cluster=f.cluster(), node="n", batch_id=uuid.uuid4(),
+                       samples=[sample(mem_total_mb=float("inf"))])

@@ -107,8 +107,10 @@ class SampleBatchSerializer(StrictInputSerializer):
     node = serializers.CharField(max_length=253, required=False, default="")
     cluster = serializers.CharField(max_length=63, required=False, default="",
                                     help_text="Platform admins posting by hand; agents' tokens name their cluster")
-    # Validated sample by sample in apps.costs.ingest (a serializer per sample is too slow for big batches).
-    samples = serializers.JSONField()
+    # Documentation only: the view validates with apps.costs.ingest.BatchIn (msgspec), which is much faster.
+    samples = serializers.ListField(child=serializers.DictField(), help_text=(
+        "[{ts (epoch seconds or ISO 8601), gpu_index, util (0-100), mem_used_mb, mem_total_mb, power_w, gpu_uuid, "
+        "gpu_name, processes: [{pid, used_mb}]}]"))
 
 
 class IngestResultSerializer(serializers.Serializer):

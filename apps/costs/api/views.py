@@ -17,7 +17,7 @@ from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
 from .. import selectors, services
 from ..authentication import NodeTokenAuthentication
-from ..ingest import samples_ingest
+from ..ingest import batch_decode, samples_ingest
 from ..models import NodeToken
 from . import serializers as s
 
@@ -100,18 +100,21 @@ class SampleIngestView(APIView):
     @extend_schema(request=s.SampleBatchSerializer, responses={201: s.IngestResultSerializer,
                                                                200: s.IngestResultSerializer})
     def post(self, request):
-        data = s.SampleBatchSerializer.validated(request.data)
+        # The body is decoded and validated in one pass by msgspec (apps.costs.ingest.BatchIn), not by a DRF
+        # serializer: batches hold thousands of samples and this endpoint is the ingest hot path.
         if isinstance(request.auth, NodeToken):
+            batch = batch_decode(request.body)
             cluster, node = request.auth.cluster, request.auth.node
-            if data["node"] and data["node"] != node:
-                raise Forbidden(f"This token belongs to node '{node}', not '{data['node']}'.")
+            if batch.node and batch.node != node:
+                raise Forbidden(f"This token belongs to node '{node}', not '{batch.node}'.")
         else:
             require_platform_admin(user=request.user)
-            if not data["cluster"] or not data["node"]:
+            batch = batch_decode(request.body)
+            if not batch.cluster or not batch.node:
                 raise InvalidInput("Name the cluster and node the samples come from.",
                                    fields={"cluster": ["required"], "node": ["required"]})
-            cluster, node = services.cluster_resolve(data["cluster"]), data["node"]
-        result = samples_ingest(cluster=cluster, node=node, batch_id=data["batch_id"], samples=data["samples"])
+            cluster, node = services.cluster_resolve(batch.cluster), batch.node
+        result = samples_ingest(cluster=cluster, node=node, batch_id=batch.batch_id, samples=batch.samples)
         return Response(result.as_dict(), status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
 
