@@ -15,3 +15,11 @@ def rollup_task() -> dict:
     alerts = budgets_check()
     return {"window_start": str(result["window_start"]), "window_end": str(result["window_end"]),
             "usage_rows": result["usage_rows"], "alerts": len(alerts)}
+
+
+@shared_task(name="costs.collect_pods")
+def collect_pods_task() -> list[dict]:
+    """Beat job: attribute GPU pods on each Kubernetes cluster that the control plane didn't start."""
+    from .collector import collect_all
+
+    return collect_all()

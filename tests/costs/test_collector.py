@@ -1,0 +1,91 @@
+"""The Kubernetes pod collector, through the official client against kmock's emulator over real HTTP
+(tests/harness/kube_server.py): unlabelled GPU pods are "unattributed", labelled ones go to their team
+and model version, control-plane pods are skipped, finished pods close their interval."""
+from datetime import datetime, timedelta, timezone
+
+import kubernetes
+import pytest
+
+from apps.costs.choices import AllocationSource
+from apps.costs.collector import collect_all, collect_pods
+from apps.costs.models import GpuAllocation
+from apps.deployments.services import cluster_create
+from apps.registry.models import ModelVersion, RegisteredModel
+from tests.harness.kube_server import kube_server  # noqa: F401  (fixture)
+
+from . import factories as f
+
+pytestmark = pytest.mark.django_db
+STARTED = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+
+
+def pod(name: str, *, gpus: int = 1, labels: dict | None = None, phase: str = "Running", node_selector=None,
+        namespace: str = "ml") -> dict:
+    resources = {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "500m", "memory": "16Gi"}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace,
+                                                            "labels": labels or {}},
+            "spec": {"nodeName": "gpu-node-3", "nodeSelector": node_selector,
+                     "containers": [{"name": "main", "image": "trainer:1", "resources": resources}]},
+            "status": {"phase": phase, "startTime": STARTED.isoformat()}}
+
+
+@pytest.fixture
+def kube(kube_server):  # noqa: F811
+    config = kubernetes.client.Configuration(host=kube_server.url)
+    api = kubernetes.client.ApiClient(config)
+    core = kubernetes.client.CoreV1Api(api)
+    return api, core
+
+
+@pytest.fixture
+def cluster(platform_admin, kube_server):  # noqa: F811
+    cluster = cluster_create(actor=platform_admin, name="kind", kind="kubernetes", api_url=kube_server.url,
+                             token="secret-token")
+    f.gpu_type("A100-80GB", cluster_name="kind")
+    f.gpu_type("L4", cluster_name="kind")
+    return cluster
+
+
+def test_pods_outside_the_control_plane_are_attributed(cluster, kube, team):
+    api, core = kube
+    version = ModelVersion.objects.create(model=RegisteredModel.objects.create(name="ranker", team=team), version=4)
+    core.create_namespaced_pod("ml", pod("notebook", gpus=2, node_selector={"nvidia.com/gpu.product": "L4"}))
+    core.create_namespaced_pod("ml", pod("trainer", labels={"team": "fraud", "model": "ranker", "model-version": "4",
+                                                            "gpu-type": "A100-80GB"}))
+    core.create_namespaced_pod("ml", pod("cpu-only", gpus=0))
+    core.create_namespaced_pod("ml", pod("pending", phase="Pending", labels={"gpu-type": "L4"}))
+    core.create_namespaced_pod("ml", pod("served", labels={"app.kubernetes.io/managed-by": "controlplane",
+                                                           "gpu-type": "L4"}))
+    core.create_namespaced_pod("ml", pod("job-pod", labels={"controlplane.io/job": "train-1", "gpu-type": "L4"}))
+
+    result = collect_pods(cluster=cluster, api_client=api)
+    assert (result["pods"], result["started"], result["stopped"]) == (2, 2, 0)
+    rows = {a.gpu_type.name: a for a in GpuAllocation.objects.filter(source=AllocationSource.KUBERNETES)}
+    assert rows["L4"].team is None and rows["L4"].gpu_count == 2  # unattributed
+    assert rows["A100-80GB"].team == team and rows["A100-80GB"].model_version == version
+    trainer = rows["A100-80GB"]
+    assert trainer.started_at == STARTED and trainer.node == "gpu-node-3"
+    assert float(trainer.cpu_cores) == 0.5 and float(trainer.memory_gb) == pytest.approx(17.18, abs=0.01)
+
+    # Nothing new on a second pass; a finished pod closes its interval.
+    assert collect_pods(cluster=cluster, api_client=api)["started"] == 0
+    core.delete_namespaced_pod("notebook", "ml")
+    result = collect_pods(cluster=cluster, api_client=api)
+    assert result["stopped"] == 1
+    rows["L4"].refresh_from_db()
+    assert rows["L4"].stopped_at is not None and GpuAllocation.objects.filter(stopped_at__isnull=True).count() == 1
+
+
+def test_beat_job_uses_the_cluster_credentials(cluster, kube, kube_server):  # noqa: F811
+    _, core = kube
+    core.create_namespaced_pod("ml", pod("notebook", labels={"gpu-type": "L4"}))
+    assert collect_all() == [{"cluster": "kind", "pods": 1, "started": 1, "stopped": 0}]
+    sent = [r.headers.get("Authorization") for r in kube_server.kmock._requests]
+    assert "Bearer secret-token" in sent
+
+
+def test_an_unreachable_cluster_is_reported_not_raised(platform_admin):
+    cluster_create(actor=platform_admin, name="gone", kind="kubernetes", api_url="http://127.0.0.1:9",
+                   token="secret-token")
+    [result] = collect_all()
+    assert result["cluster"] == "gone" and "error" in result
