@@ -125,6 +125,10 @@ def rollout_drive(*, deployment_id: int) -> str:
                   "status_message": _describe(status, traffic, shadow)}
         if status == S.HEALTHY:
             fields.update(completion_fields(deployment=deployment, revision=revision))
+            if (revision.strategy or {}).get("kind") == StrategyKind.AB:
+                # An A/B/n split is a steady state, not a step towards 100 %.
+                fields["traffic"] = {str(k): v for k, v in traffic.items()}
+                fields["status_message"] = _describe(status, traffic, shadow)
         try:
             with transaction.atomic():
                 deployment = deployment_transition(deployment=deployment, to=status, action="deployment.rollout_ready",

@@ -71,3 +71,62 @@ def test_deploy_canary_promote_and_rollback(engineer, team, staging, local, loca
     assert actions[0] == "deployment.create"
     for action in ("deployment.deploy", "deployment.promote", "deployment.rollback", "deployment.rollout_ready"):
         assert action in actions
+
+
+def test_shadow_then_ab_split(engineer, team, staging, local, local_dir, versions):
+    import json
+
+    v1, v2 = versions
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=v1, environment=staging,
+                                   cluster=local)
+    rollout_drive(deployment_id=deployment.pk)
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v2,
+                      strategy={"kind": "shadow", "percent": 100})
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "awaiting_promotion" and deployment.traffic == {"1": 100}
+    assert deployment.shadow == {"revision": 2, "percent": 100}
+    routes = json.loads((local_dir / f"deployment-{deployment.pk}" / "routes.json").read_text())
+    assert routes["shadow"]["revision"] == "2"
+    assert predict(deployment, 5) == {("1", 0): 5}  # shadow responses are discarded
+    deployment_promote(actor=engineer, deployment=deployment)
+    rollout_drive(deployment_id=deployment.pk)
+
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v1,
+                      strategy={"kind": "ab", "variants": [{"revision": 1, "weight": 30}, {"revision": 2, "weight": 30},
+                                                            {"revision": "new", "weight": 40}]})
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.traffic == {"1": 30, "2": 30, "3": 40}
+    answers = predict(deployment, 40)
+    assert {rev for rev, _ in answers} == {"1", "2", "3"}, answers
+
+
+def test_restarted_worker_adopts_live_processes_and_restarts_dead_ones(engineer, team, staging, local, local_dir,
+                                                                       versions):
+    import os
+    import signal
+
+    from apps.deployments.tasks import reconcile_task
+    from workers.drivers.local import local_adopt, pid_alive
+
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=versions[0],
+                                   environment=staging, cluster=local)
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    router = LocalProcess.objects.get(deployment=deployment, role="router")
+    server = LocalProcess.objects.get(deployment=deployment, role="server")
+    assert local_adopt() == {"adopted": 2, "forgotten": 0, "killed": 0}
+
+    os.killpg(server.pid, signal.SIGKILL)  # the model server dies while no worker watches
+    # A stray process whose row was never written (its worker died right after spawning it) is cleaned up.
+    stray = (local_dir / f"deployment-{deployment.pk}" / "server-r99.pid")
+    stray.write_text('{"pid": %d, "role": "router"}' % router.pid)
+    counts = local_adopt()
+    assert counts["forgotten"] == 1
+    result = reconcile_task()
+    assert result["reconciled"] == 1
+    restarted = LocalProcess.objects.get(deployment=deployment, role="server")
+    assert restarted.pid != server.pid and pid_alive(restarted.pid, "server")
+    deployment.refresh_from_db()
+    assert predict(deployment, 2) == {("1", 0): 2}  # the same stable endpoint serves again
