@@ -35,4 +35,7 @@ CELERY_BEAT_SCHEDULE = {
     "costs-collect-pods": {"task": "costs.collect_pods", "schedule": float(env_int("COSTS_COLLECT_SECONDS", 120))},
     "registry-sync": {"task": "registry.sync_scheduled", "schedule": float(env_int("REGISTRY_SYNC_SECONDS", 300))},
     "registry-expire-requests": {"task": "registry.expire_requests", "schedule": 300.0},
+    # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.
+    "deployments-reconcile": {"task": "deployments.reconcile",
+                              "schedule": float(env_int("DEPLOYMENTS_RECONCILE_SECONDS", 30))},
 }
