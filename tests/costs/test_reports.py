@@ -105,3 +105,21 @@ def test_api_report_and_exports(usage, team, client_for):
 def test_api_report_bad_input(team, client_for, query, message):
     response = client_for(member(team, "viewer")).get("/api/v1/costs/report/", query)
     assert response.status_code == 400 and message in response.json()["error"]["message"]
+
+
+def test_cost_per_1000_predictions_from_the_real_prediction_log(usage, platform_admin):
+    """Through the monitoring app's prediction log (apps.monitoring.logstore), not a stub."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from apps.monitoring import logstore
+
+    v1, v2 = usage
+    ts = datetime(2026, 10, 14, 12, tzinfo=timezone.utc)
+    logstore.ensure_partitions(ts, ts)
+    rows = [(v1.pk, 7, 1, ts, str(uuid.uuid4()), {"x": 1}, "1", 1.0, 0.9, 3.0, "")] * 1500
+    logstore.copy_rows(rows)
+    by_version = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="version"))
+    assert by_version[str(v1.pk)]["predictions"] == 1500
+    assert by_version[str(v1.pk)]["cost_per_1k_predictions"] == Decimal("20.0000")  # 30 / 1.5
+    assert by_version[str(v2.pk)]["cost_per_1k_predictions"] is None
