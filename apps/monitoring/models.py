@@ -20,6 +20,8 @@ class ReferenceDataset(models.Model):
     schema = models.JSONField(default=list)
     row_count = models.PositiveIntegerField(default=0)
     sample_parquet = models.BinaryField(null=True, blank=True, editable=False)
+    # All rows, kept when there are more than the sample holds but few enough for a full-data report.
+    full_parquet = models.BinaryField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -93,7 +93,8 @@ def batch_get(*, user, batch_pk) -> PredictionBatch:
 def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
     """Data for the drift dashboard: runs oldest → newest, heatmap matrix, latest run's features."""
     monitor = monitor_get(user=user, monitor_id=monitor_id)
-    runs = list(monitor.runs.exclude(status__in=["queued", "running"]).order_by("-window_end", "-id")[:limit])[::-1]
+    runs = list(monitor.runs.exclude(status__in=["queued", "running"]).select_related("report")
+                .defer("report__html_gz").prefetch_related("features").order_by("-window_end", "-id")[:limit])[::-1]
     features = sorted({f.column for r in runs for f in r.features.all() if f.role == "feature"})
     scores = {(f.run_id, f.column): f for r in runs for f in r.features.all()}
     labels = [r.window_start.strftime("%m-%d %H:%M") for r in runs]

@@ -114,7 +114,11 @@ def _store_reference(*, actor, model_version, name: str, source: str, source_det
     frame = frame[[c["name"] for c in schema]]
     reference = ReferenceDataset.objects.create(
         team=team, model_version=model_version, name=name[:200], source=source, source_detail=source_detail[:1000],
-        schema=schema, row_count=len(frame), sample_parquet=engine.sample_parquet(frame),
+        schema=schema, row_count=len(frame),
+        sample_parquet=engine.sample_parquet(frame, limit=settings.MONITORING_REPORT_SAMPLE),
+        full_parquet=(engine.sample_parquet(frame, limit=len(frame))
+                      if settings.MONITORING_REPORT_SAMPLE < len(frame) <= settings.MONITORING_FULL_REPORT_MAX_ROWS
+                      else None),
         created_by=actor if getattr(actor, "is_authenticated", False) else None)
     _prepare_columns(reference, frame)
     audit_record(actor=actor, action="monitoring.reference.create", target=reference,
@@ -566,18 +570,21 @@ def _finish(run: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
     _evaluate_alerts(run)
 
 
-def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[FeatureDrift]) -> None:
-    """The Evidently HTML report on samples (≤ MONITORING_REPORT_SAMPLE rows per side, fixed seed), with each
-    column's method and threshold set to the ones the run used, so it shows the same tests. Sampled because
-    Evidently on full windows costs minutes and GBs (see bench/drift); the verdicts stored on the run come
-    from the full data."""
+def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[FeatureDrift], full: bool = False) -> None:
+    """The Evidently HTML report of a run, with each column's method and threshold set to the ones the run
+    used, so it shows the same tests.
+
+    By default on samples (≤ MONITORING_REPORT_SAMPLE rows per side, fixed seed): Evidently on full
+    windows costs minutes and GBs (see bench/drift) while the verdicts stored on the run always come
+    from the full data. `full=True` (asked for from the UI/API) renders every row of both sides."""
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    limit = settings.MONITORING_REPORT_SAMPLE
+    limit = settings.MONITORING_FULL_REPORT_MAX_ROWS if full else settings.MONITORING_REPORT_SAMPLE
     ok = [r for r in rows if r.status == "ok"]
-    ref = pd.read_parquet(io.BytesIO(bytes(reference.sample_parquet)))
+    stored = reference.full_parquet if full and reference.full_parquet else reference.sample_parquet
+    ref = pd.read_parquet(io.BytesIO(bytes(stored)))
     cur = logstore.sample_frame(model_version_id=run.monitor.model_version_id, start=run.window_start,
                                 end=run.window_end, limit=limit)
     rename = {r.column: engine.PREDICTION for r in ok if r.role == ColumnRole.PREDICTION}
@@ -605,6 +612,36 @@ def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[Featu
     RunReport.objects.update_or_create(run=run, defaults={
         "html_gz": gzip.compress(html.encode(), 5), "sampled": len(ref) < reference.row_count or len(cur) < run.current_rows,
         "reference_rows": len(ref), "current_rows": len(cur)})
+
+
+@transaction.atomic
+def run_full_report_request(*, actor, run: MonitorRun) -> MonitorRun:
+    """Queue a full-data Evidently report for a run (replaces its sampled report when done)."""
+    monitor = run.monitor
+    require_capability(user=actor, team=monitor.team, capability=Capability.OPERATE)
+    limit = settings.MONITORING_FULL_REPORT_MAX_ROWS
+    if run.status != RunStatus.SUCCEEDED:
+        raise Conflict(f"Run {run.pk} is {run.status}; only a finished run with results has a report.")
+    report = RunReport.objects.filter(run=run).only("sampled").first()
+    if report is not None and not report.sampled:
+        raise Conflict(f"The report of run {run.pk} already covers every row.")
+    reference = monitor.reference
+    if run.current_rows > limit or reference.row_count > limit or (
+            reference.row_count > settings.MONITORING_REPORT_SAMPLE and not reference.full_parquet):
+        raise Conflict(f"A full-data report is limited to {limit:,} rows per side (this run: {run.current_rows:,} "
+                       f"current, {reference.row_count:,} reference rows): Evidently on a 1M-row window takes about "
+                       f"100 s and 1.6 GB. The stored report uses a sample; the run's verdicts cover every row.")
+    outbox_enqueue(topic="monitoring.render_report", payload={"run_id": run.pk},
+                   dedup_key=f"monitoring-full-report:{run.pk}", team=monitor.team)
+    audit_record(actor=actor, action="monitoring.run.full_report", target=run, team=monitor.team,
+                 changes={"report": ["sample", "full"]})
+    return run
+
+
+def run_full_report_render(*, run_id: int) -> bool:
+    run = MonitorRun.objects.select_related("monitor__reference").get(pk=run_id)
+    _store_report(run, run.monitor.reference, list(run.features.all()), full=True)
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ alerts

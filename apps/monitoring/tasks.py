@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from apps.core.errors import DomainError
+from apps.outbox.tasks import idempotent_task
 
 
 @shared_task(name="monitoring.run_monitor", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
@@ -28,3 +29,11 @@ def schedule_monitor_task(*, monitor_id: int):
     except DomainError as exc:
         return {"monitor_id": monitor_id, "status": exc.message}
     return {"monitor_id": monitor_id, "run_id": run.pk}
+
+
+@idempotent_task("monitoring.render_report", max_retries=2)
+def render_report_task(*, run_id: int):
+    """A full-data Evidently report asked for by a user (the receipt keeps a redelivery from rendering twice)."""
+    from .services import run_full_report_render
+
+    return run_full_report_render(run_id=run_id)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("alerts/<int:alert_id>/", views.alert_detail, name="alert"),
     path("alerts/<int:alert_id>/<str:verb>/", views.alert_action, name="alert-action"),
     path("runs/<int:run_id>/report/", views.run_report, name="run-report"),
+    path("runs/<int:run_id>/full-report/", views.run_full_report, name="run-full-report"),
 ]

@@ -167,3 +167,16 @@ def alert_action(request, alert_id: int, verb: str):
         return redirect("monitoring:alert", alert_id)
     fn, ok = actions[verb]
     return _act(request, fn, ok, redirect("monitoring:alert", alert_id).url)
+
+
+@login_required
+@require_POST
+def run_full_report(request, run_id: int):
+    try:
+        run = selectors.run_get(user=request.user, run_id=run_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    return _act(request, lambda: services.run_full_report_request(actor=request.user, run=run),
+                "Full-data report queued; it replaces the sampled one when ready.",
+                redirect("monitoring:monitor", run.monitor_id).url)

@@ -161,3 +161,35 @@ def test_bad_monitor_options_are_400(client_for, engineer, mon):
     assert bad_method.status_code == 400
     unknown = client.patch(f"/api/v1/monitoring/monitors/{mon.pk}/", {"features": ["nope"]}, format="json")
     assert unknown.status_code == 400 and "Unknown features: nope" in unknown.json()["error"]["message"]
+
+
+def test_full_data_report_on_request(client_for, engineer, team, settings):
+    from apps.monitoring.tasks import render_report_task
+
+    settings.MONITORING_REPORT_SAMPLE = 100
+    version = f.model_version(team)
+    from apps.monitoring.services import reference_from_rows
+
+    ref = reference_from_rows(actor=engineer, model_version=version, name="ref", frame=f.frame(400),
+                              prediction="prediction")
+    assert ref.full_parquet is not None
+    mon = f.monitor(team, version, ref)
+    f.logs(version, f.frame(300, drift=True))
+    run = _run(mon, report=True)
+    assert (run.report.sampled, run.report.current_rows, run.report.reference_rows) == (True, 100, 100)
+    response = client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/")
+    assert response.status_code == 202
+    message = OutboxMessage.objects.get(topic="monitoring.render_report")
+    render_report_task.apply(kwargs={**message.payload, "dedup_key": message.dedup_key}).get()
+    run.report.refresh_from_db()
+    assert (run.report.sampled, run.report.current_rows, run.report.reference_rows) == (False, 300, 400)
+    again = client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/")
+    assert again.status_code == 409 and "already covers every row" in again.json()["error"]["message"]
+
+
+def test_full_data_report_is_bounded(client_for, engineer, mon, settings):
+    settings.MONITORING_FULL_REPORT_MAX_ROWS = 100
+    f.logs(mon.model_version, f.frame(300))
+    run = _run(mon)
+    response = client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/")
+    assert response.status_code == 409 and "limited to 100 rows per side" in response.json()["error"]["message"]

@@ -150,7 +150,7 @@ class MonitorViewSet(ScopedReadOnlyViewSet):
 
 class RunViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.RunSerializer
-    capabilities = {"list": "view", "retrieve": "view", "report": "view"}
+    capabilities = {"list": "view", "retrieve": "view", "report": "view", "full_report": "operate"}
 
     def select(self, *, user):
         qs = selectors.run_list(user=user).prefetch_related("features").select_related("report")
@@ -166,6 +166,13 @@ class RunViewSet(ScopedReadOnlyViewSet):
         response = HttpResponse(html, content_type="text/html; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="drift-run-{pk}.html"'
         return response
+
+    @extend_schema(request=None, responses={202: dict})
+    @action(detail=True, methods=["post"], url_path="full-report")
+    def full_report(self, request, pk=None):
+        """Render the Evidently report on every row instead of the default sample (bounded; queued)."""
+        run = services.run_full_report_request(actor=request.user, run=self.get_object())
+        return Response({"status": "queued", "run": run.pk}, status=status.HTTP_202_ACCEPTED)
 
 
 class AlertViewSet(ScopedReadOnlyViewSet):

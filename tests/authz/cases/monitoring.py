@@ -58,6 +58,7 @@ CASES: dict[str, Case] = {
     "api:monitoring-run-detail": Case(make=_run),
     # A run without a report: allowed roles get the 404 that says so.
     "api:monitoring-run-report": Case(make=_run, success={"get": 404}),
+    "api:monitoring-run-full-report": Case(make=_run, success={"post": 202}),
     "api:monitoring-alert-list": Case(make=_alert),
     "api:monitoring-alert-detail": Case(make=_alert),
     "api:monitoring-alert-acknowledge": Case(make=_alert, success={"post": 200}),
