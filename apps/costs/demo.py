@@ -19,7 +19,7 @@ from django.utils import timezone
 from .budgets import budgets_check, month_to_date_cost
 from .choices import AllocationSource, PricingClass
 from .ingest import samples_ingest
-from .models import GpuAllocation, GpuPrice, GpuType, Quota, ResourceRate, TeamBudget
+from .models import GpuAllocation, GpuType, Quota, ResourceRate, TeamBudget
 from .rollup import rollup_window
 from .services import budget_set, cluster_resolve, gpu_price_set, gpu_type_create, quota_set, resource_rate_set
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.core.errors import Conflict, InvalidInput, NotFound
 from apps.costs.errors import AdmissionRefused
 from apps.costs.services import admission_check, admission_require, allocation_start, allocation_stop
-from tests.factories import TeamFactory, member
+from tests.factories import member
 
 from . import factories as f
 

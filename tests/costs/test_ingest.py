@@ -1,5 +1,4 @@
 """NVML sample ingest: node tokens, COPY into monthly partitions, idempotent batches, counted rejections."""
-import json
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
