@@ -236,6 +236,7 @@ def reference_schema_update(*, actor, reference: ReferenceDataset, schema: list[
 
 # ------------------------------------------------------------------------------------------------ monitors
 
+RETRAIN_JOB_KEYS = ("cluster", "image", "command", "gpu_type", "gpu_count", "environment", "namespace")
 MONITOR_FIELDS = ("window", "features", "numeric_method", "categorical_method", "numeric_threshold",
                   "categorical_threshold", "drift_share", "prediction_drift", "min_rows", "enabled", "retrain_job")
 
@@ -257,6 +258,10 @@ def _validate_monitor(monitor: Monitor) -> None:
         if unknown:
             raise InvalidInput(f"Unknown features: {', '.join(unknown)}; the reference has {', '.join(sorted(names))}.",
                                fields={"features": [f"Unknown: {', '.join(unknown)}."]})
+    unknown_job = set(monitor.retrain_job or {}) - set(RETRAIN_JOB_KEYS)
+    if unknown_job:
+        raise InvalidInput(f"retrain_job has unknown keys {', '.join(sorted(unknown_job))}; allowed: "
+                           f"{', '.join(RETRAIN_JOB_KEYS)}.", fields={"retrain_job": ["Unknown keys."]})
     if monitor.deployment_id and monitor.deployment.team_id != monitor.team_id:
         raise NotFound(f"Deployment {monitor.deployment_id} not found.")
 
@@ -789,14 +794,15 @@ def alert_retrain(*, actor, alert: Alert | None = None, monitor: Monitor | None 
         raise Conflict(f"Monitor '{monitor.name}' has no retraining Job configured; set retrain_job "
                        f"(cluster, image, command) on the monitor first.")
     dispatch = _deployments_service("job_dispatch")
-    import inspect
+    from apps.deployments.models import Cluster
 
     reason = f"Monitoring alert #{alert.pk}: {alert.title}" if alert else f"Retrain from monitor '{monitor.name}'"
-    options = {**monitor.retrain_job}
-    accepted = inspect.signature(dispatch).parameters
-    kwargs = {k: v for k, v in {"actor": actor, "team": monitor.team, "reason": reason, **options}.items()
-              if k in accepted or any(p.kind == p.VAR_KEYWORD for p in accepted.values())}
-    job = dispatch(**kwargs)
+    options = {k: v for k, v in monitor.retrain_job.items() if k in RETRAIN_JOB_KEYS}
+    cluster = Cluster.objects.filter(name=options.pop("cluster", "")).first()
+    if cluster is None:
+        raise Conflict(f"The retraining Job of monitor '{monitor.name}' names cluster "
+                       f"'{monitor.retrain_job.get('cluster', '')}', which does not exist; fix retrain_job.")
+    job = dispatch(actor=actor, team=monitor.team, cluster=cluster, **options)
     record = {"action": "retrain", "at": timezone.now().isoformat(), "by": getattr(actor, "username", "system"),
               "job": getattr(job, "pk", None)}
     if alert is not None:

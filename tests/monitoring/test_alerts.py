@@ -133,3 +133,28 @@ def test_auto_rollback_is_off_by_default_and_audited_when_it_fires(client_for, t
     assert AuditEvent.objects.filter(action="deployment.rollback", actor_label="system").exists()
     mon.refresh_from_db()
     assert mon.auto_rollback is False  # disarmed after firing
+
+
+def test_retrain_dispatches_the_configured_job(client_for, engineer, team):
+    from apps.deployments.models import Job
+    from tests.deployments.factories import kube_cluster
+
+    kube_cluster(team=team)
+    mon = f.monitor(team, retrain_job={"cluster": "kind", "image": "registry.local/fraud-train:3",
+                                       "command": ["python", "train.py", "--since", "7d"]})
+    alert = f.alert(mon, title="Dataset drift on fraud")
+    response = client_for(engineer).post(f"/api/v1/monitoring/alerts/{alert.pk}/retrain/", format="json")
+    assert response.status_code == 200, response.json()
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.image == "registry.local/fraud-train:3" and job.command[-1] == "7d" and job.team == team
+    assert AuditEvent.objects.filter(action="job.dispatch").exists()
+    event = AuditEvent.objects.get(action="monitoring.retrain")
+    assert event.changes["reason"][1] == f"Monitoring alert #{alert.pk}: Dataset drift on fraud"
+    alert.refresh_from_db()
+    assert alert.actions[0]["action"] == "retrain" and alert.actions[0]["job"] == job.pk
+
+
+def test_retrain_job_with_unknown_keys_is_refused(client_for, engineer, mon):
+    response = client_for(engineer).patch(f"/api/v1/monitoring/monitors/{mon.pk}/",
+                                          {"retrain_job": {"cluster": "kind", "imgae": "x"}}, format="json")
+    assert response.status_code == 400 and "unknown keys imgae" in response.json()["error"]["message"]

@@ -148,3 +148,15 @@ def test_prediction_counts_per_version_and_hour(mon):
     assert sum(counts.values()) == 30
     assert set(counts) == {(mon.model_version_id, f.T0 + timedelta(hours=h)) for h in range(3)}
     assert counts[(mon.model_version_id, datetime(2026, 3, 2, 0, tzinfo=timezone.utc))] == 10
+
+
+def test_batch_larger_than_djangos_form_limit_is_accepted(client_for, engineer, mon, settings):
+    """Django's 2.5 MB DATA_UPLOAD_MAX_MEMORY_SIZE guards form bodies; JSON batches have our own limit."""
+    rows = [_row(i, request_id=f"big-{i}-" + "x" * 150) for i in range(12000)]
+    import json
+
+    assert len(json.dumps(rows)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    response = client_for(engineer).post(URL, {"model_version": mon.model_version_id, "batch_id": "large", "rows": rows},
+                                         format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["accepted"] == 12000

@@ -1,3 +1,6 @@
+import io
+
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -28,11 +31,24 @@ def _deployment(user, deployment_id):
 
 
 def _check_length(request):
+    """413 above MONITORING_MAX_UPLOAD_BYTES, before anything is parsed.
+
+    DRF parses JSON from `HttpRequest.body`, which refuses bodies above Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, meant for form fields) with an exception that surfaces as a
+    500; ingestion batches have their own, larger limit, so the body is read here (bounded) and handed
+    to Django as the already-read body."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     services._check_size(length)
+    django_request = request._request
+    if "json" in (request.content_type or "") and not hasattr(django_request, "_body") \
+            and not django_request._read_started:
+        body = django_request.read(settings.MONITORING_MAX_UPLOAD_BYTES + 1)
+        services._check_size(len(body))
+        django_request._body = body
+        django_request._stream = io.BytesIO(body)
 
 
 def _options(user, data: dict) -> dict:
