@@ -125,6 +125,11 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
     log("Demo drift monitoring:")
     seed_monitoring(log=log)
 
+    from apps.deployments.demo import seed_deployments  # fraud-classifier v2 served on the local target, canary
+
+    log("Demo deployment (local target):")
+    seed_deployments(log=log)
+
 
 def _train_and_register(*, tracking_uri: str, number: int, C: float) -> str:
     import mlflow
