@@ -7,10 +7,10 @@ from django.conf import settings
 # The control plane retries through the outbox and the sync schedule; MLflow's own retry loop (7 tries with
 # exponential backoff by default) would hold a worker for minutes when the server is down.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-PAGE = 1000
+PAGE = 100  # MLflow loads each listed model's latest versions: big pages time out
 
 
 def client():
@@ -36,6 +36,17 @@ def iter_model_versions(c, name: str):
         page = c.search_model_versions(filter_string=f"name='{escaped}'", max_results=PAGE, page_token=token)
         yield from page
         token = page.token
+        if not token:
+            return
+
+
+def iter_all_model_versions(c, page: int = 10_000):
+    """Every version of every model, a page at a time (one call per 10,000 versions instead of one per model)."""
+    token = None
+    while True:
+        batch = c.search_model_versions(max_results=page, page_token=token)
+        yield from batch
+        token = batch.token
         if not token:
             return
 

@@ -39,9 +39,13 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
         seen_models = set()
         teams = {t.slug: t for t in Team.objects.all()}
         mlflow_models = list(mlflow_api.iter_registered_models(c))
+        _progress(run, f"listing versions of {len(mlflow_models)} models", counts)
+        by_model: dict[str, list] = {}
+        for mv in mlflow_api.iter_all_model_versions(c):
+            by_model.setdefault(mv.name, []).append(mv)
         for index, rm in enumerate(mlflow_models, 1):
             seen_models.add(rm.name)
-            model = _sync_model(c, rm, teams=teams, counts=counts, full=run.full)
+            model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full)
             _progress(run, f"{index}/{len(mlflow_models)} models: {model.name}", counts)
         with transaction.atomic():
             for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
@@ -63,7 +67,7 @@ def _team_from_tags(tags: dict, teams: dict) -> Team | None:
 
 
 @transaction.atomic
-def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredModel:
+def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool) -> RegisteredModel:
     now = timezone.now()
     tags = dict(rm.tags or {})
     model = RegisteredModel.objects.select_for_update().filter(name=rm.name).first()
@@ -96,7 +100,7 @@ def _sync_model(c, rm, *, teams: dict, counts: dict, full: bool) -> RegisteredMo
 
     existing = {v.version: v for v in ModelVersion.objects.filter(model=model)}
     seen = set()
-    for mv in mlflow_api.iter_model_versions(c, rm.name):
+    for mv in listed:
         number = int(mv.version)
         seen.add(number)
         version = existing.get(number) or ModelVersion(model=model, version=number)

@@ -1,3 +1,4 @@
+from django.db.models import F
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -70,6 +71,10 @@ class RegisteredModelViewSet(ScopedReadOnlyViewSet):
                                filename=f"alias-history-{model.name}")
 
 
+LIST_VALUES = ["id", "model_id", "version", "aliases", "metrics", "creator", "git_commit", "mlflow_created_at",
+               "presence"]
+
+
 class ModelVersionViewSet(ScopedReadOnlyViewSet):
     """Model versions with lineage. ?team=&model=&model_name=&search=&alias="""
 
@@ -81,6 +86,17 @@ class ModelVersionViewSet(ScopedReadOnlyViewSet):
     def select(self, *, user):
         filters = _filters(self.request, "version") if self.action == "list" else {}
         return selectors.model_version_list(user=user, filters=filters)
+
+    def list(self, request):
+        # The hot path for CI pipelines and dashboards: rows straight from .values() (no model instances, no
+        # heavy lineage columns), shaped exactly as ModelVersionListSerializer documents them.
+        rows = self.get_queryset().values(*LIST_VALUES, model_name=F("model__name"), team=F("model__team__slug"))
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([
+            {"id": r["id"], "model": r["model_name"], "model_id": r["model_id"], "team": r["team"],
+             "version": r["version"], "aliases": r["aliases"], "metrics": r["metrics"], "creator": r["creator"],
+             "git_commit": r["git_commit"], "mlflow_created_at": r["mlflow_created_at"], "presence": r["presence"]}
+            for r in page])
 
     @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)])
     @action(detail=True, methods=["get"])
