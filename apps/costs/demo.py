@@ -31,8 +31,8 @@ _NS = uuid.UUID("6f1d3c52-5b1e-4a51-9a5e-7c0c0c0c0c05")
 # name, memory, capacity, parent, MIG profile, on-demand, spot, reserved price per GPU-hour
 CATALOG = [
     ("A100-80GB", 80, 8, "", "", "3.40", "1.20", "2.10"),
-    ("A100-80GB-1g.10gb", 10, 14, "A100-80GB", "1g.10gb", "0.55", "0.20", "0.35"),
-    ("H100-80GB", 80, 4, "", "", "6.90", "2.60", "4.50"),
+    ("A100-80GB-1g.10gb", 10, 7, "A100-80GB", "1g.10gb", "0.55", "0.20", "0.35"),
+    ("H100-80GB", 80, 2, "", "", "6.90", "2.60", "4.50"),
     ("L4", 24, 8, "", "", "0.80", "0.30", "0.55"),
 ]
 # The A100 on-demand price drops mid-month: both sides are costed at their own price.

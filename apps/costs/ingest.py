@@ -10,6 +10,7 @@ import math
 import re
 import uuid
 from dataclasses import asdict, dataclass
+from operator import attrgetter
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -181,17 +182,19 @@ def _columns(samples: list[SampleIn], *, now: datetime) -> dict:
     """The batch as numpy columns, split into kept / too-new / too-old samples."""
     import numpy as np
 
-    ts = _epoch_seconds([s.ts for s in samples])
+    n = len(samples)
+    ts = _epoch_seconds(list(map(attrgetter("ts"), samples)))
     latest = (now + timedelta(seconds=settings.COSTS_SAMPLE_MAX_FUTURE_SECONDS)).timestamp()
     earliest = (now - timedelta(days=settings.COSTS_SAMPLE_MAX_AGE_DAYS)).timestamp()
     future, past = ts > latest, ts < earliest
+    # map(attrgetter) keeps the per-sample loop in C.
     return {
         "ts": ts,
-        "gpu": np.fromiter((s.gpu_index for s in samples), dtype=np.int16, count=len(samples)),
-        "util": np.fromiter((s.util for s in samples), dtype=np.float32, count=len(samples)),
-        "used": np.fromiter((s.mem_used_mb for s in samples), dtype=np.float32, count=len(samples)),
-        "total": np.fromiter((s.mem_total_mb for s in samples), dtype=np.float32, count=len(samples)),
-        "power": np.fromiter((s.power_w for s in samples), dtype=np.float32, count=len(samples)),
+        "gpu": np.fromiter(map(attrgetter("gpu_index"), samples), dtype=np.int16, count=n),
+        "util": np.fromiter(map(attrgetter("util"), samples), dtype=np.float32, count=n),
+        "used": np.fromiter(map(attrgetter("mem_used_mb"), samples), dtype=np.float32, count=n),
+        "total": np.fromiter(map(attrgetter("mem_total_mb"), samples), dtype=np.float32, count=n),
+        "power": np.fromiter(map(attrgetter("power_w"), samples), dtype=np.float32, count=n),
         "keep": ~(future | past), "future": int(future.sum()), "past": int(past.sum()),
     }
 
@@ -245,6 +248,12 @@ def _process_lines(samples: list[SampleIn], cols: dict, *, cluster_id: int, node
             lines.append(f"{ts}\t{cluster_id}\t{node_text}\t{sample.gpu_index}\t{process.pid}\t{process.used_mb}\t"
                          f"{batch_uuid}\n")
     return lines
+
+
+# (cluster id, node, gpu index) → (uuid, name, when written): a device row is rewritten only when it changed or
+# every DEVICE_REFRESH_SECONDS, not by every batch (filled on commit, so a rolled-back write is retried).
+_DEVICES_WRITTEN: dict[tuple, tuple] = {}
+DEVICE_REFRESH_SECONDS = 600
 
 
 def _devices(samples: list[SampleIn]) -> dict[int, tuple[str, str]]:
@@ -317,6 +326,11 @@ def samples_ingest(*, cluster, node: str, batch_id, samples: list, now: datetime
                 with cursor.cursor.copy(f"COPY costs_gpuprocess ({', '.join(PROCESS_COLUMNS)}) FROM STDIN") as copy:
                     copy.write("".join(processes))
             for gpu, (gpu_uuid, name) in _devices(samples).items():
+                key = (cluster.pk, node, gpu)
+                known = _DEVICES_WRITTEN.get(key)
+                if known and known[:2] == (gpu_uuid, name) and (now - known[2]).total_seconds() < DEVICE_REFRESH_SECONDS:
+                    continue
+                transaction.on_commit(lambda key=key, value=(gpu_uuid, name, now): _DEVICES_WRITTEN.__setitem__(key, value))
                 cursor.execute(
                     """INSERT INTO costs_gpudevice (cluster_id, node, gpu_index, uuid, name, last_seen_at)
                        VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (cluster_id, node, gpu_index)
