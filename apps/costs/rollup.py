@@ -185,9 +185,9 @@ def rollup_incremental(*, now: datetime | None = None) -> dict:
     oldest = now - timedelta(days=settings.COSTS_SAMPLE_MAX_AGE_DAYS)
     dirty = _dirty_since(last.started_at if last else None)
     start = min(lookback, dirty) if dirty else lookback
-    if last is None and dirty is None:
-        start = lookback
-    start = max(start, oldest) if last is not None else start
+    if last is not None:
+        # If the job didn't run for a while (beat down), catch up from where the last run stopped.
+        start = max(min(start, last.window_end - HOUR), oldest)
     run = RollupRun.objects.create(started_at=now, window_start=floor_hour(start), window_end=ceil_hour(now))
     result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
     run.window_start, run.window_end = result["window_start"], result["window_end"]

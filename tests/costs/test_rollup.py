@@ -111,3 +111,13 @@ def test_beat_task_rolls_up_and_checks_budgets(team):
     result = rollup_task()
     assert set(result) == {"window_start", "window_end", "usage_rows", "alerts"}
     assert RollupRun.objects.filter(finished_at__isnull=False).count() == 1
+
+
+def test_after_an_outage_the_next_run_catches_up(team):
+    gtype = f.gpu_type(price="1", capacity=0)
+    allocation_start(team=team, cluster="local", gpu_type=gtype, gpu_count=1, started_at=T0)
+    rollup_incremental(now=T0 + timedelta(hours=1))
+    # Beat down for 10 hours; nothing about the open allocation changed meanwhile.
+    RollupRun.objects.update(started_at=datetime.now(timezone.utc) + timedelta(days=1))  # nothing looks changed
+    rollup_incremental(now=T0 + timedelta(hours=11))
+    assert UsageHourly.objects.filter(team=team).count() == 11
