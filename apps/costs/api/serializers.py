@@ -182,3 +182,31 @@ class AllocationSerializer(serializers.Serializer):
     source = serializers.CharField()
     started_at = serializers.DateTimeField()
     stopped_at = serializers.DateTimeField(allow_null=True)
+
+
+class NodeTokenCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    cluster = serializers.CharField()
+    node = serializers.CharField()
+    token = serializers.CharField(help_text="Shown once; the agent sends it as Authorization: Bearer <token>")
+
+
+class ReportRowSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    gpu_hours = serializers.DecimalField(max_digits=16, decimal_places=3)
+    gpu_cost = serializers.DecimalField(max_digits=16, decimal_places=2)
+    other_cost = serializers.DecimalField(max_digits=16, decimal_places=2)
+    idle_gpu_hours = serializers.DecimalField(max_digits=16, decimal_places=3, allow_null=True)
+    idle_cost = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
+    shared_unallocated = serializers.DecimalField(max_digits=16, decimal_places=2)
+    total_cost = serializers.DecimalField(max_digits=16, decimal_places=2)
+    predictions = serializers.IntegerField(allow_null=True)
+    cost_per_1k_predictions = serializers.DecimalField(max_digits=16, decimal_places=4, allow_null=True)
+
+
+class ReportSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.CharField()
+    results = ReportRowSerializer(many=True)
