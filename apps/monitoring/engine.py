@@ -31,6 +31,18 @@ def infer_schema(frame, *, prediction: str | None = None, target: str | None = N
     return schema
 
 
+def canonical_category(value) -> str:
+    """One spelling per category on both sides: 1, 1.0 and "1" from a CSV, a JSON number or a string
+    are the same category; booleans are true/false."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
+
+
 def prepare_column(series, kind: str) -> dict:
     """What a ReferenceColumn stores for one column of a reference frame."""
     import pandas as pd
@@ -40,7 +52,7 @@ def prepare_column(series, kind: str) -> dict:
         cleaned = drift.clean_numeric(values)
         return {"sorted_values": cleaned.tobytes(), "counts": None, "null_count": int(values.size - cleaned.size)}
     non_null = series.dropna()
-    counts = non_null.astype(str).value_counts().to_dict()
+    counts = non_null.map(canonical_category).value_counts().to_dict()
     return {"sorted_values": None, "counts": {str(k): int(v) for k, v in counts.items()},
             "null_count": int(series.size - non_null.size)}
 
@@ -113,8 +125,15 @@ def window_drift(*, model_version_id: int, start: datetime, end: datetime, specs
     def key(spec):
         return PREDICTION if spec.role == "prediction" else spec.name
 
+    def check_prepared(spec):
+        prepared = reference.get(spec.name)
+        if prepared is None or prepared["kind"] != spec.kind:
+            raise drift.NotEnoughData(f"Column '{spec.name}' has no {spec.kind} reference data prepared; save the "
+                                      f"reference schema again to prepare it.")
+
     def run_numeric(spec):
         raw = cur_numeric.pop(key(spec))
+        check_prepared(spec)
         cur = drift.clean_numeric(raw)
         nulls = int(raw.size - cur.size)
         del raw
@@ -124,6 +143,7 @@ def window_drift(*, model_version_id: int, start: datetime, end: datetime, specs
         return spec, res, nulls, dist
 
     def run_categorical(spec):
+        check_prepared(spec)
         cur = cur_counts.get(key(spec), {})
         ref = reference[spec.name]["counts"]
         res = drift.categorical_drift(spec.name, ref, cur, method=spec.method, threshold=spec.threshold)

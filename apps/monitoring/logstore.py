@@ -64,9 +64,14 @@ def _where(model_version_id: int, start: datetime, end: datetime) -> tuple[str, 
     return "model_version_id = %s AND ts >= %s AND ts < %s", [model_version_id, start, end]
 
 
+def _literal(name: str) -> str:
+    """A column name as an SQL string literal, safe inside a query that also takes %s parameters."""
+    return "'" + name.replace("'", "''").replace("%", "%%") + "'"
+
+
 def _numeric_expr(column: str) -> str:
-    key = column.replace("'", "''")
-    return (f"CASE WHEN jsonb_typeof(features->'{key}') = 'number' THEN (features->>'{key}')::float8 "
+    key = _literal(column)
+    return (f"CASE WHEN jsonb_typeof(features->{key}) = 'number' THEN (features->>{key})::float8 "
             f"ELSE 'NaN'::float8 END")
 
 
@@ -137,7 +142,7 @@ def _copy_decode(raw_cursor, select: str, params: list, ncols: int) -> list[np.n
 def read_category_counts(*, model_version_id: int, start: datetime, end: datetime, columns: list[str],
                          expressions: dict[str, str] | None = None) -> tuple[dict[str, dict], dict[str, int]]:
     """Value counts of categorical columns of one window (one scan), and each column's null count."""
-    selects = [(c, f"features->>'{c.replace(chr(39), chr(39) * 2)}'") for c in columns]
+    selects = [(c, f"features->>{_literal(c)}") for c in columns]
     selects += list((expressions or {}).items())
     counts = {name: {} for name, _ in selects}
     nulls = {name: 0 for name, _ in selects}

@@ -58,6 +58,9 @@ def _validate_schema(schema: list[dict], *, columns: set[str] | None = None) -> 
             raise InvalidInput(f"Schema entry {i} must be an object with name, kind and role.",
                                fields={"schema": [f"Entry {i} is malformed."]})
         name, kind, role = str(col["name"]), col.get("kind", ColumnKind.NUMERIC), col.get("role", ColumnRole.FEATURE)
+        if not name or len(name) > 200 or "\x00" in name:
+            raise InvalidInput(f"Schema entry {i}: a column name must have 1 to 200 characters and no NUL.",
+                               fields={"schema": [f"Entry {i}: bad name."]})
         if kind not in ColumnKind.values:
             raise InvalidInput(f"Column '{name}': kind must be numeric or categorical, not '{kind}'.",
                                fields={"schema": [f"{name}: unknown kind '{kind}'."]})
@@ -219,7 +222,7 @@ def reference_schema_update(*, actor, reference: ReferenceDataset, schema: list[
     schema = _validate_schema(schema, columns=set(old))
     kind_changed = [c["name"] for c in schema if c["kind"] != old[c["name"]]["kind"]]
     if kind_changed:
-        frame = pd.read_parquet(io.BytesIO(bytes(reference.sample_parquet)))
+        frame = pd.read_parquet(io.BytesIO(bytes(reference.full_parquet or reference.sample_parquet)))
         if len(frame) < reference.row_count:
             raise Conflict(f"Changing the kind of {', '.join(kind_changed)} needs the full reference data; upload it "
                            f"again with the corrected schema.")
@@ -911,7 +914,7 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
                 if isinstance(value, (dict, list)):
                     bad = (name, "wrong type: expected a category (string or number)")
                     break
-                clean[name] = None if value is None else (value if isinstance(value, str) else json.dumps(value))
+                clean[name] = None if value is None else engine.canonical_category(value)
         if bad:
             reject(i, *bad)
             continue
@@ -945,7 +948,7 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
             continue
         error = row.get("error")
         good.append((ts, "" if request_id is None else str(request_id)[:200], clean,
-                     None if prediction is None else (prediction if isinstance(prediction, str) else json.dumps(prediction)),
+                     None if prediction is None else engine.canonical_category(prediction),
                      prediction_num, numbers["score"], numbers["latency_ms"],
                      None if error in (None, "", False) else str(error)[:2000]))
     return good, {k: dict(v) for k, v in rejections.items()}, examples

@@ -193,3 +193,28 @@ def test_full_data_report_is_bounded(client_for, engineer, mon, settings):
     run = _run(mon)
     response = client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/")
     assert response.status_code == 409 and "limited to 100 rows per side" in response.json()["error"]["message"]
+
+
+def test_odd_column_names_and_category_spellings(client_for, engineer, team):
+    """Names with quotes and percent signs reach SQL safely; 1, 1.0 and "1" are one category."""
+    import pandas as pd
+
+    version = f.model_version(team)
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"rate %": rng.normal(size=300), "owner's plan": rng.choice([1, 2], 300)})
+    from apps.monitoring.services import reference_from_rows
+
+    ref = reference_from_rows(actor=engineer, model_version=version, name="odd", frame=data, schema=[
+        {"name": "rate %", "kind": "numeric", "role": "feature"},
+        {"name": "owner's plan", "kind": "categorical", "role": "feature"}])
+    mon = f.monitor(team, version, ref)
+    rows = [{"timestamp": f"2026-03-02T{h:02d}:00:00Z", "request_id": f"q{h}-{i}",
+             "features": {"rate %": float(rng.normal()), "owner's plan": [1, 2.0, "1", "2"][i % 4]}}
+            for h in range(10) for i in range(10)]
+    response = client_for(engineer).post("/api/v1/monitoring/predictions/",
+                                         {"model_version": version.pk, "batch_id": "odd", "rows": rows}, format="json")
+    assert response.status_code == 201 and response.json()["accepted"] == 100
+    run = _run(mon)
+    plan = run.features.get(column="owner's plan")
+    assert plan.status == "ok" and plan.notes == "" and not plan.drifted
+    assert run.features.get(column="rate %").current_count == 100
