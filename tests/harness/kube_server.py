@@ -204,6 +204,28 @@ class KubeApiEmulator(KubernetesEmulator):
         else:
             self._objects[key] = body
 
+    async def _serve_watch(self, request):
+        """kmock's watch, honouring `fieldSelector=metadata.name=…` as the real API server does (kmock
+        streams every object of the resource, which makes N watchers cost N² events)."""
+        selector = request.params.get("fieldSelector", "")
+        name = selector.split("=", 1)[1] if selector.startswith("metadata.name=") else None
+
+        def wanted(obj: dict) -> bool:
+            meta = obj.get("metadata", {})
+            return ((request.namespace is None or meta.get("namespace") == request.namespace)
+                    and (name is None or meta.get("name") == name))
+
+        yield b""
+        async with self._lock:
+            existing = [obj.raw for (res, _, _), obj in self._objects.items()
+                        if res == request.resource and not obj.deleted]
+        for raw in existing:
+            if wanted(raw):
+                yield {"type": "ADDED", "object": raw}
+        async for event in self._buses[request.resource]:
+            if wanted(event.get("object", {})):
+                yield event
+
     # ---------------------------------------------------------------- fake controller
 
     def _controller(self, res, namespace, name) -> None:

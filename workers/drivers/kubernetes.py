@@ -17,6 +17,8 @@ from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Obser
 logger = logging.getLogger(__name__)
 FIELD_MANAGER = "controlplane"
 APPLY = "application/apply-patch+yaml"
+DISCOVERY_TTL = 60.0
+_DISCOVERY: dict[tuple, tuple[float, bool]] = {}
 KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
 
@@ -74,7 +76,11 @@ class KubernetesDriver(Driver):
                                     f"{type(exc).__name__}: {exc}") from exc
 
     def kserve_served(self) -> bool:
-        """Discovery: is the InferenceService CRD served by this cluster?"""
+        """Discovery: is the InferenceService CRD served by this cluster? Remembered per process for a
+        minute (every render asks; "test connection" always asks afresh)."""
+        cached = _DISCOVERY.get((self.cluster.pk, self.cluster.api_url))
+        if self._kserve is None and cached and time.monotonic() - cached[0] < DISCOVERY_TTL:
+            self._kserve = cached[1]
         if self._kserve is None:
             import kubernetes
 
@@ -84,11 +90,13 @@ class KubernetesDriver(Driver):
                 resources = self._call(kubernetes.client.CustomObjectsApi(self.client()).get_api_resources,
                                        KSERVE_GROUP, KSERVE_VERSION)
                 self._kserve = any(r.name == KSERVE_PLURAL for r in (resources.resources or []))
+            _DISCOVERY[(self.cluster.pk, self.cluster.api_url)] = (time.monotonic(), self._kserve)
         return self._kserve
 
     def test_connection(self) -> ConnectionCheck:
         import kubernetes
 
+        _DISCOVERY.pop((self.cluster.pk, self.cluster.api_url), None)
         try:
             version = self._call(kubernetes.client.VersionApi(self.client()).get_code)
             kserve = self.kserve_served()
