@@ -120,15 +120,16 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
     log("Demo registry (sync, approval policies, promotions):")
     seed_registry(log=log)
 
-    from apps.monitoring.demo import seed_monitoring  # a week of prediction logs drifting mid-week, runs, an open alert
-
-    log("Demo drift monitoring:")
-    seed_monitoring(log=log)
-
     from apps.deployments.demo import seed_deployments  # fraud-classifier v2 served on the local target, canary
 
     log("Demo deployment (local target):")
     seed_deployments(log=log)
+
+    # After the deployment, so the drift monitor is linked to it (its alert's "Roll back" acts on it).
+    from apps.monitoring.demo import seed_monitoring  # a week of prediction logs drifting mid-week, runs, an open alert
+
+    log("Demo drift monitoring:")
+    seed_monitoring(log=log)
 
 
 def _train_and_register(*, tracking_uri: str, number: int, C: float) -> str:
