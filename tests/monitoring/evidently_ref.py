@@ -1,5 +1,4 @@
 """Run a plain Evidently 0.7 DataDriftPreset and read its per-column method, score and verdict."""
-import re
 
 import pandas as pd
 
