@@ -6,8 +6,6 @@ the deployment flow works either way. Every call site in this app goes through t
 import logging
 from dataclasses import dataclass, field
 
-from apps.core.errors import Conflict
-
 logger = logging.getLogger(__name__)
 
 

@@ -2,7 +2,6 @@
 goes through the outbox to the rollout engine (rollout.py) run by workers."""
 import json
 import re
-from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Max
@@ -347,14 +346,11 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
                   "rollout_step": -1,
                   "status_message": f"Rollout of revision {revision.number} aborted; revision {stable.number} serves."}
         to = S.HEALTHY
-    expected = {deployment.status}
     if deployment.status == S.PENDING:
         # pending → healthy is not a rollout move; an abort before dispatch goes through progressing.
         deployment = deployment_transition(deployment=deployment, to=S.PROGRESSING)
     deployment = deployment_transition(deployment=deployment, to=to, actor=actor, action="deployment.abort",
-                                       expected={deployment.status}, fields=fields,
-                                       audit_changes={"aborted_revision": [revision.number, None]})
-    del expected
+                                       fields=fields, audit_changes={"aborted_revision": [revision.number, None]})
     _enqueue_drive(deployment, why="route")
     return deployment
 
@@ -529,6 +525,3 @@ def job_retry(*, actor, job: Job) -> Job:
                    team=job.team)
     return job
 
-
-def warm_window_expired(*, deployment) -> bool:
-    return deployment.warm_until is None or deployment.warm_until <= timezone.now() - timedelta(seconds=0)

@@ -1,7 +1,5 @@
 """UI: deployments list, the deployment wizard (resumable drafts), the deployment page with live status,
 rollout control and one-click rollback, and cluster administration for platform admins."""
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
@@ -303,6 +301,3 @@ def clusters(request):
         "teams": Team.objects.all(), "environments": _environments(), "kinds": ClusterKind.choices,
     })
 
-
-def _json(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)
