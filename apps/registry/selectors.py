@@ -43,16 +43,17 @@ def model_get(*, user, model_id) -> RegisteredModel:
 
 def model_version_list(*, user, filters: dict | None = None) -> QuerySet[ModelVersion]:
     """Versions of models of the user's teams. filters: team (slug), model (id), model_name, search, alias."""
-    qs = scope_to_teams(ModelVersion.objects.select_related("model", "model__team"), user=user, field="model__team")
+    # team and model_name are the version's own copies (see ModelVersion): one index serves scope, filter and order.
+    qs = scope_to_teams(ModelVersion.objects.select_related("model", "model__team"), user=user, field="team")
     filters = filters or {}
     if filters.get("team"):
-        qs = qs.filter(model__team__slug=filters["team"])
+        qs = qs.filter(team__slug=filters["team"])
     if filters.get("model"):
         qs = qs.filter(model_id=filters["model"])
     if filters.get("model_name"):
-        qs = qs.filter(model__name=filters["model_name"])
+        qs = qs.filter(model_name=filters["model_name"])
     if filters.get("search"):
-        qs = qs.filter(model__name__icontains=filters["search"])
+        qs = qs.filter(model_name__icontains=filters["search"])
     if filters.get("alias"):
         qs = qs.filter(aliases__contains=[filters["alias"]])
     return qs

@@ -67,6 +67,7 @@ def model_assign_team(*, actor, model: RegisteredModel, team: Team) -> Registere
     before = model.team.slug if model.team else None
     model.team, model.team_source = team, TeamSource.ASSIGNED
     model.save(update_fields=["team", "team_source"])
+    model.versions.update(team=team)
     audit_record(actor=actor, action="registry.model.assign_team", target=model, team=team,
                  changes={"team": [before, team.slug]})
     return model
@@ -368,7 +369,9 @@ def promotion_publish(*, request_id: int) -> dict:
                .select_related("version", "version__model", "environment", "team").filter(pk=request_id).first())
     if request is None or request.status != PromotionStatus.APPROVED:
         return {"skipped": True, "status": request.status if request else None}
-    version, model, alias = request.version, request.version.model, request.environment.name
+    version, alias = request.version, request.environment.name
+    # The sync locks the model row while it reconciles aliases; holding it here keeps the two from interleaving.
+    model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     approvers = _approvers(request)
     if request.kind == PromotionKind.PROMOTE:
         mlflow_api.set_alias(name=model.name, alias=alias, version=version.version,

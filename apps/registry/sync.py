@@ -10,6 +10,7 @@ import logging
 from datetime import datetime, timezone as dt_timezone
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -38,6 +39,7 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
         c = mlflow_api.client()
         seen_models = set()
         teams = {t.slug: t for t in Team.objects.all()}
+        listed_at = timezone.now()
         mlflow_models = list(mlflow_api.iter_registered_models(c))
         _progress(run, f"listing versions of {len(mlflow_models)} models", counts)
         by_model: dict[str, list] = {}
@@ -45,7 +47,8 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             by_model.setdefault(mv.name, []).append(mv)
         for index, rm in enumerate(mlflow_models, 1):
             seen_models.add(rm.name)
-            model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full)
+            model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full,
+                                listed_at=listed_at)
             _progress(run, f"{index}/{len(mlflow_models)} models: {model.name}", counts)
         with transaction.atomic():
             for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
@@ -67,7 +70,7 @@ def _team_from_tags(tags: dict, teams: dict) -> Team | None:
 
 
 @transaction.atomic
-def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool) -> RegisteredModel:
+def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, listed_at) -> RegisteredModel:
     now = timezone.now()
     tags = dict(rm.tags or {})
     model = RegisteredModel.objects.select_for_update().filter(name=rm.name).first()
@@ -88,6 +91,13 @@ def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool) -
     model.presence = MlflowPresence.PRESENT
     model.last_synced_at = now
     mlflow_aliases = {alias: int(version) for alias, version in (rm.aliases or {}).items()}
+    if model.pk:
+        # An alias the control plane moved after this pass listed MLflow: our record is newer than what we saw.
+        touched = AliasHolding.objects.filter(model=model).filter(Q(since__gte=listed_at) | Q(until__gte=listed_at))
+        for holding in touched.order_by("since"):
+            mlflow_aliases.pop(holding.alias, None)
+            if holding.until is None:
+                mlflow_aliases[holding.alias] = holding.version_number
     previous_aliases = dict(model.aliases or {})
     model.aliases = mlflow_aliases
     model.save()
@@ -98,7 +108,11 @@ def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool) -
                                                 "presence": [before_presence, model.presence]}.items()
                               if v[0] != v[1]})
 
+    if not created and before_team != model.team_id:
+        ModelVersion.objects.filter(model=model).update(team=model.team)
     existing = {v.version: v for v in ModelVersion.objects.filter(model=model)}
+    for v in existing.values():
+        v.model = model  # save() copies the model's team and name; don't load the model once per version
     seen = set()
     for mv in listed:
         number = int(mv.version)
@@ -157,6 +171,7 @@ def _reconcile_aliases(model, mlflow_aliases: dict, previous: dict, versions: di
     """Compare MLflow's aliases with the alias history; a difference was made outside the control plane."""
     now = timezone.now()
     current = {h.alias: h for h in AliasHolding.objects.select_for_update().filter(model=model, until__isnull=True)}
+
     for alias, number in mlflow_aliases.items():
         holding = current.get(alias)
         if holding is not None and holding.version_number == number:

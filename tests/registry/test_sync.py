@@ -68,3 +68,33 @@ def test_sync_failure_marks_the_run_failed(settings, db):
         pass
     run = SyncRun.objects.latest("started_at")
     assert run.status == SyncStatus.FAILED and run.error
+
+
+def test_sync_that_read_mlflow_before_a_publish_does_not_undo_it(register_version, unique_name, mlflow_uri, team,
+                                                                 people):
+    """A long pass lists MLflow, then a promotion publishes: the pass must not call the alias 'outside'."""
+    from django.utils import timezone
+    from mlflow import MlflowClient
+
+    from apps.outbox.models import OutboxMessage
+    from apps.registry import mlflow_api, services, sync
+    from apps.registry.tasks import publish_promotion_task
+
+    name = unique_name("race")
+    register_version(name, {"accuracy": 0.9})
+    sync_run_now(actor=None)
+    client = MlflowClient(mlflow_uri)
+    listed_at = timezone.now()
+    stale_model = client.get_registered_model(name)
+    stale_versions = [mv for mv in mlflow_api.iter_model_versions(client, name)]
+    version = RegisteredModel.objects.get(name=name).versions.get()
+    request = services.promotion_request(actor=people["dave"], version=version, environment="staging")
+    message = OutboxMessage.objects.get(dedup_key=f"registry-publish:{request.pk}")
+    publish_promotion_task.apply(kwargs={**message.payload, "dedup_key": message.dedup_key}, throw=True)
+    counts = {k: 0 for k in ("models", "models_new", "versions", "versions_fetched", "versions_deleted",
+                             "aliases_changed_outside")}
+    sync._sync_model(client, stale_model, listed=stale_versions, teams={"fraud": team}, counts=counts, full=False,
+                     listed_at=listed_at)
+    version.refresh_from_db()
+    assert version.aliases == ["staging"] and counts["aliases_changed_outside"] == 0
+    assert not AliasHolding.objects.filter(model=version.model, source=AliasSource.OUTSIDE).exists()

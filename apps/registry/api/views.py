@@ -71,7 +71,7 @@ class RegisteredModelViewSet(ScopedReadOnlyViewSet):
                                filename=f"alias-history-{model.name}")
 
 
-LIST_VALUES = ["id", "model_id", "version", "aliases", "metrics", "creator", "git_commit", "mlflow_created_at",
+LIST_VALUES = ["id", "model_id", "model_name", "version", "aliases", "metrics", "creator", "git_commit", "mlflow_created_at",
                "presence"]
 
 
@@ -90,10 +90,10 @@ class ModelVersionViewSet(ScopedReadOnlyViewSet):
     def list(self, request):
         # The hot path for CI pipelines and dashboards: rows straight from .values() (no model instances, no
         # heavy lineage columns), shaped exactly as ModelVersionListSerializer documents them.
-        rows = self.get_queryset().values(*LIST_VALUES, model_name=F("model__name"), team=F("model__team__slug"))
+        rows = self.get_queryset().values(*LIST_VALUES, team_slug=F("team__slug"))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response([
-            {"id": r["id"], "model": r["model_name"], "model_id": r["model_id"], "team": r["team"],
+            {"id": r["id"], "model": r["model_name"], "model_id": r["model_id"], "team": r["team_slug"],
              "version": r["version"], "aliases": r["aliases"], "metrics": r["metrics"], "creator": r["creator"],
              "git_commit": r["git_commit"], "mlflow_created_at": r["mlflow_created_at"], "presence": r["presence"]}
             for r in page])
