@@ -160,3 +160,17 @@ def test_batch_larger_than_djangos_form_limit_is_accepted(client_for, engineer, 
                                          format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["accepted"] == 12000
+
+
+def test_batch_for_a_deployment_uses_the_version_it_serves(client_for, engineer, team):
+    from tests.deployments.factories import deployment_in
+
+    deployment = deployment_in(team, "healthy")
+    version = deployment.current_revision.model_version
+    f.monitor(team, version, f.reference(team, version))
+    response = client_for(engineer).post(URL, {"deployment": deployment.pk, "batch_id": "dep", "rows": [_row(1)]},
+                                         format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["model_version"] == version.pk
+    missing = client_for(engineer).post(URL, {"batch_id": "none", "rows": [_row(1)]}, format="json")
+    assert missing.status_code == 400 and "Say which model version" in missing.json()["error"]["message"]

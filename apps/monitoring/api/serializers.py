@@ -117,7 +117,7 @@ class RunSerializer(serializers.ModelSerializer):
                   "dataset_drift", "prediction_score", "prediction_drifted", "performance", "latency_p50",
                   "latency_p95", "error_rate", "duration_s", "created_at", "finished_at", "features", "report_url"]
 
-    def get_report_url(self, run):
+    def get_report_url(self, run) -> str | None:
         return f"/api/v1/monitoring/runs/{run.pk}/report/" if hasattr(run, "report") else None
 
 
@@ -151,7 +151,7 @@ class BatchSerializer(serializers.ModelSerializer):
 
 
 class BatchCreateSerializer(StrictInputSerializer):
-    model_version = serializers.IntegerField()
+    model_version = serializers.IntegerField(required=False, help_text="Defaults to the version the deployment serves")
     deployment = serializers.IntegerField(required=False, allow_null=True)
     batch_id = serializers.CharField(max_length=200)
     rows = serializers.ListField(child=serializers.JSONField(), required=False)

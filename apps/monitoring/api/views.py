@@ -242,8 +242,14 @@ class PredictionBatchViewSet(ScopedReadOnlyViewSet):
     def create(self, request):
         _check_length(request)
         data = s.BatchCreateSerializer.validated(request.data)
-        version = model_version_get(user=request.user, version_id=data["model_version"])
         deployment = _deployment(request.user, data.get("deployment"))
+        if data.get("model_version") is not None:
+            version = model_version_get(user=request.user, version_id=data["model_version"])
+        elif deployment is not None and deployment.current_revision_id:
+            version = deployment.current_revision.model_version
+        else:
+            raise InvalidInput("Say which model version made these predictions: model_version, or a deployment "
+                               "that is serving one.", fields={"model_version": ["Required without a deployment."]})
         upload = data.get("file")
         if upload is not None:
             frame = services.read_table(content=upload.read(), filename=upload.name)
