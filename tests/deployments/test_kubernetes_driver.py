@@ -216,3 +216,25 @@ def test_job_dispatch_runs_to_completion_with_logs_link_and_retry(kube_server, e
     time.sleep(0.5)
     failing.refresh_from_db()
     assert job_poll(job=failing) == "succeeded"
+
+
+def test_gpu_deployments_are_admitted_and_recorded_in_the_cost_ledger(kube_server, engineer, team, staging, cluster,  # noqa: F811
+                                                                      v1, v2):
+    from apps.costs.models import GpuAllocation
+
+    gpu_quota(cluster=cluster, team=team, guaranteed=2)
+    gpu = {"cpu": "1", "memory": "4Gi", "gpu_type": "a100-80gb", "gpu_count": 1}
+    deployment = _deploy(engineer, team, staging, cluster, v1, resources=gpu)
+    rollout_drive(deployment_id=deployment.pk)
+    first = GpuAllocation.objects.get(deployment_id=deployment.pk)
+    assert first.gpu_count == 1 and first.stopped_at is None and first.model_version_id == v1.pk
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v2,
+                      resources=gpu)
+    rollout_drive(deployment_id=deployment.pk)
+    first.refresh_from_db()
+    assert first.stopped_at is not None
+    assert GpuAllocation.objects.get(deployment_id=deployment.pk, stopped_at__isnull=True).model_version_id == v2.pk
+    with pytest.raises(Conflict, match="do not fit"):
+        deployment_create(
+            actor=engineer, team=team, name="too-big", model_version=v1, environment=staging, cluster=cluster,
+            resources={**gpu, "gpu_count": 2})
