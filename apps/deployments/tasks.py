@@ -13,22 +13,53 @@ logger = logging.getLogger(__name__)
 
 
 @idempotent_task("deployments.drive")
-def drive_task(*, deployment_id: int):
+def drive_task(*, deployment_id: int, attempt: int = 0):
     """Runs the rollout engine after the receipt commits: the engine's waits (model server start, cluster
-    watch) must not hold a transaction, and its progress must be visible to the UI while it runs. If the
-    worker dies after the receipt, the reconcile beat finds the deployment stuck and drives it again."""
+    watch) must not hold a transaction, and its progress must be visible to the UI while it runs.
+
+    A cluster that is down or answering 5xx/timeouts gets the drive back through the outbox with
+    exponential backoff (durable: it survives this worker). If the worker dies after the receipt, the
+    reconcile beat finds the deployment stuck and drives it again."""
+    from workers.drivers import DriverUnavailable
+
     from .rollout import rollout_drive
 
     def run():
         try:
             logger.info("Rollout drive", extra={"deployment": deployment_id,
                                                 "result": rollout_drive(deployment_id=deployment_id)})
+        except DriverUnavailable as exc:
+            retry_drive_later(deployment_id=deployment_id, attempt=attempt + 1, error=str(exc))
         except Exception:
-            # Transient cluster errors: the reconcile beat retries stuck rollouts with its own cadence.
             logger.exception("Rollout drive failed; reconcile will retry", extra={"deployment": deployment_id})
 
     transaction.on_commit(run)
     return {"deployment_id": deployment_id}
+
+
+def retry_drive_later(*, deployment_id: int, attempt: int, error: str) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.outbox.models import OutboxMessage
+
+    from .models import Deployment
+
+    delay = min(2 ** attempt, 300)
+    with transaction.atomic():
+        deployment = Deployment.objects.filter(pk=deployment_id).first()
+        if deployment is None:
+            return
+        Deployment.objects.filter(pk=deployment_id).update(
+            status_message=f"Cluster unavailable, retrying in {delay}s (attempt {attempt}): {error}"[:2000])
+        # Written directly with a future due time; the outbox sweep publishes it when due.
+        OutboxMessage.objects.get_or_create(
+            dedup_key=f"deployments.retry:{deployment_id}:{deployment.lock_version}:{attempt}",
+            defaults={"topic": "deployments.drive", "payload": {"deployment_id": deployment_id, "attempt": attempt},
+                      "team": deployment.team, "next_attempt_at": timezone.now() + timedelta(seconds=delay)})
+    logger.warning("Cluster unavailable; drive retried later", extra={"deployment": deployment_id,
+                                                                       "attempt": attempt, "delay_s": delay})
 
 
 @idempotent_task("deployments.dispatch_job")

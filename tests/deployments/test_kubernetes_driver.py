@@ -238,3 +238,20 @@ def test_gpu_deployments_are_admitted_and_recorded_in_the_cost_ledger(kube_serve
         deployment_create(
             actor=engineer, team=team, name="too-big", model_version=v1, environment=staging, cluster=cluster,
             resources={**gpu, "gpu_count": 2})
+
+
+def test_unavailable_cluster_is_retried_through_the_outbox_with_backoff(kube_server, engineer, team, staging,  # noqa: F811
+                                                                        cluster, v1):
+    from apps.deployments.tasks import retry_drive_later
+    from apps.outbox.models import OutboxMessage
+
+    deployment = _deploy(engineer, team, staging, cluster, v1)
+    kube_server.kmock.fail_next(503, methods=("PATCH",))
+    with pytest.raises(DriverUnavailable) as caught:
+        rollout_drive(deployment_id=deployment.pk)
+    retry_drive_later(deployment_id=deployment.pk, attempt=3, error=str(caught.value))
+    message = OutboxMessage.objects.get(dedup_key__startswith=f"deployments.retry:{deployment.pk}:")
+    assert message.payload == {"deployment_id": deployment.pk, "attempt": 3}
+    assert 7 <= (message.next_attempt_at - message.created_at).total_seconds() <= 9
+    deployment.refresh_from_db()
+    assert "retrying in 8s" in deployment.status_message and deployment.status == "progressing"
