@@ -128,7 +128,8 @@ def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
             "p95": [r.latency_p95 for r in runs],
             "error_rate": [r.error_rate for r in runs],
             "prediction_score": [r.prediction_score for r in runs],
-            "accuracy": [r.performance.get("accuracy", r.performance.get("mae")) for r in runs],
+            "performance": {name: [r.performance.get(name) for r in runs] for name in ("accuracy", "f1", "mae", "rmse")
+                            if any(name in r.performance for r in runs)},
             "top": [{"column": f.column, "kind": f.kind, "drifted": f.drifted, "method": f.method, "score": f.score,
                      "distribution": f.distribution} for f in top[:6]],
             "prediction": next(({"column": f.column, "distribution": f.distribution, "kind": f.kind}

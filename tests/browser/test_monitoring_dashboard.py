@@ -39,6 +39,8 @@ def test_overview_dashboard_and_alert_rollback(page, login, team, drifting):
     expect(page.locator("#heatmap .main-svg").first).to_be_visible()
     expect(page.locator("#share-chart .main-svg").first).to_be_visible()
     expect(page.locator("#distributions .dist")).to_have_count(5)
+    expect(page.locator("#prediction-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#performance-empty")).to_be_visible()
     expect(page.locator("#feature-table tr[data-column='amount']")).to_contain_text("drift")
 
     page.locator("#monitor-alerts").get_by_role("link", name=re.compile("Dataset drift")).click()
