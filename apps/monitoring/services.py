@@ -760,7 +760,8 @@ def _rollback(*, actor, monitor: Monitor, alert: Alert | None, reason: str):
     rollback = _deployments_service("deployment_rollback")
     result = rollback(actor=actor, deployment=monitor.deployment, reason=reason)
     record = {"action": "rollback", "at": timezone.now().isoformat(), "by": getattr(actor, "username", "system"),
-              "deployment": monitor.deployment_id, "revision": getattr(result, "pk", None)}
+              "deployment": monitor.deployment_id, "revision": getattr(result, "pk", None),
+              "revision_number": getattr(result, "number", None)}
     if alert is not None:
         Alert.objects.filter(pk=alert.pk).update(actions=alert.actions + [record])
         alert.actions = alert.actions + [record]
