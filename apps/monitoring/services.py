@@ -388,7 +388,10 @@ def monitor_run_request(*, actor, monitor: Monitor, window_start: datetime | Non
         require_capability(user=actor, team=monitor.team, capability=Capability.OPERATE)
     if monitor.reference_id is None:
         raise Conflict(f"Monitor '{monitor.name}' has no reference data yet; upload or select a reference first.")
-    if window_start is None or window_end is None:
+    if (window_start is None) != (window_end is None):
+        raise InvalidInput("Give both window_start and window_end, or neither (the window that ends now).",
+                           fields={"window_end" if window_end is None else "window_start": ["Required with the other."]})
+    if window_start is None:
         if trigger == "manual":
             window_end = timezone.now()
             window_start = window_end - WINDOW_LENGTH[monitor.window]

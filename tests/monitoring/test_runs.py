@@ -218,3 +218,16 @@ def test_odd_column_names_and_category_spellings(client_for, engineer, team):
     plan = run.features.get(column="owner's plan")
     assert plan.status == "ok" and plan.notes == "" and not plan.drifted
     assert run.features.get(column="rate %").current_count == 100
+
+
+def test_run_now_window_must_be_whole_and_ordered(client_for, engineer, mon):
+    client = client_for(engineer)
+    half = client.post(f"/api/v1/monitoring/monitors/{mon.pk}/run/", {"window_start": "2026-03-02T00:00:00Z"},
+                       format="json")
+    assert half.status_code == 400 and "both window_start and window_end" in half.json()["error"]["message"]
+    backwards = client.post(f"/api/v1/monitoring/monitors/{mon.pk}/run/", {
+        "window_start": "2026-03-03T00:00:00Z", "window_end": "2026-03-02T00:00:00Z"}, format="json")
+    assert backwards.status_code == 400 and "after window_start" in backwards.json()["error"]["message"]
+    explicit = client.post(f"/api/v1/monitoring/monitors/{mon.pk}/run/", {
+        "window_start": "2026-03-02T00:00:00Z", "window_end": "2026-03-03T00:00:00Z"}, format="json")
+    assert explicit.status_code == 201 and explicit.json()["window_start"].startswith("2026-03-02T00:00:00")
