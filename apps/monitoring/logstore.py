@@ -31,20 +31,22 @@ def _next_month(ts: datetime) -> datetime:
 
 def ensure_partitions(start: datetime, end: datetime) -> list[str]:
     """Create the monthly partitions covering [start, end] (idempotent; serialised by an advisory lock)."""
-    created = []
+    wanted = []
     month = _month_start(start)
+    while month <= end:
+        wanted.append((f"{TABLE}_y{month.year:04d}m{month.month:02d}", month, _next_month(month)))
+        month = _next_month(month)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
-        while month <= end:
-            upper = _next_month(month)
-            name = f"{TABLE}_y{month.year:04d}m{month.month:02d}"
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} "
-                f"FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')"
-            )
-            created.append(name)
-            month = upper
-    return created
+        # The usual case (partitions exist) runs no DDL: creating a partition locks the parent table.
+        cursor.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s)", [[w[0] for w in wanted]])
+        existing = {row[0] for row in cursor.fetchall()}
+        missing = [w for w in wanted if w[0] not in existing]
+        if missing:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PARTITION_LOCK])
+            for name, lower, upper in missing:
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} "
+                               f"FOR VALUES FROM ('{lower.isoformat()}') TO ('{upper.isoformat()}')")
+    return [w[0] for w in missing]
 
 
 def copy_rows(rows) -> int:

@@ -174,3 +174,15 @@ def test_batch_for_a_deployment_uses_the_version_it_serves(client_for, engineer,
     assert response.json()["model_version"] == version.pk
     missing = client_for(engineer).post(URL, {"batch_id": "none", "rows": [_row(1)]}, format="json")
     assert missing.status_code == 400 and "Say which model version" in missing.json()["error"]["message"]
+
+
+def test_rows_land_in_monthly_partitions_created_on_demand(client_for, engineer, mon):
+    rows = [_row(1, timestamp="2026-04-30T23:59:00Z"), _row(2, timestamp="2026-05-01T00:01:00Z")]
+    response = client_for(engineer).post(URL, {"model_version": mon.model_version_id, "batch_id": "edge", "rows": rows},
+                                         format="json")
+    assert response.status_code == 201
+    with connection.cursor() as c:
+        c.execute("SELECT tableoid::regclass::text, request_id FROM monitoring_prediction_log "
+                  "WHERE model_version_id = %s ORDER BY ts", [mon.model_version_id])
+        assert c.fetchall() == [("monitoring_prediction_log_y2026m04", "req-1"),
+                                ("monitoring_prediction_log_y2026m05", "req-2")]
