@@ -231,3 +231,16 @@ def test_run_now_window_must_be_whole_and_ordered(client_for, engineer, mon):
     explicit = client.post(f"/api/v1/monitoring/monitors/{mon.pk}/run/", {
         "window_start": "2026-03-02T00:00:00Z", "window_end": "2026-03-03T00:00:00Z"}, format="json")
     assert explicit.status_code == 201 and explicit.json()["window_start"].startswith("2026-03-02T00:00:00")
+
+
+def test_run_and_alert_lists_filter(client_for, engineer, mon, team):
+    other = f.monitor(team, name="other-monitor")
+    f.run(mon, state="drifting")
+    f.run(other)
+    f.alert(mon, status="resolved")
+    f.alert(other)
+    client = client_for(engineer)
+    runs = client.get("/api/v1/monitoring/runs/", {"monitor": mon.pk}).json()["results"]
+    assert [r["monitor"] for r in runs] == [mon.pk]
+    alerts = client.get("/api/v1/monitoring/alerts/", {"status": "open"}).json()["results"]
+    assert [a["monitor"] for a in alerts] == [other.pk]

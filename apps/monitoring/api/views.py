@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import InvalidInput
-from apps.monitoring import selectors, services
+from apps.monitoring import filtersets, selectors, services
 from apps.registry.selectors import model_version_get
 from apps.teams.selectors import team_get_by_slug
 
@@ -62,6 +62,7 @@ def _options(user, data: dict) -> dict:
 
 class ReferenceViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.ReferenceSerializer
+    filterset_class = filtersets.ReferenceFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "update_schema": "operate"}
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -111,6 +112,7 @@ class ReferenceViewSet(ScopedReadOnlyViewSet):
 
 class MonitorViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.MonitorSerializer
+    filterset_class = filtersets.MonitorFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "partial_update": "operate",
                     "run": "operate", "auto_rollback": "administer", "rollback": "operate", "retrain": "operate"}
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -166,14 +168,12 @@ class MonitorViewSet(ScopedReadOnlyViewSet):
 
 class RunViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.RunSerializer
+    filterset_class = filtersets.RunFilterSet
     capabilities = {"list": "view", "retrieve": "view", "report": "view", "full_report": "operate"}
 
     def select(self, *, user):
-        qs = selectors.run_list(user=user).prefetch_related("features").select_related("report")
-        monitor = self.request.query_params.get("monitor") if hasattr(self, "request") else None
-        if monitor:
-            qs = qs.filter(monitor_id=monitor) if str(monitor).isdigit() else qs.none()
-        return qs.defer("report__html_gz")
+        return selectors.run_list(user=user).prefetch_related("features").select_related("report").defer(
+            "report__html_gz")
 
     @action(detail=True, methods=["get"])
     def report(self, request, pk=None):
@@ -193,12 +193,12 @@ class RunViewSet(ScopedReadOnlyViewSet):
 
 class AlertViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.AlertSerializer
+    filterset_class = filtersets.AlertFilterSet
     capabilities = {"list": "view", "retrieve": "view", "acknowledge": "operate", "resolve": "operate",
                     "rollback": "operate", "retrain": "operate"}
 
     def select(self, *, user):
-        status_filter = self.request.query_params.get("status") if hasattr(self, "request") else None
-        return selectors.alert_list(user=user, status=status_filter or None)
+        return selectors.alert_list(user=user)
 
     @extend_schema(request=s.CommentSerializer, responses={200: s.AlertSerializer})
     @action(detail=True, methods=["post"])
@@ -232,6 +232,7 @@ class PredictionBatchViewSet(ScopedReadOnlyViewSet):
     CSV/Parquet `file` with model_version and batch_id fields."""
 
     serializer_class = s.BatchSerializer
+    filterset_class = filtersets.BatchFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate"}
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
