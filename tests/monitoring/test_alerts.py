@@ -50,15 +50,14 @@ def test_no_drift_opens_no_alert(mon):
     assert not Alert.objects.exists()
 
 
-PAIRS = [(a, b) for a in AlertStatus.values for b in AlertStatus.values if a != b]
+# Every (from, to) a verb can ask for; nothing moves an alert back to open.
+PAIRS = [(a, b) for a in AlertStatus.values for b in (AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED) if a != b]
 
 
 @pytest.mark.parametrize("from_,to", PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
 def test_alert_transitions(client_for, engineer, mon, from_, to):
     alert = f.alert(mon, status=from_)
-    verb = "acknowledge" if to == "acknowledged" else "resolve" if to == "resolved" else None
-    if verb is None:
-        pytest.skip("no verb moves an alert back to open")
+    verb = "acknowledge" if to == "acknowledged" else "resolve"
     response = client_for(engineer).post(f"/api/v1/monitoring/alerts/{alert.pk}/{verb}/", {"comment": "on it"},
                                          format="json")
     alert.refresh_from_db()
