@@ -49,6 +49,7 @@ def evaluate_gate(gate: dict, *, version, holder=None) -> dict:
             result["message"] = f"Metric '{metric}' is missing from the run of {version}; log it to pass this gate."
             return result
         if holder is None or holder.pk == version.pk:
+            result["threshold"] = None
             result["passed"] = True
             result["message"] = f"No other version holds the alias; nothing to regress against ({metric} = {_fmt(value)})."
             return result

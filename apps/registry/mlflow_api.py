@@ -69,7 +69,9 @@ def run_details(c, run_id: str) -> dict:
         source = item.dataset.source
         try:
             parsed = json.loads(source)
-            source = parsed.get("uri") or parsed.get("url") or parsed.get("path") or source
+            # Code-defined sources (pandas frames) describe the script that built them.
+            source = (parsed.get("uri") or parsed.get("url") or parsed.get("path")
+                      or (parsed.get("tags") or {}).get("mlflow.source.name") or source)
         except (TypeError, ValueError, AttributeError):
             pass
         datasets.append({"name": item.dataset.name, "digest": item.dataset.digest,
