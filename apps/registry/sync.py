@@ -49,7 +49,8 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             seen_models.add(rm.name)
             model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full,
                                 listed_at=listed_at)
-            _progress(run, f"{index}/{len(mlflow_models)} models: {model.name}", counts)
+            # No model names here: every signed-in user sees the latest run's progress, whatever their team.
+            _progress(run, f"{index}/{len(mlflow_models)} models", counts)
         with transaction.atomic():
             for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
                 _mark_model_deleted(model)

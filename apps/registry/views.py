@@ -46,8 +46,7 @@ def index(request):
     rows = [{"model": m, "aliases": [(e.name, (m.aliases or {}).get(e.name)) for e in envs]} for m in page.object_list]
     operate_teams = [t for t in team_list(user=request.user)
                      if has_capability(user=request.user, team_id=t.pk, capability=Capability.OPERATE)]
-    last_run = selectors.sync_run_list(user=request.user).first() or (
-        SyncRun.objects.first() if request.user.is_superuser else None)
+    last_run = SyncRun.objects.first()  # status and progress only (no names), shown to everyone
     return render(request, "registry/index.html", {
         "rows": rows, "page": page, "environments": envs, "filters": filters, "teams": team_list(user=request.user),
         "operate_teams": operate_teams, "last_run": last_run,
