@@ -1,11 +1,13 @@
 """Registry UI: the same services and selectors as the API, so both say and allow the same things."""
 import re
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError, InvalidInput
@@ -50,6 +52,8 @@ def index(request):
     return render(request, "registry/index.html", {
         "rows": rows, "page": page, "environments": envs, "filters": filters, "teams": team_list(user=request.user),
         "operate_teams": operate_teams, "last_run": last_run,
+        "sync_running": bool(last_run and last_run.status == "running"
+                             and last_run.started_at > timezone.now() - timedelta(minutes=10)),
         "inbox_count": selectors.promotion_inbox(user=request.user).count(),
     })
 
