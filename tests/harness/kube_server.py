@@ -23,7 +23,7 @@ from collections import deque
 
 import aiohttp.web
 import pytest
-from kmock import KubernetesEmulator, Server, resource
+from kmock import KubernetesEmulator, KubernetesObjectNotFoundError, Server, resource
 from kmock._internal import enums
 
 RESOURCES = {
@@ -203,6 +203,15 @@ class KubeApiEmulator(KubernetesEmulator):
                 current[field] = value
         else:
             self._objects[key] = body
+
+    async def _serve_fetch(self, request):
+        """kmock scans every stored object for each GET; a keyed lookup keeps a thousand objects cheap."""
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self._objects or self._objects[key].deleted:
+                raise KubernetesObjectNotFoundError(reason="NotFound",
+                                                    message=f'{request.resource.plural} "{request.name}" not found')
+            return copy.deepcopy(self._objects[key].raw)
 
     async def _serve_watch(self, request):
         """kmock's watch, honouring `fieldSelector=metadata.name=…` as the real API server does (kmock
