@@ -1,12 +1,11 @@
 """Every registry write: keyword-only, one transaction each, audited in that transaction."""
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from apps.core.errors import Conflict, Forbidden, InvalidInput
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability, Role
 from apps.teams.models import Team
@@ -16,12 +15,11 @@ from apps.teams.services import webhooks_notify
 from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
                       SyncStatus, SyncTrigger, TeamSource)
 from .gates import evaluate_gate
-from .models import (AliasHolding, Approval, ApprovalPolicy, Environment, ModelVersion, PromotionRequest,
+from .models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PromotionRequest,
                      QualityGate, RegisteredModel, SyncRun)
 from .selectors import alias_holder, environment_get, policy_for
 from .transitions import transition
 
-User = get_user_model()
 
 PUBLISH_TOPIC = "registry.publish_promotion"
 SYNC_TOPIC = "registry.sync"
@@ -419,9 +417,3 @@ def promotions_expire(*, now=None) -> int:
         expired += 1
     return expired
 
-
-def user_get(*, username: str):
-    try:
-        return User.objects.get(username=username)
-    except User.DoesNotExist:
-        raise NotFound(f"No user named '{username}'.")

@@ -1,7 +1,6 @@
 """The promotion workflow end to end against the real MLflow server: gates, two approvals, the alias set in
 MLflow, the previous holder recorded, and the MLflow-down path that completes later."""
 import pytest
-from django.db import transaction
 
 from apps.audit.models import AuditEvent
 from apps.outbox.models import OutboxMessage
