@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -14,7 +14,8 @@ urlpatterns = [
     path("versions/<int:pk>/request-promotion/", views.version_request_promotion, name="request-promotion"),
     path("inbox/", views.inbox, name="inbox"),
     path("requests/<int:pk>/", views.request_detail, name="request"),
-    path("requests/<int:pk>/<str:verb>/", views.request_action, name="request-action"),
+    re_path(r"^requests/(?P<pk>\d+)/(?P<verb>approve|reject|cancel|override)/$", views.request_action,
+            name="request-action"),
     path("policies/", views.policies, name="policies"),
     path("policies/new/", views.policy_create, name="policy-create"),
     path("policies/<int:pk>/", views.policy_update, name="policy-update"),
