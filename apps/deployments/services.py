@@ -369,8 +369,12 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revisi
                                   "warm_revision__rollback_of").get(pk=deployment.pk))
     current = deployment.current_revision
     if deployment.status not in ROLLBACK_FROM:
-        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; a rollback is already being applied "
-                       f"(revision {current.number if current else '-'}).", code="rollback_in_progress",
+        if current is not None and current.reason == RevisionReason.ROLLBACK:
+            raise Conflict(f"Deployment {deployment.name} is {deployment.status}; a rollback is already being applied "
+                           f"(revision {current.number}).", code="rollback_in_progress",
+                           extra={"status": deployment.status})
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}: revision "
+                       f"{current.number if current else '-'} is being dispatched; wait a moment or abort it.",
                        extra={"status": deployment.status})
     if to_revision is None:
         to_revision = _rollback_target(deployment)

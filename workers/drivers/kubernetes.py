@@ -7,6 +7,7 @@ Errors: 5xx, timeouts and connection failures are DriverUnavailable (the caller 
 import logging
 import os
 import tempfile
+import threading
 import time
 
 from django.conf import settings
@@ -18,6 +19,8 @@ logger = logging.getLogger(__name__)
 FIELD_MANAGER = "controlplane"
 APPLY = "application/apply-patch+yaml"
 DISCOVERY_TTL = 60.0
+_CLIENTS: dict[tuple, object] = {}
+_CLIENTS_LOCK = threading.Lock()
 _DISCOVERY: dict[tuple, tuple[float, bool]] = {}
 KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
@@ -31,8 +34,20 @@ class KubernetesDriver(Driver):
     # ---------------------------------------------------------------- connection
 
     def client(self):
+        """One ApiClient (and connection pool) per cluster and credentials per process, shared by threads."""
         if self._api is not None:
             return self._api
+        import hashlib
+
+        key = (self.cluster.pk, self.cluster.api_url,
+               hashlib.sha256(bytes(self.cluster.credentials_encrypted or b"")).hexdigest())
+        with _CLIENTS_LOCK:
+            if key not in _CLIENTS:
+                _CLIENTS[key] = self._new_client()
+            self._api = _CLIENTS[key]
+        return self._api
+
+    def _new_client(self):
         import kubernetes
         import yaml
 
@@ -40,9 +55,8 @@ class KubernetesDriver(Driver):
 
         creds = cluster_credentials(cluster=self.cluster)
         if "kubeconfig" in creds:
-            self._api = kubernetes.config.new_client_from_config_dict(yaml.safe_load(creds["kubeconfig"]),
-                                                                      persist_config=False)
-            return self._api
+            return kubernetes.config.new_client_from_config_dict(yaml.safe_load(creds["kubeconfig"]),
+                                                                 persist_config=False)
         if not creds.get("token"):
             raise ApplyFailed(f"Cluster {self.cluster.name} has no credentials; a platform admin sets them.")
         config = kubernetes.client.Configuration(host=self.cluster.api_url)
@@ -54,8 +68,8 @@ class KubernetesDriver(Driver):
                 fh.write(creds["ca_cert"])
             config.ssl_ca_cert = path
         config.retries = 0  # retries are the task's, with backoff; never stack urllib3's under them
-        self._api = kubernetes.client.ApiClient(config)
-        return self._api
+        config.connection_pool_maxsize = 32  # worker threads share the pool
+        return kubernetes.client.ApiClient(config)
 
     def _call(self, fn, *args, **kwargs):
         """One API call with the driver's timeout and error mapping."""
