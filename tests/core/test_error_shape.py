@@ -90,3 +90,10 @@ def test_request_id_is_echoed(client_for, team_admin):
     response = client_for(team_admin).get("/api/v1/memberships/999/", HTTP_X_REQUEST_ID="ci-run-42")
     assert response["X-Request-ID"] == "ci-run-42"
     assert response.json()["error"]["request_id"] == "ci-run-42"
+
+
+def test_oversized_json_body_is_413(client_for, team_admin, settings):
+    body = '{"name": "' + "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + '"}'
+    response = client_for(team_admin).generic("POST", "/api/v1/tokens/", body, content_type="application/json")
+    error = assert_error(response, 413, "payload_too_large")
+    assert "MB" in error["message"]

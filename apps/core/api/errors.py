@@ -1,7 +1,9 @@
 """One error shape for every API response: {"error": {"code", "message", "fields"}}."""
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -50,6 +52,11 @@ def _validation_message(fields: dict, detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1_000_000
+        return Response(error_body("payload_too_large", f"The request body is larger than this endpoint accepts "
+                                                        f"({limit_mb:g} MB); send less per request."),
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         return Response(error_body("invalid", " ".join(exc.messages), fields), status=status.HTTP_400_BAD_REQUEST)
