@@ -216,7 +216,14 @@ def _fail(deployment, revision, message: str) -> str:
 def rollout_stuck(*, older_than_seconds: int = 120):
     """Deployments a dead worker left mid-rollout: the reconcile beat drives them again."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return Deployment.objects.filter(status__in=[S.PENDING, S.PROGRESSING], updated_at__lt=cutoff)
+    # updated_at moves with every transition and retry note (queryset updates set it explicitly). A
+    # pending deployment is normally still in the queue (the outbox sweep owns its delivery); only one
+    # pending for ten minutes is treated as lost.
+    from django.db.models import Q
+
+    lost = timezone.now() - timedelta(seconds=max(600, older_than_seconds))
+    return Deployment.objects.filter(Q(status=S.PROGRESSING, updated_at__lt=cutoff)
+                                     | Q(status=S.PENDING, updated_at__lt=lost))
 
 
 def reconcile_one(*, deployment_id: int) -> dict:

@@ -52,7 +52,7 @@ def retry_drive_later(*, deployment_id: int, attempt: int, error: str) -> None:
         if deployment is None:
             return
         Deployment.objects.filter(pk=deployment_id).update(
-            status_message=f"Cluster unavailable, retrying in {delay}s (attempt {attempt}): {error}"[:2000])
+            updated_at=timezone.now(), status_message=f"Cluster unavailable, retrying in {delay}s (attempt {attempt}): {error}"[:2000])
         # Written directly with a future due time; the outbox sweep publishes it when due.
         OutboxMessage.objects.get_or_create(
             dedup_key=f"deployments.retry:{deployment_id}:{deployment.lock_version}:{attempt}",

@@ -6,6 +6,7 @@ pending ──► progressing ──► healthy
  failed ◄────────┴──┴────────────┘           healthy/failed/degraded ──► pending (a new revision)
 """
 from django.db.models import F
+from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict
@@ -45,7 +46,7 @@ def deployment_transition(*, deployment: Deployment, to: str, actor=None, action
                        extra={"status": from_})
     fields = dict(fields or {})
     updated = Deployment.objects.filter(pk=deployment.pk, status=from_, lock_version=deployment.lock_version).update(
-        status=to, lock_version=F("lock_version") + 1, **fields)
+        status=to, lock_version=F("lock_version") + 1, updated_at=timezone.now(), **fields)
     if updated == 0:
         current = Deployment.objects.filter(pk=deployment.pk).values_list("status", flat=True).first()
         raise Conflict(f"Deployment {deployment.name} was changed by someone else meanwhile (it is now {current}); "
