@@ -226,8 +226,12 @@ class KubeApiEmulator(KubernetesEmulator):
 
         yield b""
         async with self._lock:
-            existing = [obj.raw for (res, _, _), obj in self._objects.items()
-                        if res == request.resource and not obj.deleted]
+            if name is not None and request.namespace is not None:  # keyed: no scan of every object
+                key = (request.resource, request.namespace, name)
+                existing = [self._objects[key].raw] if key in self._objects and not self._objects[key].deleted else []
+            else:
+                existing = [obj.raw for (res, _, _), obj in self._objects.items()
+                            if res == request.resource and not obj.deleted]
         for raw in existing:
             if wanted(raw):
                 yield {"type": "ADDED", "object": raw}
