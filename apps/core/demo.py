@@ -115,15 +115,19 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
         registered = _train_and_register(tracking_uri=tracking_uri, number=number, **MODEL_VERSIONS[number - 1])
         _report(log, True, f"MLflow {MODEL_NAME} version {registered}")
 
-    from apps.registry.demo import seed_registry  # sync, policies, v2 → production approved, a request waiting
+    from apps.deployments.demo import seed_deployment
+    from apps.registry.demo import promote_to_production, seed_registry
 
-    log("Demo registry (sync, approval policies, promotions):")
+    # The story: v1 reaches production (a gate overridden) and is served; v2 passes every gate, replaces
+    # it through a canary, and "Roll back" can bring v1 back.
+    log("Demo registry (sync, approval policies, v1 → production):")
     seed_registry(log=log)
-
-    from apps.deployments.demo import seed_deployments  # fraud-classifier v2 served on the local target, canary
-
-    log("Demo deployment (local target):")
-    seed_deployments(log=log)
+    log("Demo deployment of v1 (local target):")
+    seed_deployment(log=log, version_number=1)
+    log("Demo promotion of v2:")
+    promote_to_production(log=log, version_number=2)
+    log("Demo canary rollout of v2:")
+    seed_deployment(log=log, version_number=2)
 
     # After the deployment, so the drift monitor is linked to it (its alert's "Roll back" acts on it).
     from apps.monitoring.demo import seed_monitoring  # a week of prediction logs drifting mid-week, runs, an open alert

@@ -1,28 +1,33 @@
-"""Demo deployment, seeded after the registry demo approved fraud-classifier v2 for production:
-`fraud-classifier` on the local target (a real model server process behind the deployment's router),
-dispatched with a canary strategy and serving predictions at its endpoint when the seed finishes.
+"""Demo deployment: `fraud-classifier` on the local target (real model server processes behind the
+deployment's router), first with version 1, then version 2 rolled out as a canary (10 % → 50 % → 100 %)
+and promoted to 100 %, so the deployment has an earlier revision that "Roll back" (on the deployment page
+or from a drift alert) restores.
 
-The first revision has no stable revision to split with, so it takes 100 % at once (the status says
-so); deploying again from the deployment page runs the canary steps, and "Roll back" switches back.
-Safe to re-run: an existing deployment is left alone (its processes are adopted or restarted).
+Each call is safe to re-run: a version already deployed is reported as found (its processes are
+adopted or restarted).
 """
 from collections.abc import Callable
 
 import requests
 from django.contrib.auth import get_user_model
 
+ROLLING = {"kind": "rolling"}
 CANARY = {"kind": "canary", "steps": [{"weight": 10, "pause": True}, {"weight": 50, "pause": True},
                                       {"weight": 100, "pause": False}]}
 NAME = "fraud-classifier"
+MAX_PROMOTIONS = 5
 
 
 def _report(log, created: bool, what: str) -> None:
     log(f"  {'created' if created else 'found'.ljust(7)}  {what}")
 
 
-def seed_deployments(*, log: Callable[[str], None], drive: bool | None = None) -> None:
-    """`drive` starts the model server now (default: yes, except against a test database, where no
-    worker would ever adopt and stop the processes; tests that want them pass drive=True)."""
+def seed_deployment(*, log: Callable[[str], None], version_number: int, drive: bool | None = None) -> None:
+    """Deploy `fraud-classifier` v`version_number` to production on the local target: creates the deployment
+    (rolling) the first time, later versions roll out as a canary and are promoted to 100 %.
+
+    `drive` runs the rollout in this process (default: yes, except against a test database, where no worker
+    would ever adopt and stop the processes; tests that want them pass drive=True)."""
     from django.db import connection
 
     if drive is None:
@@ -31,31 +36,55 @@ def seed_deployments(*, log: Callable[[str], None], drive: bool | None = None) -
     from apps.registry.selectors import version_approved_for
     from apps.teams.models import Team
 
+    from .choices import DeploymentStatus
     from .models import Cluster, Deployment
     from .rollout import rollout_drive, route
-    from .services import deployment_create
+    from .services import deployment_create, deployment_deploy, deployment_promote
+    from .transitions import ACCEPTS_NEW_REVISION
 
     team = Team.objects.filter(slug="fraud").first()
     dave = get_user_model().objects.filter(username="dave").first()
     env = Environment.objects.filter(name="production").first()
-    version = ModelVersion.objects.filter(model__name=NAME, version=2).select_related("model").first()
-    if not (team and dave and env and version) or not version_approved_for(version=version, environment="production"):
-        log(f"  skipped  deployments demo: {NAME} v2 is not approved for production (run the registry demo first)")
+    version = ModelVersion.objects.filter(model__name=NAME, version=version_number).select_related("model").first()
+    label = f"{NAME} v{version_number}"
+    if not (team and dave and env and version):
+        log(f"  skipped  deployments demo: {label}, the fraud team or dave is missing (run the registry demo first)")
         return
     deployment = Deployment.objects.filter(team=team, name=NAME).first()
-    created = deployment is None
-    if created:
+    if deployment is not None and deployment.revisions.filter(model_version=version).exists():
+        if drive and deployment.status in (DeploymentStatus.PENDING, DeploymentStatus.PROGRESSING):
+            rollout_drive(deployment_id=deployment.pk)  # seeded earlier without driving
+        elif drive and deployment.traffic:
+            route(deployment_id=deployment.pk)  # restarts the processes if the machine was rebooted
+        deployment.refresh_from_db()
+        _report(log, False, f"deployment {team.slug}/{NAME} revision with {label}: {deployment.status}")
+        return
+    if not version_approved_for(version=version, environment="production"):
+        log(f"  skipped  deploying {label}: it is not approved for production")
+        return
+    if deployment is not None and deployment.status not in ACCEPTS_NEW_REVISION:
+        log(f"  skipped  deploying {label}: deployment {NAME} is {deployment.status} (its rollout has not finished)")
+        return
+    if deployment is None:
         deployment = deployment_create(actor=dave, team=team, name=NAME, model_version=version, environment=env,
                                        cluster=Cluster.objects.get(name="local"),
-                                       resources={"cpu": "500m", "memory": "512Mi", "replicas": 1}, strategy=CANARY)
-    if drive and deployment.status in ("pending", "progressing"):
+                                       resources={"cpu": "500m", "memory": "512Mi", "replicas": 1}, strategy=ROLLING)
+        how = "rolling"
+    else:
+        deployment_deploy(actor=dave, deployment=deployment, model_version=version, strategy=CANARY)
+        how = "canary 10 % → 50 % → 100 %, promoted"
+    if drive:
         # Drive it here instead of waiting for a worker, so the endpoint is live when the seed ends.
         rollout_drive(deployment_id=deployment.pk)
-    elif drive and deployment.traffic:
-        route(deployment_id=deployment.pk)  # restarts the processes if the machine was rebooted
+        for _ in range(MAX_PROMOTIONS):
+            deployment.refresh_from_db()
+            if deployment.status != DeploymentStatus.AWAITING_PROMOTION:
+                break
+            deployment_promote(actor=dave, deployment=deployment)
+            route(deployment_id=deployment.pk)
     deployment.refresh_from_db()
-    _report(log, created, f"deployment {team.slug}/{NAME} ({version.model.name} v{version.version}, production, "
-                          f"local target): {deployment.status}")
+    _report(log, True, f"deployment {team.slug}/{NAME} revision with {label} (production, local target, {how}): "
+                       f"{deployment.status}, traffic {deployment.traffic}")
     if deployment.endpoint_url and drive:
         try:
             response = requests.post(deployment.endpoint_url, timeout=30, json={"dataframe_split": _sample()})

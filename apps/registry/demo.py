@@ -4,8 +4,10 @@
 - fraud's production policy: 2 approvals from approvers, gates accuracy >= 0.90, latency_p95_ms <= 50,
   fairness_gap <= 0.05 and no regression of accuracy by more than 0.02 against the production holder;
   fraud's staging policy: 1 approval from an approver or team admin, accuracy >= 0.90;
-- version 2 holds `production` through a completed approval (dave requested, bob and carol approved),
-  published to MLflow during the seed, so the deployments demo can deploy it;
+- version 1 went to `production` first: its fairness gate fails (0.09 > 0.05), so alice (team admin)
+  recorded an override with a reason before bob and carol approved;
+- `promote_to_production(version_number=2)` (called after the deployments demo served v1) moves the
+  alias to version 2 with all gates passing, approved by bob and carol, published to MLflow in the seed;
 - version 1 → staging requested by dave and left waiting in bob's and carol's inbox.
 Safe to re-run: what exists is left alone.
 """
@@ -18,7 +20,7 @@ from apps.teams.models import Team
 
 from . import services
 from .choices import PromotionStatus
-from .models import ApprovalPolicy, PromotionRequest, RegisteredModel
+from .models import ApprovalPolicy, ModelVersion, PromotionRequest, RegisteredModel
 
 MODEL_NAME = "fraud-classifier"
 TEAM = "fraud"
@@ -54,13 +56,13 @@ def seed_registry(*, log: Callable[[str], None]) -> None:
             services.policy_create(actor=users["alice"], team=team, environment=env, expiry_hours=24 * 14, **kwargs)
         _report(log, not exists, f"approval policy {TEAM} → {env}")
 
-    v1, v2 = model.versions.get(version=1), model.versions.get(version=2)
-    done = PromotionRequest.objects.filter(version=v2, environment__name="production",
-                                           status=PromotionStatus.PUBLISHED).exists()
-    if not done:
-        _promote_v2(model=model, version=v2, users=users)
-    _report(log, not done, f"{MODEL_NAME} v2 → production (requested by dave, approved by bob and carol, "
-                           f"alias set in MLflow)")
+    if not PromotionRequest.objects.filter(version__model=model, environment__name="production",
+                                           status=PromotionStatus.PUBLISHED).exists():
+        _promote(version=model.versions.get(version=1), users=users, comment="v1: the model already serving fraud checks",
+                 override="v1 predates the fairness gate; it replaces the rules engine while v2 is trained")
+        _report(log, True, f"{MODEL_NAME} v1 → production (fairness gate overridden by alice, approved by bob and "
+                           f"carol, alias set in MLflow)")
+    v1 = model.versions.get(version=1)
     waiting = PromotionRequest.objects.filter(version=v1, environment__name="staging").exists()
     if not waiting:
         services.promotion_request(actor=users["dave"], version=v1, environment="staging",
@@ -68,7 +70,21 @@ def seed_registry(*, log: Callable[[str], None]) -> None:
     _report(log, not waiting, f"{MODEL_NAME} v1 → staging request waiting for bob or carol")
 
 
-def _promote_v2(*, model, version, users) -> None:
+def promote_to_production(*, log: Callable[[str], None], version_number: int) -> None:
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=["alice", "bob", "carol", "dave"])}
+    version = ModelVersion.objects.filter(model__name=MODEL_NAME, version=version_number).first()
+    if version is None or len(users) < 4:
+        log(f"  skipped  {MODEL_NAME} v{version_number} → production: the version or the demo users are missing")
+        return
+    done = PromotionRequest.objects.filter(version=version, environment__name="production",
+                                           status=PromotionStatus.PUBLISHED).exists()
+    if not done:
+        _promote(version=version, users=users, comment=f"v{version_number}: higher accuracy, same latency")
+    _report(log, not done, f"{MODEL_NAME} v{version_number} → production (requested by dave, gates pass, approved "
+                           f"by bob and carol, alias set in MLflow)")
+
+
+def _promote(*, version, users, comment: str, override: str = "") -> None:
     from apps.outbox.models import OutboxMessage
 
     from .tasks import publish_promotion_task
@@ -77,12 +93,14 @@ def _promote_v2(*, model, version, users) -> None:
                                               status__in=[PromotionStatus.REQUESTED, PromotionStatus.APPROVED]).first()
     if request is None:
         request = services.promotion_request(actor=users["dave"], version=version, environment="production",
-                                             comment="v2: higher accuracy, same latency")
+                                             comment=comment)
+    if override and not request.gates_passed and request.override_at is None:
+        request = services.promotion_override(actor=users["alice"], request=request, reason=override)
     for approver in ("bob", "carol"):
         if request.status == PromotionStatus.REQUESTED and not request.approvals.filter(
                 user=users[approver]).exists():
             request = services.promotion_approve(actor=users[approver], request=request,
-                                                 comment=f"Gates pass; reviewed by {approver}")
+                                                 comment=f"Reviewed by {approver}")
     # Publish now, in this process, instead of waiting for a worker: the receipt makes the queued copy a no-op.
     with transaction.atomic():
         message = OutboxMessage.objects.get(dedup_key=f"registry-publish:{request.pk}")

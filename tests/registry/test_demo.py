@@ -1,5 +1,6 @@
-"""The demo seed leaves the registry ready for the demo: v2 in production through a completed approval (the
-alias set in MLflow), a production policy with gates, and one request waiting for an approver."""
+"""The demo seed leaves the registry ready for the demo: v1 went to production with its failing fairness gate
+overridden, then v2 replaced it through a completed approval (the alias set in MLflow), a production policy
+with gates, and one request waiting for an approver."""
 import pytest
 from django.core.management import call_command
 
@@ -33,7 +34,10 @@ def test_seed_demo_registry(db, clean_mlflow, capsys):
     assert production.approvals_required == 2 and production.approver_roles == ["approver"]
     assert {g.metric for g in production.gates.all()} == {"accuracy", "latency_p95_ms", "fairness_gap"}
     published = PromotionRequest.objects.get(version=v2, environment__name="production")
-    assert published.status == PromotionStatus.PUBLISHED
+    assert published.status == PromotionStatus.PUBLISHED and published.gates_passed
     assert sorted(published.approvals.values_list("user__username", flat=True)) == ["bob", "carol"]
+    first = PromotionRequest.objects.get(version__version=1, environment__name="production")
+    assert first.status == PromotionStatus.PUBLISHED and not first.gates_passed
+    assert first.override_by.username == "alice" and "fairness" in first.override_reason
     waiting = PromotionRequest.objects.get(status=PromotionStatus.REQUESTED)
     assert waiting.version.version == 1 and waiting.environment.name == "staging"
