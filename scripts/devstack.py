@@ -18,6 +18,7 @@ MLflow database (default: database `mlflow` on the DATABASE_URL server).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -556,6 +557,27 @@ def cmd_run() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if stack is not None:
             stack.stop_all()
+            stop_local_model_servers()
+
+
+def stop_local_model_servers() -> None:
+    """Model servers and routers of the local deployment target run in their own process groups so a
+    restarted worker can adopt them; Ctrl-C on `make run` still stops them. The next `make run`'s seed
+    (and the reconcile beat) starts them again for deployments that should be serving."""
+    base = Path(os.environ.get("DEPLOYMENTS_LOCAL_DIR") or Path(os.environ.get("CONTROLPLANE_DATA_DIR") or VAR)
+                / "deployments")
+    stopped = 0
+    for pid_file in base.glob("deployment-*/*.pid"):
+        try:
+            pid = int(json.loads(pid_file.read_text())["pid"])
+            ours = b"workers." in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if ours:
+            _signal_group(pid, signal.SIGTERM)
+            stopped += 1
+    if stopped:
+        say(f"Stopped {stopped} local model server/router process(es) of the local deployment target")
 
 
 # --- make test -------------------------------------------------------------------------------------
