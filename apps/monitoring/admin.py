@@ -1,4 +1,7 @@
+"""Monitors are editable here; runs, alerts and batches are read-only (state changes go through the audited services)."""
 from django.contrib import admin
+
+from apps.core.admin import ReadOnlyAdmin
 
 from .models import Alert, Monitor, MonitorRun, PredictionBatch, ReferenceDataset
 
@@ -11,29 +14,20 @@ class MonitorAdmin(admin.ModelAdmin):
 
 
 @admin.register(MonitorRun)
-class MonitorRunAdmin(admin.ModelAdmin):
+class MonitorRunAdmin(ReadOnlyAdmin):
     list_display = ["id", "monitor", "window_start", "window_end", "status", "state", "drift_share", "current_rows"]
     list_filter = ["status", "state", "trigger"]
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
     list_display = ["id", "monitor", "kind", "status", "occurrences", "opened_at"]
     list_filter = ["status", "kind"]
 
-    def has_change_permission(self, request, obj=None):
-        return False  # state changes go through the services (audited)
-
 
 @admin.register(PredictionBatch)
-class PredictionBatchAdmin(admin.ModelAdmin):
+class PredictionBatchAdmin(ReadOnlyAdmin):
     list_display = ["batch_id", "model_version", "source", "received", "accepted", "rejected", "created_at"]
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ReferenceDataset)

@@ -1,23 +1,14 @@
 """Django admin: environments are added here; the rest is read-only (changes go through the audited services)."""
 from django.contrib import admin
 
+from apps.core.admin import ReadOnlyAdmin
+
 from .models import AliasHolding, ApprovalPolicy, Environment, ModelVersion, PromotionRequest, RegisteredModel, SyncRun
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
     list_display = ["name", "rank", "description"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RegisteredModel)
