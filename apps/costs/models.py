@@ -213,10 +213,9 @@ class UsageDaily(models.Model):
         indexes = [models.Index(fields=["day"]), models.Index(fields=["team", "day"])]
 
 
-class UtilizationHourly(models.Model):
-    """Per node and GPU per hour, from the NVML samples."""
+class UtilizationRollup(models.Model):
+    """Per node and GPU, from the NVML samples; `UtilizationHourly` and `UtilizationDaily` add the period."""
 
-    hour = models.DateTimeField()
     cluster = models.ForeignKey("deployments.Cluster", on_delete=models.DO_NOTHING, db_constraint=False,
                                 related_name="+")
     node = models.CharField(max_length=253)
@@ -228,20 +227,18 @@ class UtilizationHourly(models.Model):
     avg_power_w = models.FloatField()
 
     class Meta:
+        abstract = True
+
+
+class UtilizationHourly(UtilizationRollup):
+    hour = models.DateTimeField()
+
+    class Meta:
         indexes = [models.Index(fields=["hour"]), models.Index(fields=["cluster", "node", "hour"])]
 
 
-class UtilizationDaily(models.Model):
+class UtilizationDaily(UtilizationRollup):
     day = models.DateField()
-    cluster = models.ForeignKey("deployments.Cluster", on_delete=models.DO_NOTHING, db_constraint=False,
-                                related_name="+")
-    node = models.CharField(max_length=253)
-    gpu_index = models.SmallIntegerField()
-    samples = models.PositiveIntegerField()
-    avg_util = models.FloatField()
-    avg_mem_used_mb = models.FloatField()
-    mem_total_mb = models.FloatField()
-    avg_power_w = models.FloatField()
 
     class Meta:
         indexes = [models.Index(fields=["day"])]
