@@ -2,8 +2,8 @@
 test API server (kmock, extended in tests/harness/kube_server.py), through the real path: services →
 outbox → Redis → Celery worker → rollout engine → official kubernetes client → HTTP.
 
-    .venv/bin/python bench/deployments/run.py                     # 1000 with the worker, 20 sequential, 50 rollbacks
-    .venv/bin/python bench/deployments/run.py --deployments 200 --sequential 20 --rollbacks 20
+    .venv/bin/python bench/dispatch/run.py                     # 1000 with the worker, 20 sequential, 50 rollbacks
+    .venv/bin/python bench/dispatch/run.py --deployments 200 --sequential 20 --rollbacks 20
 
 1. Dispatch: N deployments submitted at once and driven by one worker (`--pool threads`, concurrency C)
    next to a sequential loop over S deployments (each apply + watch until ready, one after the other)
