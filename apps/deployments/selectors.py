@@ -9,7 +9,7 @@ from .models import Cluster, ClusterNamespace, Deployment, DeploymentDraft, Depl
 
 def deployment_list(*, user, filters: dict | None = None) -> QuerySet[Deployment]:
     qs = Deployment.objects.select_related("team", "model", "environment", "cluster", "current_revision",
-                                           "stable_revision", "warm_revision")
+                                           "stable_revision__model_version", "warm_revision")
     filters = filters or {}
     if filters.get("team"):
         qs = qs.filter(team__slug=filters["team"])
