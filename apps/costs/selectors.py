@@ -4,7 +4,6 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
-from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet, Sum
 
 from apps.core.errors import InvalidInput
@@ -148,24 +147,14 @@ def cost_report(*, user, start: date, end: date, group_by: str = "team", team: s
 
 
 def prediction_counts(*, model_version_ids: list[int], start: date, end: date) -> dict[int, int]:
-    """Predictions served per model version in [start, end], from the monitoring app's prediction log.
+    """Predictions served per model version over the days [start, end], from the monitoring app's log."""
+    from apps.monitoring.selectors import prediction_counts as hourly_prediction_counts
 
-    The hook: apps.monitoring.logstore.count_by_hour(model_version_ids=, start=, end=) → {(version_id, hour): n}.
-    Until the monitoring app provides it (or when its table is missing), cost per 1,000 predictions is empty.
-    """
-    try:
-        from apps.monitoring.logstore import count_by_hour
-    except ImportError:
-        return {}
     begin = datetime.combine(start, time.min, tzinfo=dt_timezone.utc)
     finish = datetime.combine(end + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
-    try:
-        with transaction.atomic():  # a missing table must not break the caller's transaction
-            by_hour = count_by_hour(model_version_ids=model_version_ids, start=begin, end=finish)
-    except DatabaseError:
-        return {}
     counts: dict[int, int] = {}
-    for (version_id, _hour), n in by_hour.items():
+    for (version_id, _hour), n in hourly_prediction_counts(model_version_ids=model_version_ids, start=begin,
+                                                           end=finish).items():
         counts[version_id] = counts.get(version_id, 0) + n
     return counts
 
