@@ -3,14 +3,28 @@ from django.shortcuts import render
 
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
+from apps.costs.selectors import budget_alert_list
+from apps.deployments.selectors import deployment_list
+from apps.monitoring.choices import AlertStatus
+from apps.monitoring.selectors import alert_list
+from apps.registry.selectors import promotion_inbox
 from apps.teams.selectors import membership_list
+
+DASHBOARD_ROWS = 10
 
 
 @login_required
 def home(request):
-    memberships = membership_list(user=request.user).filter(user=request.user)
-    recent = audit_event_list(user=request.user).select_related("team")[:10]
-    return render(request, "core/home.html", {"memberships": memberships, "recent_events": recent})
+    """Where approval, deployment, drift and cost meet: what needs the user's attention, across their teams."""
+    user = request.user
+    return render(request, "core/home.html", {
+        "memberships": membership_list(user=user).filter(user=user),
+        "waiting_for_me": promotion_inbox(user=user)[:DASHBOARD_ROWS],
+        "deployments": deployment_list(user=user)[:DASHBOARD_ROWS],
+        "open_alerts": alert_list(user=user).exclude(status=AlertStatus.RESOLVED)[:DASHBOARD_ROWS],
+        "budget_alerts": budget_alert_list(user=user)[:3],
+        "recent_events": audit_event_list(user=user).select_related("team")[:DASHBOARD_ROWS],
+    })
 
 
 def _is_api(request) -> bool:
