@@ -31,3 +31,19 @@ def test_dashboard_for_a_user_without_teams(client):
     page = client.get("/").content.decode()
     assert "You are not in a team yet." in page
     assert "No deployments yet." in page
+
+
+def test_approver_sees_the_request_waiting_for_them_and_the_requester_does_not(client, django_capture_on_commit_callbacks):
+    from apps.registry import services
+    from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory, policy
+
+    team = TeamFactory(slug="fraud")
+    bob, dave = member(team, "approver", "bob"), member(team, "ml_engineer", "dave")
+    policy(team, approvals=1, roles=("approver",))
+    version = ModelVersionFactory(model=RegisteredModelFactory(team=team, name="fraud-classifier"), version=3)
+    with django_capture_on_commit_callbacks():
+        services.promotion_request(actor=dave, version=version, environment="production")
+    client.force_login(bob)
+    assert "fraud-classifier v3 → production" in client.get("/").content.decode()
+    client.force_login(dave)
+    assert "Nothing waits for you." in client.get("/").content.decode()
