@@ -101,6 +101,10 @@ def test_api_report_and_exports(usage, team, client_for):
     ({"month": "2026-13"}, "month must look like"),
     ({"format": "xlsx"}, "format"),
     ({"colour": "red"}, "Unknown field"),
+    ({"month": "0000-01"}, "month must look like"),
+    ({"start": "2026-11-01", "end": "9999-12-31", "group_by": "version"}, "at most 1096 days"),
+    ({"start": "0001-01-01", "end": "0001-01-02"}, "from 2000-01-01 on"),
+    ({"month": "2026-11", "start": "2026-11-01"}, "not both"),
 ])
 def test_api_report_bad_input(team, client_for, query, message):
     response = client_for(member(team, "viewer")).get("/api/v1/costs/report/", query)

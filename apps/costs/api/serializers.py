@@ -5,6 +5,9 @@ from apps.core.api.serializers import StrictInputSerializer
 from ..choices import PricingClass
 from ..models import GpuPrice, GpuType, Quota
 
+# Three years of daily rollups: longer ranges are split by the caller.
+MAX_REPORT_DAYS = 1096
+
 
 class AdmissionRequestSerializer(StrictInputSerializer):
     team = serializers.SlugField()
@@ -137,6 +140,28 @@ class ReportQuerySerializer(StrictInputSerializer):
     share_unallocated = serializers.BooleanField(default=False)
     format = serializers.ChoiceField(choices=["json", "csv", "jsonl"], default="json")
     page = serializers.IntegerField(required=False)
+
+    def validate_month(self, value: str) -> str:
+        year, month = (int(part) for part in value.split("-"))
+        if year < 2000 or not 1 <= month <= 12:
+            raise serializers.ValidationError("month must look like 2026-11 (a month from 2000-01 on).")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        # A bounded period: reports read daily rollups, and an open-ended range (…9999-12-31) is a typo, not a query.
+        start, end = attrs.get("start"), attrs.get("end")
+        if attrs.get("month") and (start or end):
+            raise serializers.ValidationError({"month": ["Give either month or start/end, not both."]})
+        if start and end:
+            if start > end:
+                raise serializers.ValidationError({"end": [f"end ({end}) is before the start ({start})."]})
+            if (end - start).days >= MAX_REPORT_DAYS:
+                raise serializers.ValidationError(
+                    {"end": [f"A report covers at most {MAX_REPORT_DAYS} days; split the period."]})
+        for name in ("start", "end"):
+            if attrs.get(name) and attrs[name].year < 2000:
+                raise serializers.ValidationError({name: ["Give a date from 2000-01-01 on."]})
+        return attrs
 
 
 class BudgetSerializer(serializers.Serializer):

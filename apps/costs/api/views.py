@@ -141,12 +141,14 @@ def report_period(data: dict) -> tuple[date, date]:
     today = timezone.now().date()
     if data.get("month"):
         year, month = (int(part) for part in data["month"].split("-"))
-        if not 1 <= month <= 12:
-            raise InvalidInput("month must look like 2026-11.", fields={"month": ["invalid"]})
         first = date(year, month, 1)
         return first, first.replace(day=calendar.monthrange(year, month)[1])
     start = data.get("start") or today.replace(day=1)
-    return start, data.get("end") or today
+    end = data.get("end") or max(today, start)
+    if start > end or (end - start).days >= s.MAX_REPORT_DAYS:
+        raise InvalidInput(f"The report period {start}..{end} is empty or longer than {s.MAX_REPORT_DAYS} days.",
+                           fields={"end": ["invalid period"]})
+    return start, end
 
 
 class CostReportView(APIView):
