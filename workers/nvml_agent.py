@@ -3,8 +3,10 @@
     python -m workers.nvml_agent --api-url http://cp:8000 --token nt_xxx_yyy [--interval 15] [--batch 20]
 
 Per GPU and sample: utilization (%), memory used/total (MiB), power (W) and GPU memory per process.
-Batches carry a UUID, so a post that timed out is retried with the same id and stored once. Without an
-NVIDIA driver (or with no GPU) it logs "no GPU found" once and exits 0 — never a stack trace.
+Batches carry a UUID, so a post that timed out is retried with the same id and stored once. On a node with
+no NVIDIA driver and no device (or a driver that sees no GPU) it logs "no GPU found" once and exits 0. When it
+cannot tell — nvidia-ml-py missing, an NVIDIA device present but NVML not loadable, no permission — it exits
+3 with what to fix, so a broken agent never looks like a healthy node without GPUs. Never a stack trace.
 Standard library + nvidia-ml-py only: it runs on GPU nodes that don't have the control plane installed.
 """
 from __future__ import annotations
@@ -25,10 +27,18 @@ log = logging.getLogger("nvml_agent")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+EXIT_NVML_UNUSABLE = 3
+
+# Where the kernel driver shows itself: without these, a node has no NVIDIA GPU we could sample.
+NVIDIA_DEVICE_MARKERS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version")
+
+
+class NvmlUnusable(Exception):
+    """NVML can't be used here, and that says nothing about whether the node has GPUs: the agent is broken."""
 
 
 def load_nvml():
-    """The pynvml module, or None when the library can't be imported at all."""
+    """The pynvml module, or None when nvidia-ml-py isn't installed."""
     try:
         import pynvml
     except ImportError:
@@ -36,19 +46,47 @@ def load_nvml():
     return pynvml
 
 
+def nvidia_device_present() -> bool:
+    return any(os.path.exists(path) for path in NVIDIA_DEVICE_MARKERS)
+
+
+def _no_driver(exc: Exception) -> bool:
+    """NVML's own 'no library' / 'no driver' errors (pynvml's NVMLError_LibraryNotFound, _DriverNotLoaded)."""
+    text = f"{type(exc).__name__} {exc}".replace(" ", "").lower()
+    return any(marker in text for marker in ("librarynotfound", "sharedlibrarynotfound", "drivernotloaded"))
+
+
 def init_gpus(nvml) -> list | None:
-    """Initialise NVML and return the device handles, or None when there is no usable GPU."""
+    """Initialise NVML and return the device handles; None when the node has no GPU. Raises NvmlUnusable when
+    NVML can't answer the question (library missing on a node with an NVIDIA device, no permission, ...)."""
     if nvml is None:
-        return None
+        raise NvmlUnusable("nvidia-ml-py is not installed, so this agent can't read GPUs: "
+                           "pip install nvidia-ml-py (Python 3) and start it again")
     try:
         nvml.nvmlInit()
         count = nvml.nvmlDeviceGetCount()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, NoPermission, ...
-        log.debug("NVML init failed: %s", exc)
-        return None
+    except Exception as exc:
+        if _no_driver(exc) and not nvidia_device_present():
+            log.debug("NVML init failed on a node without NVIDIA devices: %s", exc)
+            return None
+        raise NvmlUnusable(f"NVML could not be initialised ({type(exc).__name__}: {exc}); check the NVIDIA "
+                           "driver and that this user may read /dev/nvidia*") from None
     if count == 0:
         return None
     return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+
+
+def probe(nvml, node: str) -> tuple[list | None, int | None]:
+    """(handles, None) to sample; (None, exit code) when there is nothing to do, said once in the log."""
+    try:
+        handles = init_gpus(nvml)
+    except NvmlUnusable as exc:
+        log.error("cannot sample GPUs on %s: %s", node, exc)
+        return None, EXIT_NVML_UNUSABLE
+    if handles is None:
+        log.warning("no GPU found on %s (no NVIDIA driver or no device); nothing to sample, exiting", node)
+        return None, EXIT_OK
+    return handles, None
 
 
 def _text(value) -> str:
@@ -106,10 +144,9 @@ def post_batch(*, api_url: str, token: str, node: str, samples: list[dict], batc
 def run(*, api_url: str, token: str, node: str, interval: float, batch_size: int, iterations: int | None,
         nvml=None) -> int:
     nvml = nvml if nvml is not None else load_nvml()
-    handles = init_gpus(nvml)
+    handles, exit_code = probe(nvml, node)
     if handles is None:
-        log.warning("no GPU found on %s (no NVIDIA driver or no device); nothing to sample, exiting", node)
-        return EXIT_OK
+        return exit_code
     log.info("Sampling %d GPU(s) on %s every %ss", len(handles), node, interval)
     stopping = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
@@ -160,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     nvml = load_nvml()
     # No GPU is checked before the token: a node without GPUs needs no configuration at all.
-    if init_gpus(nvml) is None:
-        log.warning("no GPU found on %s (no NVIDIA driver or no device); nothing to sample, exiting", args.node)
-        return EXIT_OK
+    handles, exit_code = probe(nvml, args.node)
+    if handles is None:
+        return exit_code
     if not args.token:
         log.error("No node token: pass --token or set NODE_TOKEN (create one with POST /api/v1/costs/node-tokens/)")
         return EXIT_CONFIG

@@ -77,6 +77,32 @@ def test_no_driver_in_pynvml_means_no_gpu():
                           iterations=1, nvml=Broken()) == 0
 
 
+def test_without_nvidia_ml_py_it_exits_3_saying_what_to_install():
+    code = "import sys; sys.modules['pynvml'] = None; from workers import nvml_agent; sys.exit(nvml_agent.main([]))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "nvidia-ml-py is not installed" in done.stderr and "no GPU found" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("error,device_present", [
+    ("NVML Shared Library Not Found", True),  # a GPU node whose driver libraries are missing
+    ("Insufficient Permissions", False),
+])
+def test_nvml_that_cannot_answer_is_a_failure_not_no_gpu(error, device_present, tmp_path, monkeypatch, caplog):
+    class Broken(FakeNvml):
+        def nvmlInit(self):
+            raise RuntimeError(error)
+
+    marker = tmp_path / "nvidia0"
+    if device_present:
+        marker.touch()
+    monkeypatch.setattr(nvml_agent, "NVIDIA_DEVICE_MARKERS", (str(marker),))
+    assert nvml_agent.run(api_url="http://127.0.0.1:9", token="t", node="n", interval=0.01, batch_size=1,
+                          iterations=1, nvml=Broken()) == nvml_agent.EXIT_NVML_UNUSABLE
+    assert "cannot sample GPUs on n" in caplog.text and error in caplog.text
+
+
 def test_sample_shape():
     sample = nvml_agent.read_sample(FakeNvml(), 1, 1, now=1000.0)
     assert sample == {"ts": 1000.0, "gpu_index": 1, "gpu_uuid": "GPU-1", "gpu_name": "NVIDIA A100-SXM4-80GB",
