@@ -14,6 +14,14 @@ class TeamSource(models.TextChoices):
     NONE = "none", "Not assigned"
 
 
+class PolicySource(models.TextChoices):
+    """Which policy decided a promotion request (its snapshot says what the rules were)."""
+
+    TEAM = "team", "Team policy within the platform floor"
+    FLOOR = "floor", "Platform floor (the team has no policy for this environment)"
+    NONE = "none", "No policy (unprotected environment, nothing to approve)"
+
+
 class SyncStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
-                      SyncStatus, SyncTrigger, TeamSource)
+from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PolicySource, PromotionKind,
+                      PromotionStatus, SyncStatus, SyncTrigger, TeamSource)
 
 
 class Environment(models.Model):
@@ -25,7 +25,7 @@ class RegisteredModel(models.Model):
 
     team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.PROTECT,
                              related_name="registered_models",
-                             help_text="From the model's `team` tag in MLflow, or assigned by a team admin")
+                             help_text="The owner: placed by the `team` tag while unowned, moved only by admins")
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True)
     tags = models.JSONField(default=dict, blank=True)
@@ -37,6 +37,8 @@ class RegisteredModel(models.Model):
     # Aliases as MLflow reported them at the last sync ({alias: version}); the sync compares against it
     # to spot alias moves made directly in MLflow.
     aliases = models.JSONField(default=dict, blank=True)
+    # Set by the sync when MLflow's `team` tag disagrees with the owner (the tag never moves an owned model).
+    team_tag_warning = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -104,10 +106,39 @@ class SyncRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     progress = models.CharField(max_length=200, blank=True)
     counts = models.JSONField(default=dict, blank=True)
+    # [{model_id, model, owner, tag}]: `team` tags that disagree with the owner; the API shows each reader
+    # only the models of their teams.
+    warnings = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+
+
+class PolicyFloor(models.Model):
+    """What platform admins require of every team's promotions into an environment.
+
+    A team policy may only tighten it; the effective policy merges the two (see selectors.effective_policy).
+    In a protected environment a team must have its own policy, and nothing is approved without an approval.
+    """
+
+    environment = models.OneToOneField(Environment, on_delete=models.PROTECT, related_name="floor")
+    protected = models.BooleanField(default=False)
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approver_roles = models.JSONField(default=list, help_text="The only roles team policies may let approve")
+    gates = models.JSONField(default=list, blank=True, help_text="Gates every team's promotions must pass")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["environment__rank"]
+
+    def __str__(self) -> str:
+        return f"floor → {self.environment}"
+
+    def as_dict(self) -> dict:
+        return {"environment": self.environment.name, "protected": self.protected,
+                "approvals_required": self.approvals_required, "approver_roles": self.approver_roles,
+                "gates": self.gates}
 
 
 class ApprovalPolicy(models.Model):
@@ -155,8 +186,10 @@ class PromotionRequest(models.Model):
     status = models.CharField(max_length=20, choices=PromotionStatus.choices, default=PromotionStatus.REQUESTED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     comment = models.TextField(blank=True)
-    # The policy as it was when requested: later edits don't change the rules of a pending request.
+    # The effective policy (floor merged with the team's) as it was when requested: later edits don't change
+    # the rules of a pending request.
     policy = models.JSONField(default=dict, blank=True)
+    policy_source = models.CharField(max_length=10, choices=PolicySource.choices, default=PolicySource.TEAM)
     gate_results = models.JSONField(default=list, blank=True)
     gates_passed = models.BooleanField(default=True)
     override_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
