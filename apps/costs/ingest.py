@@ -187,13 +187,21 @@ def _columns(samples: list[SampleIn], *, now: datetime) -> dict:
     latest = (now + timedelta(seconds=settings.COSTS_SAMPLE_MAX_FUTURE_SECONDS)).timestamp()
     earliest = (now - timedelta(days=settings.COSTS_SAMPLE_MAX_AGE_DAYS)).timestamp()
     future, past = ts > latest, ts < earliest
+    used = np.fromiter(map(attrgetter("mem_used_mb"), samples), dtype=np.float32, count=n)
+    total = np.fromiter(map(attrgetter("mem_total_mb"), samples), dtype=np.float32, count=n)
+    impossible = used > total
+    if impossible.any():
+        index = int(np.argmax(impossible))
+        message = (f"Sample {index}: mem_used_mb ({samples[index].mem_used_mb:g}) is more than mem_total_mb "
+                   f"({samples[index].mem_total_mb:g}).")
+        raise InvalidInput(message, fields={"samples": [message]})
     # map(attrgetter) keeps the per-sample loop in C.
     return {
         "ts": ts,
         "gpu": np.fromiter(map(attrgetter("gpu_index"), samples), dtype=np.int16, count=n),
         "util": np.fromiter(map(attrgetter("util"), samples), dtype=np.float32, count=n),
-        "used": np.fromiter(map(attrgetter("mem_used_mb"), samples), dtype=np.float32, count=n),
-        "total": np.fromiter(map(attrgetter("mem_total_mb"), samples), dtype=np.float32, count=n),
+        "used": used,
+        "total": total,
         "power": np.fromiter(map(attrgetter("power_w"), samples), dtype=np.float32, count=n),
         "keep": ~(future | past), "future": int(future.sum()), "past": int(past.sum()),
     }

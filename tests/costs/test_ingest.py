@@ -83,6 +83,7 @@ def test_future_and_far_past_samples_are_counted_not_stored(agent):
     ({"gpu_index": 10 ** 30}, "Sample 1: gpu_index: Expected `int` <= 1023."),
     ({"processes": "many"}, "Sample 1: processes: Expected `array | null`, got `str`."),
     ({"processes": [{"used_mb": 3}]}, "Sample 1: processes: Object missing required field `pid`."),
+    ({"mem_used_mb": 90000}, "Sample 1: mem_used_mb (90000) is more than mem_total_mb (81920)."),
 ])
 def test_a_malformed_sample_refuses_the_batch_and_stores_nothing(agent, bad, message):
     body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(**bad)]}
