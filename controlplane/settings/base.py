@@ -109,10 +109,20 @@ LOGOUT_REDIRECT_URL = "login"
 
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 
-# Deployments: Fernet keys for cluster credentials (comma-separated, first encrypts; empty = derived from
-# SECRET_KEY for local development), the rollback warm window, the local target's process folder, and
-# the model server image rendered into Kubernetes manifests.
-CONTROLPLANE_FERNET_KEYS = env_list("CONTROLPLANE_FERNET_KEYS", "")
+# Fernet keys for secrets at rest: cluster credentials, webhook URLs and signing secrets (comma-separated,
+# first encrypts; required in production, derived from SECRET_KEY only for local development).
+CONTROLPLANE_FERNET_KEYS = env_list("CONTROLPLANE_FERNET_KEYS", "", required_in_production=True)
+
+# SSRF guard (apps/core/netguard.py): server-side requests to user-supplied URLs (webhooks, cluster API
+# URLs) never reach loopback, private, link-local, multicast, reserved or metadata addresses except inside
+# these CIDRs. Local development and the tests allow loopback (receivers and the Kubernetes API emulator
+# run there); production allows nothing by default. Kubeconfig `exec` / `auth-provider` entries run
+# commands or plugins on our hosts, so they are refused unless allowed here.
+SSRF_ALLOWED_CIDRS = env_list("SSRF_ALLOWED_CIDRS", "" if PRODUCTION else "127.0.0.0/8,::1/128")
+KUBECONFIG_ALLOW_EXEC = env_bool("KUBECONFIG_ALLOW_EXEC", False)
+
+# Deployments: the rollback warm window, the local target's process folder, and the model server image
+# rendered into Kubernetes manifests.
 DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS = int(env("DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS", "1800"))
 DEPLOYMENTS_LOCAL_DIR = Path(env("DEPLOYMENTS_LOCAL_DIR", str(DATA_DIR / "deployments")))
 DEPLOYMENTS_READY_TIMEOUT_SECONDS = int(env("DEPLOYMENTS_READY_TIMEOUT_SECONDS", "300"))

@@ -33,5 +33,6 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"Environment variable {name} must be an integer, got {raw!r}") from exc
 
 
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+def env_list(name: str, default: str, *, required_in_production: bool = False) -> list[str]:
+    raw = env(name, default, required_in_production=required_in_production)
+    return [item.strip() for item in raw.split(",") if item.strip()]
