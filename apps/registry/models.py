@@ -204,6 +204,10 @@ class PromotionRequest(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     publish_attempts = models.PositiveIntegerField(default=0)
     publish_error = models.TextField(blank=True)
+    # What is approved is these bytes: "sha256:<hex>" over the manifest {relative path: sha256} of every
+    # artifact file, computed when the request was made (see artifacts.py). Every apply re-checks it.
+    artifact_digest = models.CharField(max_length=80, blank=True)
+    artifact_manifest = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -228,6 +232,7 @@ class Approval(models.Model):
     role = models.CharField(max_length=20)
     decision = models.CharField(max_length=10, choices=Decision.choices)
     comment = models.TextField(blank=True)
+    artifact_digest = models.CharField(max_length=80, blank=True, help_text="The artifact digest this decision saw")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
