@@ -143,6 +143,8 @@ class NodeToken(models.Model):
 
     cluster = models.ForeignKey("deployments.Cluster", on_delete=models.CASCADE, related_name="+")
     node = models.CharField(max_length=253)
+    # The node's GPUs are indexes 0..gpu_count-1: a sample for any other index is refused.
+    gpu_count = models.PositiveSmallIntegerField(default=0)
     prefix = models.CharField(max_length=12, unique=True)
     secret_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
