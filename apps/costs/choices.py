@@ -13,6 +13,12 @@ class AllocationSource(models.TextChoices):
     DEMO = "demo", "Demo seed"
 
 
+class ReservationStatus(models.TextChoices):
+    RESERVED = "reserved", "Reserved (admitted, counts against the quota)"
+    CONSUMED = "consumed", "Became usage (an allocation in the ledger)"
+    RELEASED = "released", "Released (failed, aborted, torn down or timed out)"
+
+
 class UsageKind(models.TextChoices):
     ALLOCATED = "allocated", "Allocated to a team (or unattributed when no team)"
     UNALLOCATED = "unallocated", "Cluster capacity nobody held"

@@ -3,7 +3,7 @@ from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 from django.db.models import Q
 
-from .choices import AllocationSource, PricingClass, UsageKind
+from .choices import AllocationSource, PricingClass, ReservationStatus, UsageKind
 
 
 class GpuType(models.Model):
@@ -136,6 +136,42 @@ class GpuAllocation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.stopped_at is None
+
+
+class GpuReservation(models.Model):
+    """GPUs admitted to a deployment revision or a job but not yet in the usage ledger (Kueue's quota reservation).
+
+    Written in the transaction that admits the work, under the team's quota row lock, so concurrent admissions
+    can't overbook. While `reserved` it counts against the quota like usage; it becomes usage (`consumed`)
+    when the ledger interval opens, and is `released` on failure, abort, teardown or timeout. `expires_at`
+    is the timeout for work whose pods never started; it is cleared once they run.
+    """
+
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="+")
+    cluster = models.ForeignKey("deployments.Cluster", on_delete=models.PROTECT, related_name="+")
+    gpu_type = models.ForeignKey(GpuType, on_delete=models.PROTECT, related_name="reservations")
+    gpu_count = models.PositiveIntegerField()
+    borrowed = models.PositiveIntegerField(default=0, help_text="GPUs of the reservation taken from the cohort pool")
+    deployment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    revision_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    job_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=ReservationStatus.choices, default=ReservationStatus.RESERVED)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Released if the work has not started by then")
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["gpu_type", "status"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(gpu_count__gt=0), name="costs_reservation_gpus_positive"),
+            models.CheckConstraint(condition=Q(deployment_id__isnull=False) | Q(job_id__isnull=False),
+                                   name="costs_reservation_has_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_count} × {self.gpu_type.name} for {self.team} ({self.status})"
 
 
 class NodeToken(models.Model):

@@ -135,6 +135,8 @@ DEPLOYMENTS_KUBE_READ_TIMEOUT = float(env("DEPLOYMENTS_KUBE_READ_TIMEOUT", "10")
 COSTS_SAMPLE_MAX_AGE_DAYS = int(env("COSTS_SAMPLE_MAX_AGE_DAYS", "45"))
 COSTS_SAMPLE_MAX_FUTURE_SECONDS = int(env("COSTS_SAMPLE_MAX_FUTURE_SECONDS", "300"))
 COSTS_ROLLUP_LOOKBACK_HOURS = int(env("COSTS_ROLLUP_LOOKBACK_HOURS", "2"))
+# A GPU reservation (admitted work whose pods have not started) is released after this many seconds.
+COSTS_RESERVATION_TIMEOUT_SECONDS = int(env("COSTS_RESERVATION_TIMEOUT_SECONDS", "3600"))
 
 # Monitoring: ingestion limits (bigger → 413), rows per side in the Evidently HTML report of a run.
 MONITORING_MAX_UPLOAD_BYTES = int(env("MONITORING_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
