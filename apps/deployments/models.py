@@ -103,7 +103,7 @@ class DeploymentRevision(models.Model):
     except for its progress fields (status, message, timestamps)."""
 
     IMMUTABLE_FIELDS = ("deployment_id", "number", "model_version_id", "strategy", "resources", "manifests",
-                        "created_by_id", "reason", "rollback_of_id")
+                        "created_by_id", "reason", "rollback_of_id", "break_glass_reason")
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
@@ -114,6 +114,8 @@ class DeploymentRevision(models.Model):
     reason = models.CharField(max_length=20, choices=RevisionReason.choices, default=RevisionReason.DEPLOY)
     rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                     help_text="For a rollback: the earlier revision whose manifests were re-applied")
+    # A team admin rolled back to a version no longer approved for the environment; why, in their words.
+    break_glass_reason = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.PENDING)
     message = models.CharField(max_length=2000, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
