@@ -56,3 +56,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
     database = settings.DATABASES["default"]
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
+AUDIT_TRUNCATE_GUARDS = {"audit_auditevent": "audit_event_no_truncate",
+                         "audit_auditcheckpoint": "audit_checkpoint_no_truncate"}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Django empties tables between transactional tests with TRUNCATE, which the audit tables refuse; the test
+    database lets it through (tests/security/test_audit_tamper.py switches the guard back on to prove it)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for table, trigger in AUDIT_TRUNCATE_GUARDS.items():
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")

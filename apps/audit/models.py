@@ -3,10 +3,10 @@ from django.db import models
 
 
 class AuditEvent(models.Model):
-    """An append-only, hash-chained record of one state change.
+    """An append-only, hash-chained, keyed record of one state change.
 
     Foreign keys carry no database constraint: deleting a user or team must never rewrite history
-    (the table refuses UPDATE and DELETE, see migration 0002).
+    (the table refuses UPDATE, DELETE and TRUNCATE, see migrations 0002 and 0003).
     """
 
     occurred_at = models.DateTimeField(db_index=True)
@@ -25,6 +25,9 @@ class AuditEvent(models.Model):
     client_ip = models.GenericIPAddressField(null=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # HMAC-SHA256 of `hash` under the key named by key_id, held outside the database (apps/audit/chain.py).
+    key_id = models.CharField(max_length=32)
+    mac = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-id"]
@@ -35,3 +38,24 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed tree head: the chain had `size` events ending in `head_hash` at `signed_at`.
+
+    Signed with Ed25519 (key outside the database, named by key_id) and also appended to a file sink outside
+    the database, so deleting recent events, or every event, is detected against it. Append-only too.
+    """
+
+    size = models.BigIntegerField(unique=True)
+    head_hash = models.CharField(max_length=64)
+    head_event_id = models.BigIntegerField()
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["-size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size} events, head {self.head_hash[:12]}… signed {self.signed_at:%Y-%m-%d %H:%M:%S}"

@@ -1,12 +1,12 @@
-from dataclasses import dataclass
-from typing import Iterator
-
 from django.db.models import QuerySet
 
 from apps.teams.selectors import team_ids_for
 
-from .chain import GENESIS_HASH, event_hash
-from .models import AuditEvent
+from .chain import HASHED_FIELDS
+from .checkpoints import checkpoint_record, read_checkpoint_file, sink_path
+from .keys import hmac_keys, verifying_keys
+from .models import AuditCheckpoint, AuditEvent
+from .verify import ChainBreak, ChainReport, verify_chain
 
 
 def audit_event_list(*, user) -> QuerySet[AuditEvent]:
@@ -18,34 +18,31 @@ def audit_event_list(*, user) -> QuerySet[AuditEvent]:
     return queryset.filter(team_id__in=ids)
 
 
-@dataclass(frozen=True)
-class ChainBreak:
-    event_id: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    broken: ChainBreak | None
-
-    @property
-    def ok(self) -> bool:
-        return self.broken is None
-
-
 def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
-    """Recompute the chain from the first row; report the first row whose link or content doesn't match."""
-    expected_prev = GENESIS_HASH
-    checked = 0
-    rows: Iterator[AuditEvent] = AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size)
-    for event in rows:
-        if event.prev_hash != expected_prev:
-            return ChainReport(checked, ChainBreak(event.id, "its prev_hash does not match the row before it "
-                                                             "(a row was deleted, inserted or reordered)"))
-        computed = event_hash(event, expected_prev)
-        if computed != event.hash:
-            return ChainReport(checked, ChainBreak(event.id, "its content does not match its hash (the row was altered)"))
-        expected_prev = event.hash
-        checked += 1
-    return ChainReport(checked, None)
+    """Recompute the chain and every MAC; check it against every signed checkpoint in the database and in the
+    sink file outside it. Reports every break."""
+    db_checkpoints = [checkpoint_record(c) for c in AuditCheckpoint.objects.order_by("size")]
+    path = sink_path()
+    sink_problem, sink_checkpoints = None, []
+    if path is not None and path.exists():
+        try:
+            sink_checkpoints = read_checkpoint_file(path)
+        except ValueError as exc:
+            sink_problem = f"The checkpoint sink is damaged: {exc}"
+    in_db = {c["signature"] for c in db_checkpoints}
+    in_sink = {c["signature"] for c in sink_checkpoints}
+    rows = (AuditEvent.objects.order_by("id").values("id", "prev_hash", "hash", "key_id", "mac", *HASHED_FIELDS)
+            .iterator(chunk_size=chunk_size))
+    report = verify_chain(rows, checkpoints=db_checkpoints + [c for c in sink_checkpoints if c["signature"] not in in_db],
+                          public_keys=verifying_keys(), hmac_keys=hmac_keys())
+    if sink_problem:
+        report.breaks.append(ChainBreak(None, sink_problem))
+    for record in sink_checkpoints:
+        if record["signature"] not in in_db:
+            report.breaks.append(ChainBreak(None, f"The checkpoint of {record['size']} events signed at "
+                                                  f"{record['signed_at']} is in the sink but missing from the database"))
+    missing_from_sink = len(in_db - in_sink)
+    if missing_from_sink and path is not None:
+        report.warnings.append(f"{missing_from_sink} checkpoints in the database are not in the sink {path} "
+                               "(an append failed, or the sink was moved)")
+    return report

@@ -1,5 +1,6 @@
 """Per-request context that travels into logs, audit rows and Celery task headers."""
 import contextvars
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
@@ -11,6 +12,18 @@ class RequestContext:
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request_context", default=None)
+
+
+def canonical_ip(value) -> str | None:
+    """One spelling per address (`2001:DB8::1` → `2001:db8::1`, `::ffff:10.0.0.1` → `10.0.0.1`), as PostgreSQL's
+    inet reads it back; None for anything that isn't an address."""
+    if value in (None, ""):
+        return None
+    try:
+        address = ipaddress.ip_address(str(value).strip().split("%")[0])
+    except ValueError:
+        return None
+    return str(getattr(address, "ipv4_mapped", None) or address)
 
 
 def new_request_id() -> str:

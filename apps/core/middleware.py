@@ -1,16 +1,40 @@
+import ipaddress
 import re
+from functools import lru_cache
 
-from .context import RequestContext, new_request_id, reset_context, set_context
+from django.conf import settings
+
+from .context import RequestContext, canonical_ip, new_request_id, reset_context, set_context
 
 # A caller-supplied id is echoed only when it is short and plain, so it can't inject into logs.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+@lru_cache(maxsize=4)
+def _trusted_networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def _is_trusted_proxy(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == net.version and ip in net for net in _trusted_networks(tuple(settings.TRUSTED_PROXIES)))
+
+
 def client_ip(request) -> str | None:
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """REMOTE_ADDR; behind trusted proxies (settings.TRUSTED_PROXIES), the rightmost X-Forwarded-For hop that
+    isn't one of them. Hops left of it were written by the client and prove nothing."""
+    client = canonical_ip(request.META.get("REMOTE_ADDR"))
+    if client is None or not _is_trusted_proxy(client):
+        return client
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = canonical_ip(hop)
+        if address is None:
+            break  # garbage from beyond the proxies: keep the last address a trusted proxy vouched for
+        client = address
+        if not _is_trusted_proxy(address):
+            break
+    return client
 
 
 class RequestIdMiddleware:

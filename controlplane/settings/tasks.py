@@ -38,4 +38,6 @@ CELERY_BEAT_SCHEDULE = {
     # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.
     "deployments-reconcile": {"task": "deployments.reconcile",
                               "schedule": float(env_int("DEPLOYMENTS_RECONCILE_SECONDS", 30))},
+    # Audit: sign a checkpoint of the chain's head when events were added since the last one.
+    "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300))},
 }

@@ -9,7 +9,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "occurred_at", "actor_label", "actor_id", "team", "action", "object_type", "object_id",
-                  "changes", "request_id", "client_ip", "prev_hash", "hash"]
+                  "changes", "request_id", "client_ip", "prev_hash", "hash", "team_id", "key_id", "mac"]
         read_only_fields = fields
 
 
@@ -31,4 +31,8 @@ def audit_event_row(event: AuditEvent) -> dict:
         "client_ip": event.client_ip,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+        # What `audit_verify --export` needs to recompute the chain offline.
+        "team_id": event.team_id,
+        "key_id": event.key_id,
+        "mac": event.mac,
     }
