@@ -5,12 +5,11 @@ and serves MLflow's scoring protocol on a loopback port.
 
 GET /ping, /health → 200 once the model is loaded; GET /version → what is served;
 POST /invocations with {"dataframe_split": …}, {"dataframe_records": …}, {"instances": …} or {"inputs": …}
-→ {"predictions": [...]}. The process writes its pid file itself, so a restarted control-plane worker
-can find it.
+→ {"predictions": [...]}. The local driver starts it through `workers.sandbox` (no secrets in its
+environment, an unprivileged user, memory limits) and records its pid itself.
 """
 import argparse
 import json
-import os
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,12 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--revision", default="")
-    parser.add_argument("--pid-file", default="")
     args = parser.parse_args(argv)
-
-    if args.pid_file:
-        with open(args.pid_file, "w") as fh:
-            json.dump({"pid": os.getpid(), "port": args.port, "revision": args.revision, "role": "server"}, fh)
 
     import mlflow.pyfunc
 

@@ -66,11 +66,7 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--pid-file", default="")
     args = parser.parse_args(argv)
-    if args.pid_file:
-        with open(args.pid_file, "w") as fh:
-            json.dump({"pid": os.getpid(), "port": args.port, "role": "router"}, fh)
     routes = Routes(args.config)
 
     class Handler(BaseHTTPRequestHandler):

@@ -2,11 +2,14 @@
 has one router process on a stable port that splits traffic between them.
 
 Processes run in their own session, so they outlive the worker that started them; their pid and port
-are recorded in `LocalProcess` rows and pid files, and `local_adopt()` (worker start, reconcile beat)
-keeps the healthy ones and removes the rest.
+are recorded in `LocalProcess` rows and pid files (written by the control plane, never by the sandboxed
+process), and `local_adopt()` (worker start, reconcile beat) keeps the healthy ones and removes the rest.
+Every process starts through `workers.sandbox`: allow-listed environment, its own working directory,
+an unprivileged user when the control plane is root, memory and CPU limits.
 """
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -18,10 +21,10 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from .. import sandbox
 from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
 
 logger = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"server": "workers.model_server", "router": "workers.router"}
 
 
@@ -138,17 +141,38 @@ class LocalDriver(Driver):
         folder = self._dir(deployment)
         name = f"{role}-r{revision.number}" if revision else role
         pid_file, log_file = folder / f"{name}.pid", folder / f"{name}.log"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI, "PYTHONUNBUFFERED": "1"}
-        with open(log_file, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", MODULES[role], "--port", str(port), "--pid-file", str(pid_file), *args],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        try:
+            proc = self._start(folder / name, [sys.executable, "-m", MODULES[role], "--port", str(port), *args],
+                               log_file=log_file, reads=(folder,) if role == "router" else (),
+                               threads=_threads(revision.resources.get("cpu")) if revision else 1)
+        except sandbox.SandboxError as exc:
+            raise ApplyFailed(f"Cannot start the {role} process: {exc}") from exc
+        tmp = pid_file.with_suffix(".pid.tmp")
+        tmp.write_text(json.dumps({"pid": proc.pid, "port": port, "role": role,
+                                   "revision": revision.number if revision else None}))
+        os.replace(tmp, pid_file)
         row = LocalProcess.objects.create(role=role, deployment=deployment, revision=revision, pid=proc.pid,
                                           port=port, pid_file=str(pid_file), log_file=str(log_file))
         logger.info("Started local process", extra={"role": role, "pid": proc.pid, "port": port})
         return row, True
+
+    @staticmethod
+    def _start(workdir: Path, argv: list[str], *, log_file: Path, reads: tuple, threads: int) -> subprocess.Popen:
+        """The process in its sandbox; the log file is the control plane's (0600), handed over as stdout."""
+        policy = sandbox.SandboxPolicy(run_as=settings.DEPLOYMENTS_LOCAL_RUN_AS,
+                                       memory_mb=settings.DEPLOYMENTS_LOCAL_MEMORY_LIMIT_MB,
+                                       cpu_seconds=settings.DEPLOYMENTS_LOCAL_CPU_SECONDS)
+        plan = sandbox.plan(policy=policy, workdir=workdir, reads=reads)
+        # Numeric libraries size their thread pools to the host; the revision's CPU request caps them.
+        limits = {var: str(threads) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = sandbox.child_env(workdir=workdir, extra={"MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+                                                        **limits})
+        log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            return subprocess.Popen(sandbox.command(plan, argv), cwd=workdir, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(log)
 
     def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
         self._spawn(deployment, "server", ["--model-uri", self.model_uri(revision), "--revision", str(revision.number)],
@@ -249,6 +273,16 @@ class LocalDriver(Driver):
 
     def job_status(self, *, job):
         return job.status, job.message
+
+
+def _threads(cpu) -> int:
+    """Kubernetes CPU quantity ("500m", "2", 1.5) → whole threads, at least one."""
+    text = str(cpu or "1")
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        cores = 1
+    return max(1, math.ceil(cores))
 
 
 def _tail(path: str, size: int = 600) -> str:
