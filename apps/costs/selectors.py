@@ -7,10 +7,11 @@ from decimal import Decimal
 from django.db.models import F, QuerySet, Sum
 
 from apps.core.errors import InvalidInput
-from apps.teams.selectors import scope_to_teams, team_ids_for
+from apps.teams.selectors import require_platform_admin, scope_to_teams, team_ids_for
 
 from .choices import UsageKind
-from .models import BudgetAlert, GpuAllocation, GpuPrice, GpuType, Quota, TeamBudget, UsageDaily, UtilizationDaily
+from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, TeamBudget, UsageDaily,
+                     UtilizationDaily)
 
 
 def quota_list(*, user) -> QuerySet[Quota]:
@@ -193,6 +194,13 @@ def budget_alert_list(*, user) -> QuerySet[BudgetAlert]:
 
 def allocation_list(*, user) -> QuerySet[GpuAllocation]:
     return scope_to_teams(GpuAllocation.objects.select_related("team", "cluster", "gpu_type"), user=user)
+
+
+def node_token_list(*, user) -> QuerySet[NodeToken]:
+    """Registered nodes and their tokens, live ones first: platform plumbing, for platform admins only."""
+    require_platform_admin(user=user)
+    return NodeToken.objects.select_related("cluster").order_by(F("revoked_at").asc(nulls_first=True), "cluster__name",
+                                                                "node", "-created_at")
 
 
 def burn_down(*, budget: TeamBudget, month: date) -> dict:

@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("", views.index, name="index"),
     path("quotas/", views.quotas, name="quotas"),
+    path("nodes/", views.nodes, name="nodes"),
 ]

@@ -14,7 +14,7 @@ from apps.teams.selectors import current_team, team_list
 
 from . import selectors, services
 from .budgets import budget_status
-from .models import BudgetAlert, GpuAllocation, GpuType
+from .models import BudgetAlert, GpuAllocation, GpuType, NodeToken
 from .selectors import GROUPINGS
 from .services import month_start
 
@@ -133,4 +133,34 @@ def quotas(request):
     return render(request, "costs/quotas.html", {
         "teams": teams, "team": team, "rows": _quota_rows(team) if team else [], "catalog": catalog,
         "alerts": BudgetAlert.objects.filter(team=team, month=month_start(now).date()) if team else [],
+    })
+
+
+@login_required
+def nodes(request):
+    """Costs → Nodes: register a GPU node (its agent token shown once) and revoke tokens. Platform admins only."""
+    from apps.deployments.models import Cluster
+
+    if not request.user.is_superuser:
+        messages.error(request, "Only platform admins manage GPU nodes.")
+        return redirect("costs:index")
+    created = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "revoke":
+                token = selectors.node_token_list(user=request.user).get(pk=int(request.POST.get("token") or 0))
+                services.node_token_revoke(actor=request.user, token=token)
+                messages.success(request, f"Token {token.prefix} for {token.node} revoked; its agent is refused now.")
+                return redirect("costs:nodes")
+            token, plaintext = services.node_token_create(
+                actor=request.user, cluster=request.POST.get("cluster", ""), node=request.POST.get("node", ""),
+                gpu_count=int(request.POST.get("gpu_count") or 0))
+            created = {"token": token, "plaintext": plaintext}
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        except (ValueError, NodeToken.DoesNotExist):
+            messages.error(request, "Pick a token from the list and enter a whole number of GPUs.")
+    return render(request, "costs/nodes.html", {
+        "tokens": selectors.node_token_list(user=request.user), "created": created,
+        "clusters": Cluster.objects.order_by("name").values_list("name", flat=True),
     })

@@ -34,7 +34,7 @@ def stored(batch_id=None) -> int:
 @pytest.fixture
 def agent(platform_admin):
     f.cluster()
-    _, plaintext = node_token_create(actor=platform_admin, cluster="local", node="gpu-node-1")
+    _, plaintext = node_token_create(actor=platform_admin, cluster="local", node="gpu-node-1", gpu_count=2)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     return client
@@ -150,3 +150,60 @@ def test_non_finite_numbers_are_refused(db):
     with pytest.raises(InvalidInput, match="Sample 0: mem_total_mb: Expected `float` <= "):
         samples_ingest(cluster=f.cluster(), node="n", batch_id=uuid.uuid4(),
                        samples=[sample(mem_total_mb=float("inf"))])
+
+
+def test_samples_for_a_gpu_index_the_node_did_not_register_are_refused(agent):
+    body = {"batch_id": str(uuid.uuid4()), "samples": [sample(), sample(gpu_index=2)]}
+    response = agent.post("/api/v1/costs/samples/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Node 'gpu-node-1' registered 2 GPU(s), indexes 0..1; the samples name GPU index 2. "
+        "Register the node again with its GPU count.")
+    assert stored() == 0 and not SampleBatch.objects.exists()
+
+
+def test_an_admin_cannot_post_samples_for_a_node_nobody_registered(platform_admin, client_for):
+    f.cluster()
+    body = {"batch_id": str(uuid.uuid4()), "cluster": "local", "node": "ghost-node", "samples": [sample()]}
+    response = client_for(platform_admin).post("/api/v1/costs/samples/", body, format="json")
+    assert response.status_code == 400
+    assert "Node 'ghost-node' is not registered on cluster 'local'" in response.json()["error"]["message"]
+    assert stored() == 0 and not SampleBatch.objects.exists()
+
+
+def test_nodes_are_registered_listed_and_revoked_through_the_api(platform_admin, client_for):
+    from apps.audit.models import AuditEvent
+
+    f.cluster()
+    admin = client_for(platform_admin)
+    created = admin.post("/api/v1/costs/node-tokens/", {"cluster": "local", "node": "gpu-node-9", "gpu_count": 4},
+                         format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert body["token"].startswith("nt_") and body["gpu_count"] == 4 and body["revoked_at"] is None
+    listed = admin.get("/api/v1/costs/node-tokens/").json()["results"]
+    assert [(row["node"], row["gpu_count"]) for row in listed] == [("gpu-node-9", 4)]
+    assert all("token" not in row and "secret_hash" not in row for row in listed)  # shown once only
+
+    agent = APIClient()
+    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {body['token']}")
+    post = {"batch_id": str(uuid.uuid4()), "samples": [sample(gpu_index=3)]}
+    assert agent.post("/api/v1/costs/samples/", post, format="json").status_code == 201
+
+    revoked = admin.post(f"/api/v1/costs/node-tokens/{body['id']}/revoke/")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    again = admin.post(f"/api/v1/costs/node-tokens/{body['id']}/revoke/")
+    assert again.status_code == 409 and "already revoked" in again.json()["error"]["message"]
+    refused = agent.post("/api/v1/costs/samples/", {"batch_id": str(uuid.uuid4()), "samples": [sample()]},
+                         format="json")
+    assert refused.status_code == 401
+    assert list(AuditEvent.objects.filter(action__startswith="costs.node_token").values_list("action", flat=True)
+                .order_by("id")) == ["costs.node_token.create", "costs.node_token.revoke"]
+
+
+@pytest.mark.parametrize("gpu_count", [-1, 1025, "two"])
+def test_node_registration_bad_gpu_count(platform_admin, client_for, gpu_count):
+    f.cluster()
+    response = client_for(platform_admin).post("/api/v1/costs/node-tokens/",
+                                               {"cluster": "local", "node": "n", "gpu_count": gpu_count}, format="json")
+    assert response.status_code == 400 and "gpu_count" in response.json()["error"]["fields"]

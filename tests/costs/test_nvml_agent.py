@@ -113,7 +113,7 @@ def test_sample_shape():
 @pytest.mark.django_db(transaction=True)
 def test_agent_posts_batches_the_server_stores(live_server, platform_admin):
     f.cluster()
-    _, token = node_token_create(actor=platform_admin, cluster="local", node="gpu-node-7")
+    _, token = node_token_create(actor=platform_admin, cluster="local", node="gpu-node-7", gpu_count=2)
     fake = FakeNvml()
     rc = nvml_agent.run(api_url=live_server.url, token=token, node="gpu-node-7", interval=0.01, batch_size=2,
                         iterations=3, nvml=fake)

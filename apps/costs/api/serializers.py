@@ -3,7 +3,7 @@ from rest_framework import serializers
 from apps.core.api.serializers import StrictInputSerializer
 
 from ..choices import PricingClass
-from ..models import GpuPrice, GpuType, Quota
+from ..models import GpuPrice, GpuType, NodeToken, Quota
 
 # Three years of daily rollups: longer ranges are split by the caller.
 MAX_REPORT_DAYS = 1096
@@ -127,6 +127,16 @@ class IngestResultSerializer(serializers.Serializer):
 class NodeTokenCreateSerializer(StrictInputSerializer):
     cluster = serializers.CharField(max_length=63)
     node = serializers.CharField(max_length=253)
+    gpu_count = serializers.IntegerField(min_value=0, max_value=1024,
+                                         help_text="GPUs on the node; samples may name indexes 0..gpu_count-1")
+
+
+class NodeTokenSerializer(serializers.ModelSerializer):
+    cluster = serializers.CharField(source="cluster.name")
+
+    class Meta:
+        model = NodeToken
+        fields = ["id", "cluster", "node", "gpu_count", "prefix", "created_at", "last_used_at", "revoked_at"]
 
 
 class ReportQuerySerializer(StrictInputSerializer):
@@ -209,11 +219,11 @@ class AllocationSerializer(serializers.Serializer):
     stopped_at = serializers.DateTimeField(allow_null=True)
 
 
-class NodeTokenCreatedSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    cluster = serializers.CharField()
-    node = serializers.CharField()
+class NodeTokenCreatedSerializer(NodeTokenSerializer):
     token = serializers.CharField(help_text="Shown once; the agent sends it as Authorization: Bearer <token>")
+
+    class Meta(NodeTokenSerializer.Meta):
+        fields = [*NodeTokenSerializer.Meta.fields, "token"]
 
 
 class ReportRowSerializer(serializers.Serializer):

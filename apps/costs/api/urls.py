@@ -10,12 +10,12 @@ router.register("prices", views.GpuPriceViewSet, basename="costs-price")
 router.register("budgets", views.BudgetViewSet, basename="costs-budget")
 router.register("alerts", views.BudgetAlertViewSet, basename="costs-alert")
 router.register("allocations", views.AllocationViewSet, basename="costs-allocation")
+router.register("node-tokens", views.NodeTokenViewSet, basename="costs-node-token")
 
 urlpatterns = [
     # With or without the trailing slash: callers are scripts as much as browsers.
     re_path(r"^admission/?$", views.AdmissionView.as_view(), name="costs-admission"),
     path("report/", views.CostReportView.as_view(), name="costs-report"),
     path("samples/", views.SampleIngestView.as_view(), name="costs-samples"),
-    path("node-tokens/", views.NodeTokenView.as_view(), name="costs-node-tokens"),
     *router.urls,
 ]

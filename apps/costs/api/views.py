@@ -6,6 +6,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -118,22 +119,35 @@ class SampleIngestView(APIView):
                 raise InvalidInput("Name the cluster and node the samples come from.",
                                    fields={"cluster": ["required"], "node": ["required"]})
             cluster, node = services.cluster_resolve(batch.cluster), batch.node
+        services.node_samples_check(cluster=cluster, node=node,
+                                    gpu_indexes={sample.gpu_index for sample in batch.samples})
         result = samples_ingest(cluster=cluster, node=node, batch_id=batch.batch_id, samples=batch.samples)
         return Response(result.as_dict(), status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
 
 
-class NodeTokenView(APIView):
-    """Create a node token for an NVML agent (shown once)."""
+class NodeTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Registered nodes and their agent tokens: register (token shown once), list, revoke. Platform admins only."""
 
-    capabilities = {"post": "platform_admin"}
+    serializer_class = s.NodeTokenSerializer
+    capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin",
+                    "revoke": "platform_admin"}
+
+    def select(self, *, user):
+        return selectors.node_token_list(user=user)
 
     @extend_schema(request=s.NodeTokenCreateSerializer, responses={201: s.NodeTokenCreatedSerializer})
-    def post(self, request):
+    def create(self, request):
         require_platform_admin(user=request.user)
         data = s.NodeTokenCreateSerializer.validated(request.data)
         token, plaintext = services.node_token_create(actor=request.user, **data)
-        return Response({"id": token.pk, "cluster": token.cluster.name, "node": token.node, "token": plaintext},
-                        status=status.HTTP_201_CREATED)
+        return Response({**s.NodeTokenSerializer(token).data, "token": plaintext}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.NodeTokenSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        """Revoke the token: the agent's next post is a 401."""
+        token = services.node_token_revoke(actor=request.user, token=self.get_object())
+        return Response(s.NodeTokenSerializer(token).data)
 
 
 def report_period(data: dict) -> tuple[date, date]:

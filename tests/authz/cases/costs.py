@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from apps.costs.models import BudgetAlert, TeamBudget, UsageDaily
+from apps.costs.models import BudgetAlert, NodeToken, TeamBudget, UsageDaily
 from apps.costs.services import allocation_start
 from tests.costs import factories as f
 
@@ -47,16 +47,23 @@ CASES: dict[str, Case] = {
     "api:costs-price-detail": Case(make=_price),
 }
 
+def _node(team, actor):
+    return NodeToken.objects.create(cluster=f.cluster(), node="gpu-node-1", gpu_count=1, prefix=uuid.uuid4().hex[:8],
+                                    secret_hash="-")
+
+
 CASES |= {
     "api:costs-samples": Case(
-        make=lambda team, actor: f.cluster(),
+        make=_node,
         body={"post": lambda team, obj: {"batch_id": str(uuid.uuid4()), "cluster": "local", "node": "gpu-node-1",
                                          "samples": [{"ts": time.time(), "gpu_index": 0, "util": 50,
                                                       "mem_used_mb": 1000, "mem_total_mb": 80000}]}},
     ),
-    "api:costs-node-tokens": Case(
-        make=lambda team, actor: f.cluster(), body={"post": lambda team, obj: {"cluster": "local", "node": "n1"}},
+    "api:costs-node-token-list": Case(
+        make=_node, body={"post": lambda team, obj: {"cluster": "local", "node": "n1", "gpu_count": 2}},
     ),
+    "api:costs-node-token-detail": Case(make=_node),
+    "api:costs-node-token-revoke": Case(make=_node, success={"post": 200}),
 }
 
 
