@@ -6,7 +6,12 @@ Admission semantics (in the spirit of Kueue's ClusterQueue + cohort):
   still has unused guaranteed GPUs of that type (sum of members' guaranteed − sum of members' usage);
 - never more than the cluster's free capacity of the type (when the catalog declares a capacity);
 - a monthly GPU-hour budget, when set, refuses a request once it is spent, or when `hours` is given and
-  the request would spend more than what is left.
+  the request would spend more than what is left;
+- no quota row for the type means refused, with what to configure (fail closed).
+"Uses" counts open ledger intervals plus reservations: admitted work reserves its GPUs in the transaction
+that admits it (admission_reserve, under the team's quota row lock), so quick submits can't all pass the
+check before any of them runs. A reservation becomes usage when the ledger interval opens and is released
+on failure, abort, teardown or timeout.
 CPU-only work passes gpu_type="" and gpu_count=0: it is always allowed and costs 0 at admission (CPU and
 memory are costed in the ledger from the cluster's resource rates, not limited by quota).
 """
@@ -14,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import zlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
@@ -28,9 +33,10 @@ from apps.audit.services import audit_record, diff
 from apps.core.errors import Conflict, InvalidInput, NotFound
 from apps.teams.selectors import require_platform_admin
 
-from .choices import BUDGET_THRESHOLDS, AllocationSource, PricingClass
+from .choices import BUDGET_THRESHOLDS, AllocationSource, PricingClass, ReservationStatus
 from .errors import AdmissionRefused
-from .models import Cohort, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, ResourceRate, TeamBudget
+from .models import (Cohort, GpuAllocation, GpuPrice, GpuReservation, GpuType, NodeToken, Quota, ResourceRate,
+                     TeamBudget)
 
 HOURS_PER_MONTH = Decimal("730")  # 365 × 24 / 12: the usual cloud convention for monthly estimates
 NODE_TOKEN_PREFIX = "nt"
@@ -89,8 +95,17 @@ def _gpu_hours_between(queryset, start: datetime, end: datetime) -> float:
         return float(cursor.fetchone()[0])
 
 
+def _reserved(**filters) -> int:
+    """GPUs reserved by admitted work that has not become usage yet (and has not timed out)."""
+    return (GpuReservation.objects.filter(status=ReservationStatus.RESERVED, **filters)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            .aggregate(n=Sum("gpu_count"))["n"] or 0)
+
+
 def _in_use(**filters) -> int:
-    return GpuAllocation.objects.filter(stopped_at__isnull=True, **filters).aggregate(n=Sum("gpu_count"))["n"] or 0
+    """GPUs held: open ledger intervals plus live reservations."""
+    allocated = GpuAllocation.objects.filter(stopped_at__isnull=True, **filters).aggregate(n=Sum("gpu_count"))["n"] or 0
+    return allocated + _reserved(**filters)
 
 
 # --- admission ---------------------------------------------------------------------------------------------
@@ -121,9 +136,8 @@ def admission_check(*, team, cluster, gpu_type: str, gpu_count: int, hours: floa
                     pricing_class: str = PricingClass.ON_DEMAND) -> AdmissionDecision:
     """May `team` run `gpu_count` × `gpu_type` on `cluster` now (for `hours`), and at what cost?
 
-    Pure read: no capability check (callers check theirs: the API needs `view`, deployments `operate`).
-    Inside a transaction it takes a lock per cluster and GPU type, so check + allocation_start in the same
-    transaction can't be raced by another admission of the same type.
+    Pure read: no capability check (callers check theirs: the API needs `view`, deployments `operate`) and
+    no lock; work that will run goes through admission_reserve, which locks and reserves.
     """
     cluster = cluster_resolve(cluster)
     if not isinstance(gpu_count, int) or isinstance(gpu_count, bool):
@@ -145,11 +159,6 @@ def admission_check(*, team, cluster, gpu_type: str, gpu_count: int, hours: floa
         raise InvalidInput(f"Unknown pricing class '{pricing_class}'. Use one of: {', '.join(PricingClass.values)}.",
                            fields={"pricing_class": ["unknown"]})
     gtype = gpu_type_resolve(cluster=cluster, name=gpu_type)
-    if transaction.get_connection().in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7_351_005, zlib.crc32(f"gpu:{gtype.pk}".encode())
-                                                                     & 0x7FFFFFFF])
-
     quota = Quota.objects.filter(team=team, gpu_type=gtype).select_related("cohort").first()
     guaranteed = quota.guaranteed if quota else 0
     borrow_limit = quota.borrow_limit if quota and quota.cohort_id else 0
@@ -186,11 +195,13 @@ def admission_check(*, team, cluster, gpu_type: str, gpu_count: int, hours: floa
     if quota is None:
         allowed = False
         reason = (f"Team '{team.slug}' has no quota for {gtype.name} on cluster '{cluster.name}'. "
-                  f"Ask a platform admin to set one.")
+                  f"Ask a platform admin to set one (Costs → Quotas, or POST /api/v1/costs/quotas/).")
     elif gpu_count > fits:
         limit = f"guaranteed {guaranteed}" + (f" + borrow up to {borrow_limit} from cohort '{quota.cohort.name}'"
                                               if borrow_limit else "")
-        reason = (f"Team '{team.slug}' uses {in_use} × {gtype.name} of {limit}; {gpu_count} more do not fit, "
+        reserved = _reserved(team=team, gpu_type=gtype)
+        held = f" ({reserved} reserved by admitted work not running yet)" if reserved else ""
+        reason = (f"Team '{team.slug}' uses {in_use} × {gtype.name}{held} of {limit}; {gpu_count} more do not fit, "
                   f"{fits} would.")
         allowed = False
     elif remaining is not None and remaining <= 0:
@@ -219,6 +230,114 @@ def admission_require(**kwargs) -> AdmissionDecision:
             "fits": decision.fits,
         })
     return decision
+
+
+# --- reservations ------------------------------------------------------------------------------------------
+
+def _lock_admission(*, team, gtype: GpuType) -> None:
+    """Serialise the admissions that could overbook each other: the team's quota row, then its cohort (whose
+    members lend to each other), then the GPU type when the catalog caps it (capacity is cluster-wide).
+    Always in this order, so two admissions never wait on each other in a cycle. FOR NO KEY UPDATE leaves
+    inserts that merely reference these rows (ledger intervals, reservations) unblocked."""
+    cohort_id = (Quota.objects.select_for_update(no_key=True).filter(team=team, gpu_type=gtype)
+                 .values_list("cohort_id", flat=True).first())
+    if cohort_id is not None:
+        Cohort.objects.select_for_update(no_key=True).filter(pk=cohort_id).values_list("pk", flat=True).first()
+    if gtype.capacity:
+        GpuType.objects.select_for_update(no_key=True).filter(pk=gtype.pk).values_list("pk", flat=True).first()
+
+
+def _expire_reservations(*, team, gtype: GpuType) -> int:
+    """Release the team's reservations whose work never started in time (called under the team's lock)."""
+    now, count = timezone.now(), 0
+    for reservation in GpuReservation.objects.filter(team=team, gpu_type=gtype, status=ReservationStatus.RESERVED,
+                                                     expires_at__lte=now):
+        reason = f"timed out: the work did not start by {reservation.expires_at.isoformat()}"
+        if not GpuReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.RESERVED).update(
+                status=ReservationStatus.RELEASED, closed_at=now, close_reason=reason[:200]):
+            continue
+        count += 1
+        audit_record(actor=None, action="costs.reservation.expire", target=reservation, team=team,
+                     changes={"status": [ReservationStatus.RESERVED, ReservationStatus.RELEASED],
+                              "gpus": [reservation.gpu_count, 0], "reason": [None, reason]})
+    return count
+
+
+@transaction.atomic
+def admission_reserve(*, team, cluster, gpu_type: str, gpu_count: int, deployment_id: int | None = None,
+                      revision_id: int | None = None, job_id: int | None = None) -> GpuReservation:
+    """Admit GPU work and reserve its GPUs, or raise AdmissionRefused (409 with what would fit).
+
+    Run it inside the transaction that admits the deployment or job: the quota locks are held until that
+    transaction commits, so check and reservation are one step for every other admission of the team (and
+    of its cohort). Never call it around network work: the lock would be held across it.
+    """
+    cluster = cluster_resolve(cluster)
+    if deployment_id is None and job_id is None:
+        raise InvalidInput("A reservation belongs to a deployment or a job.")
+    gtype = gpu_type_resolve(cluster=cluster, name=(gpu_type or "").strip())
+    _lock_admission(team=team, gtype=gtype)
+    _expire_reservations(team=team, gtype=gtype)
+    decision = admission_require(team=team, cluster=cluster, gpu_type=gtype.name, gpu_count=gpu_count)
+    return GpuReservation.objects.create(
+        team=team, cluster=cluster, gpu_type=gtype, gpu_count=gpu_count, borrowed=decision.borrowed,
+        deployment_id=deployment_id, revision_id=revision_id, job_id=job_id,
+        expires_at=timezone.now() + timedelta(seconds=settings.COSTS_RESERVATION_TIMEOUT_SECONDS))
+
+
+def _reservations(*, deployment_id=None, revision_id=None, job_id=None):
+    if deployment_id is None and revision_id is None and job_id is None:
+        raise InvalidInput("Give deployment_id, revision_id or job_id.")
+    qs = GpuReservation.objects.filter(status=ReservationStatus.RESERVED)
+    for field, value in (("deployment_id", deployment_id), ("revision_id", revision_id), ("job_id", job_id)):
+        if value is not None:
+            qs = qs.filter(**{field: value})
+    return qs
+
+
+def reservations_running(*, revision_id: int | None = None, job_id: int | None = None) -> int:
+    """The work's pods run: its reservation stops timing out and holds the GPUs until it becomes usage."""
+    return _reservations(revision_id=revision_id, job_id=job_id).update(expires_at=None)
+
+
+def reservations_release(*, reason: str, deployment_id: int | None = None, revision_id: int | None = None,
+                         job_id: int | None = None) -> int:
+    """Give back what admitted work reserved and will not use (failed, aborted, superseded, torn down).
+    Idempotent; not audited on its own: the deployment or job transition that causes it is."""
+    return _reservations(deployment_id=deployment_id, revision_id=revision_id, job_id=job_id).update(
+        status=ReservationStatus.RELEASED, closed_at=timezone.now(), close_reason=reason[:200])
+
+
+@transaction.atomic
+def allocation_start_reserved(*, team, cluster, gpu_type, gpu_count: int, revision_id: int | None = None,
+                              **allocation) -> GpuAllocation:
+    """Open the ledger interval of admitted work and turn its reservation into that usage, in one transaction
+    (the GPUs are never counted twice, nor dropped in between). Work without a reservation (a rollback
+    re-running the deployment's own GPUs) just opens its interval."""
+    reservations = _reservations(revision_id=revision_id, job_id=allocation.get("job_id")) \
+        if revision_id is not None or allocation.get("job_id") is not None else GpuReservation.objects.none()
+    reservations = list(reservations.select_for_update())
+    borrowed = min(sum(r.borrowed for r in reservations), gpu_count)
+    started = allocation_start(team=team, cluster=cluster, gpu_type=gpu_type, gpu_count=gpu_count,
+                               borrowed=borrowed, **allocation)
+    GpuReservation.objects.filter(pk__in=[r.pk for r in reservations]).update(
+        status=ReservationStatus.CONSUMED, closed_at=timezone.now(), close_reason=f"allocation {started.pk}")
+    return started
+
+
+def reservations_expire() -> int:
+    """Beat job: release every timed-out reservation (admission also does it for the team it admits)."""
+    from apps.teams.models import Team
+
+    count = 0
+    pairs = (GpuReservation.objects.filter(status=ReservationStatus.RESERVED, expires_at__lte=timezone.now())
+             .values_list("team_id", "gpu_type_id").distinct())
+    for team_id, gpu_type_id in list(pairs):
+        with transaction.atomic():
+            team, gtype = Team.objects.get(pk=team_id), GpuType.objects.get(pk=gpu_type_id)
+            _lock_admission(team=team, gtype=gtype)
+            count += _expire_reservations(team=team, gtype=gtype)
+    return count
 
 
 # --- allocation ledger ---------------------------------------------------------------------------------

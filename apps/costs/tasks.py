@@ -23,3 +23,11 @@ def collect_pods_task() -> list[dict]:
     from .collector import collect_all
 
     return collect_all()
+
+
+@shared_task(name="costs.expire_reservations")
+def expire_reservations_task() -> int:
+    """Beat job: GPU reservations of work that never started are released (admission also does it lazily)."""
+    from .services import reservations_expire
+
+    return reservations_expire()

@@ -1,10 +1,13 @@
-"""The one place deployments talk to the costs app (admission, allocations).
-
-Costs may not be installed yet on a branch; then admission always allows and nothing is allocated, so
-the deployment flow works either way. Every call site in this app goes through these functions.
+"""The one place deployments and jobs talk to the costs app: admission (a GPU reservation taken in the
+admitting transaction), the reservation's life, and the usage ledger. Every call site in this app goes
+through these functions. There is no "costs not installed" path: a control that can't decide refuses.
 """
 import logging
 from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from apps.costs import services as costs
 
 logger = logging.getLogger(__name__)
 
@@ -18,15 +21,8 @@ class Admission:
     detail: dict = field(default_factory=dict)
 
 
-def _costs():
-    try:
-        from apps.costs import services  # noqa: F401
-    except ImportError:
-        return None
-    return services if hasattr(services, "admission_check") else None
-
-
-def _gpu_count(resources: dict) -> int:
+def gpu_count(resources: dict) -> int:
+    """GPUs the work may hold at its largest: per replica × the most replicas autoscaling allows."""
     autoscaling = resources.get("autoscaling") or {}
     replicas = max(resources.get("replicas", 1), autoscaling.get("max", 0) or 0)
     return int(resources.get("gpu_count") or 0) * replicas
@@ -34,52 +30,70 @@ def _gpu_count(resources: dict) -> int:
 
 def admission_preview(*, team, cluster, resources: dict) -> Admission:
     """What the review step shows: would it be admitted, headroom and the monthly cost estimate."""
-    costs = _costs()
-    if costs is None:
-        return Admission(reason="Cost admission is not configured.")
     try:
         decision = costs.admission_check(team=team, cluster=cluster, gpu_type=resources.get("gpu_type") or "",
-                                         gpu_count=_gpu_count(resources))
-    except Exception as exc:  # unknown GPU type etc.: the review shows why, submit raises it properly
+                                         gpu_count=gpu_count(resources))
+    except Exception as exc:  # unknown GPU type etc.: the review shows why (refused), submit raises it properly
         return Admission(allowed=False, reason=getattr(exc, "message", str(exc)))
-    detail = decision.as_dict() if hasattr(decision, "as_dict") else {}
     return Admission(allowed=bool(decision.allowed), reason=decision.reason or "",
                      hourly_cost=float(decision.hourly_cost), monthly_cost_estimate=float(decision.monthly_cost_estimate),
-                     detail=detail)
+                     detail=decision.as_dict())
 
 
-def admission_require(*, team, cluster, resources: dict) -> None:
-    """Raise 409 (the costs app's AdmissionRefused, with usage/request/limit/fits) beyond the team's quota."""
-    if not resources.get("gpu_count"):
+def reserve_for_revision(*, deployment, revision) -> None:
+    """Admit the revision's GPUs and reserve them in the caller's transaction (409 with what fits beyond the
+    quota). CPU-only work needs no quota."""
+    if not revision.resources.get("gpu_count"):
         return
-    costs = _costs()
-    if costs is None:
+    costs.admission_reserve(team=deployment.team, cluster=deployment.cluster, gpu_type=revision.resources["gpu_type"],
+                            gpu_count=gpu_count(revision.resources), deployment_id=deployment.pk,
+                            revision_id=revision.pk)
+
+
+def reserve_for_job(*, job) -> None:
+    if not job.gpu_count:
         return
-    costs.admission_require(team=team, cluster=cluster, gpu_type=resources["gpu_type"],
-                            gpu_count=_gpu_count(resources))
+    costs.admission_reserve(team=job.team, cluster=job.cluster, gpu_type=job.gpu_type, gpu_count=job.gpu_count,
+                            job_id=job.pk)
+
+
+def revision_running(*, revision) -> None:
+    """The revision's pods are ready: its reservation no longer times out."""
+    costs.reservations_running(revision_id=revision.pk)
+
+
+def release(*, reason: str, deployment=None, revision=None, job=None) -> None:
+    """Give back the GPUs reserved for work that will not run (failed, aborted, superseded, torn down)."""
+    costs.reservations_release(reason=reason, deployment_id=deployment.pk if deployment else None,
+                               revision_id=revision.pk if revision else None, job_id=job.pk if job else None)
 
 
 def allocation_start(*, deployment, revision):
-    """Open the GPU ledger interval of the revision now serving (closing the previous one)."""
-    costs = _costs()
-    if costs is None or not revision.resources.get("gpu_count"):
+    """Open the GPU ledger interval of the revision now serving (closing the previous one); its reservation
+    becomes that usage in the same transaction."""
+    if not revision.resources.get("gpu_count"):
         return None
     try:
-        allocation_stop_for(deployment=deployment)
-        return costs.allocation_start(team=deployment.team, cluster=deployment.cluster,
-                                      gpu_type=revision.resources["gpu_type"],
-                                      gpu_count=_gpu_count(revision.resources),
-                                      model_version=revision.model_version, deployment_id=deployment.pk)
-    except Exception:  # cost attribution must never block serving; the costs app reconciles usage itself
+        with transaction.atomic():
+            costs.allocations_stop_for(deployment_id=deployment.pk)
+            return costs.allocation_start_reserved(
+                team=deployment.team, cluster=deployment.cluster, gpu_type=revision.resources["gpu_type"],
+                gpu_count=gpu_count(revision.resources), revision_id=revision.pk,
+                model_version=revision.model_version, deployment_id=deployment.pk)
+    except Exception:
+        # Serving must not stop over cost attribution. Nothing is under-counted meanwhile: the revision's
+        # reservation keeps holding its GPUs until the ledger takes over.
         logger.exception("GPU allocation start failed", extra={"deployment": deployment.pk})
         return None
 
 
-def allocation_stop_for(*, deployment) -> None:
-    costs = _costs()
-    if costs is None or not hasattr(costs, "allocations_stop_for"):
-        return
-    try:
-        costs.allocations_stop_for(deployment_id=deployment.pk)
-    except Exception:
-        logger.exception("GPU allocation stop failed", extra={"deployment": deployment.pk})
+def job_running(*, job) -> None:
+    """The job's pods run: its reservation becomes an open ledger interval."""
+    if job.gpu_count:
+        costs.allocation_start_reserved(team=job.team, cluster=job.cluster, gpu_type=job.gpu_type,
+                                        gpu_count=job.gpu_count, job_id=job.pk)
+
+
+def job_finished(*, job) -> None:
+    costs.allocations_stop_for(job_id=job.pk)
+    costs.reservations_release(reason=f"job {job.status}", job_id=job.pk)

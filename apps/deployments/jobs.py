@@ -7,6 +7,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from workers.drivers import ApplyFailed, DriverUnavailable, driver_for
 
+from . import capacity
 from .choices import JobStatus
 from .models import Job
 
@@ -27,8 +28,10 @@ def job_submit(*, job_id: int) -> str:
         Job.objects.filter(pk=job.pk).update(message=f"Retrying: {exc}"[:2000])
         return "retry later"  # the reconcile beat resubmits pending jobs
     logs = driver.job_logs_url(job=job) if hasattr(driver, "job_logs_url") else ""
-    Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, manifest=manifest, logs_url=logs, started_at=timezone.now(), message="")
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+                status=JobStatus.RUNNING, manifest=manifest, logs_url=logs, started_at=timezone.now(), message=""):
+            capacity.job_running(job=job)  # its reservation becomes usage
     return "running"
 
 
@@ -49,8 +52,10 @@ def _finish(job: Job, status: str, message: str) -> None:
         updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.PENDING, JobStatus.RUNNING]).update(
             status=status, message=message[:2000], finished_at=timezone.now())
         if updated:
+            before, job.status = job.status, status
+            capacity.job_finished(job=job)
             audit_record(actor=None, action=f"job.{status}", target=job, team=job.team,
-                         changes={"status": [job.status, status], "message": [None, message[:300]]})
+                         changes={"status": [before, status], "message": [None, message[:300]]})
 
 
 def job_poll_all(*, statuses) -> int:

@@ -97,6 +97,14 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"
 
+    @property
+    def break_glass(self) -> dict | None:
+        """Set while the revision rolling out or serving went out by break glass (a version no longer approved)."""
+        for revision in (self.current_revision, self.stable_revision):
+            if revision is not None and revision.break_glass_reason:
+                return {"revision": revision.number, "reason": revision.break_glass_reason, "by": revision.actor_label}
+        return None
+
 
 class DeploymentRevision(models.Model):
     """One apply: the full manifests, model version, strategy and resources, who and when. Immutable

@@ -117,6 +117,7 @@ def rollout_drive(*, deployment_id: int) -> str:
             return _fail(deployment, revision, str(exc))
         DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now(),
                                                                  message="")
+        capacity.revision_running(revision=revision)
         deployment = _fresh(deployment_id)
         if deployment.current_revision_id != revision.pk or deployment.status != S.PROGRESSING:
             return "overtaken"
@@ -177,6 +178,7 @@ def retire_unused(*, deployment, revisions: dict, driver) -> None:
     for number, revision in revisions.items():
         if number not in keep and revision.rollback_of_id is None:
             driver.retire(deployment=deployment, revision=revision)
+            capacity.release(reason=f"revision {number} torn down", revision=revision)
 
 
 def _supersede(deployment, revision) -> None:
@@ -196,6 +198,7 @@ def _describe(status, traffic, shadow) -> str:
 
 def _fail(deployment, revision, message: str) -> str:
     DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.FAILED, message=message[:2000])
+    capacity.release(reason=f"revision {revision.number} failed", revision=revision)
     deployment = _fresh(deployment.pk)
     if deployment.current_revision_id != revision.pk:
         return "overtaken"

@@ -2,6 +2,7 @@
 goes through the outbox to the rollout engine (rollout.py) run by workers."""
 import json
 import re
+import secrets
 
 from django.db import transaction
 from django.db.models import Max
@@ -138,6 +139,27 @@ def namespace_for(*, cluster: Cluster, team, environment) -> str:
                        f"platform admin adds one under Deployments → Clusters.", fields={"cluster": ["No namespace."]})
 
 
+def job_namespace(*, cluster: Cluster, team, environment: str | None, namespace: str | None) -> str:
+    """Where a team's job may run: its namespace for the environment on the cluster. A namespace given
+    explicitly (the API, a monitor's retrain_job) is accepted only if it is one of the team's namespaces on
+    that cluster, never kube-system or another team's: the job runs with the control plane's credentials."""
+    from apps.registry.models import Environment
+
+    if namespace:
+        allowed = sorted(ClusterNamespace.objects.filter(cluster=cluster, team=team).values_list("namespace", flat=True))
+        if namespace not in allowed:
+            where = (f"its namespaces there are {', '.join(allowed)}" if allowed else
+                     "it has none there yet (a platform admin assigns them under Deployments → Clusters)")
+            raise InvalidInput(f"Team {team.slug} may run jobs on {cluster.name} only in its own namespaces, not "
+                               f"{namespace}; {where}.", fields={"namespace": [f"Allowed: {', '.join(allowed) or 'none'}."]},
+                               extra={"allowed_namespaces": allowed})
+        return namespace
+    env = Environment.objects.filter(name=environment or "").first()
+    if env is None:
+        raise InvalidInput(f"Unknown environment {environment}.", fields={"environment": ["Unknown environment."]})
+    return namespace_for(cluster=cluster, team=team, environment=env)
+
+
 # ---------------------------------------------------------------- deployments
 
 def _check_version(*, version, environment, team) -> None:
@@ -166,12 +188,13 @@ def _next_number(deployment) -> int:
 
 
 def _new_revision(*, actor, deployment, version, resources, strategy, reason=RevisionReason.DEPLOY,
-                  rollback_of=None, manifests=None) -> DeploymentRevision:
+                  rollback_of=None, manifests=None, break_glass_reason: str = "") -> DeploymentRevision:
     from apps.audit.services import actor_label
     from workers.drivers import driver_for
 
     revision = DeploymentRevision(deployment=deployment, number=_next_number(deployment), model_version=version,
                                   strategy=strategy, resources=resources, reason=reason, rollback_of=rollback_of,
+                                  break_glass_reason=break_glass_reason,
                                   created_by=actor if getattr(actor, "is_authenticated", False) else None,
                                   actor_label=actor_label(actor))
     if manifests is None:
@@ -219,18 +242,20 @@ def deployment_create(*, actor, team, name: str, model_version, environment, clu
     if namespace and namespace != allowed_ns:
         raise InvalidInput(f"Team {team.slug} deploys to namespace {allowed_ns} for {environment.name} on "
                            f"{cluster.name}, not {namespace}.", fields={"namespace": [f"Use {allowed_ns}."]})
-    capacity.admission_require(team=team, cluster=cluster, resources=resources)
     deployment = Deployment.objects.create(team=team, name=name, model=model_version.model, environment=environment,
                                            cluster=cluster, namespace=allowed_ns, status=S.PENDING,
                                            created_by=actor, status_message="Waiting for dispatch")
     revision = _new_revision(actor=actor, deployment=deployment, version=model_version, resources=resources,
                              strategy=strategy)
+    # After the render (which may ask the cluster): the quota lock is then held only until this commits.
+    capacity.reserve_for_revision(deployment=deployment, revision=revision)
     Deployment.objects.filter(pk=deployment.pk).update(current_revision=revision)
     deployment.refresh_from_db()
     audit_record(actor=actor, action="deployment.create", target=deployment, team=team, changes={
         "model_version": [None, f"{model_version.model.name} v{model_version.version}"],
         "environment": [None, environment.name], "cluster": [None, cluster.name], "namespace": [None, allowed_ns],
-        "strategy": [None, strategy], "resources": [None, resources], "revision": [None, revision.number]})
+        "strategy": [None, strategy], "resources": [None, resources], "revision": [None, revision.number],
+        "gpus_reserved": [None, capacity.gpu_count(resources)]})
     _enqueue_drive(deployment, revision)
     return deployment
 
@@ -252,15 +277,16 @@ def deployment_deploy(*, actor, deployment: Deployment, model_version, resources
     resources = validate_resources(resources if resources is not None else (base.resources if base else None))
     strategy = validate_strategy(strategy, revision_numbers=set(deployment.revisions.values_list("number", flat=True)))
     _check_cluster_strategy(cluster=deployment.cluster, strategy=strategy)
-    capacity.admission_require(team=deployment.team, cluster=deployment.cluster, resources=resources)
     revision = _new_revision(actor=actor, deployment=deployment, version=model_version, resources=resources,
                              strategy=strategy)
+    capacity.reserve_for_revision(deployment=deployment, revision=revision)
     deployment = deployment_transition(
         deployment=deployment, to=S.PENDING, actor=actor, action="deployment.deploy",
         expected=ACCEPTS_NEW_REVISION,
         fields={"current_revision": revision, "rollout_step": -1, "status_message": "Waiting for dispatch"},
         audit_changes={"model_version": [None, f"{model_version.model.name} v{model_version.version}"],
-                       "strategy": [None, strategy], "revision": [None, revision.number]})
+                       "strategy": [None, strategy], "revision": [None, revision.number],
+                       "gpus_reserved": [None, capacity.gpu_count(resources)]})
     _enqueue_drive(deployment, revision)
     return revision
 
@@ -337,6 +363,7 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
     revision, stable = deployment.current_revision, deployment.stable_revision
     DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.ABORTED,
                                                              message=f"Aborted by {actor}")
+    capacity.release(reason=f"revision {revision.number} aborted", revision=revision)
     if stable is None:
         fields = {"traffic": {}, "shadow": {}, "status_message": f"Rollout of revision {revision.number} aborted; "
                                                                    f"nothing serves."}
@@ -356,18 +383,27 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
 
 
 @transaction.atomic
-def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revision=None) -> DeploymentRevision:
+def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revision=None, break_glass_reason: str = "",
+                        only_while_serving=None) -> DeploymentRevision:
     """Re-apply an earlier revision's manifests as a new revision (from the UI, the API or a monitoring alert).
 
     The deployment row is locked, so two rollbacks clicked at once produce one: the second finds the
     first in flight and gets 409. Rolling back to a revision that is still warm is a traffic switch.
+
+    The target's model version must still be approved for the environment. A team admin may break glass
+    (`break_glass_reason`): the rollback then goes ahead, audited and flagged on the new revision.
+    `only_while_serving` (the version a monitoring alert was raised for) makes the rollback act only while
+    the deployment still rolls out or serves that version, so an alert fired twice never re-deploys it.
     """
     if actor is not None:
-        require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+        require_capability(user=actor, team=deployment.team,
+                           capability=Capability.ADMINISTER if break_glass_reason else Capability.OPERATE)
     deployment = (Deployment.objects.select_for_update(of=("self",))
                   .select_related("current_revision__rollback_of", "stable_revision__rollback_of",
-                                  "warm_revision__rollback_of").get(pk=deployment.pk))
+                                  "warm_revision__rollback_of", "environment").get(pk=deployment.pk))
     current = deployment.current_revision
+    if only_while_serving is not None and (current is None or current.model_version_id != only_while_serving.pk):
+        _refuse_moved_on(deployment=deployment, current=current, raised_for=only_while_serving)
     if deployment.status not in ROLLBACK_FROM:
         if current is not None and current.reason == RevisionReason.ROLLBACK:
             raise Conflict(f"Deployment {deployment.name} is {deployment.status}; a rollback is already being applied "
@@ -389,22 +425,71 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revisi
         raise Conflict(f"Revision {to_revision.number} is already serving.", code="already_serving")
     if target.status == RevisionStatus.FAILED:
         raise Conflict(f"Revision {to_revision.number} failed to roll out; pick a revision that served.")
+    version = target.model_version
+    broken_glass = ""
+    if not _approval_stands(version=version, environment=deployment.environment):
+        if not break_glass_reason.strip():
+            raise Conflict(f"Revision {to_revision.number} serves {version.model.name} v{version.version}, which is no "
+                           f"longer approved for {deployment.environment.name} (its approval was revoked). Roll back "
+                           f"to an approved revision, or a team admin may break glass with a reason.",
+                           code="not_approved", extra={"revision": to_revision.number, "version": version.version})
+        broken_glass = break_glass_reason.strip()
     if current is not None and current.status in (RevisionStatus.PENDING, RevisionStatus.APPLYING):
         DeploymentRevision.objects.filter(pk=current.pk).update(status=RevisionStatus.ABORTED,
                                                                 message=f"Superseded by a rollback: {reason}"[:2000])
-    revision = _new_revision(actor=actor, deployment=deployment, version=target.model_version,
+    # The rollback supersedes any rollout in flight: what it reserved is given back.
+    capacity.release(reason=f"superseded by a rollback to revision {to_revision.number}", deployment=deployment)
+    revision = _new_revision(actor=actor, deployment=deployment, version=version,
                              resources=target.resources, strategy={"kind": StrategyKind.ROLLING},
-                             reason=RevisionReason.ROLLBACK, rollback_of=target, manifests=target.manifests)
+                             reason=RevisionReason.ROLLBACK, rollback_of=target, manifests=target.manifests,
+                             break_glass_reason=broken_glass)
     # A rollback is a forced transition from whatever rollout state: pending, then the engine drives it.
     deployment_transition(
         deployment=deployment, to=S.PENDING, actor=actor, action="deployment.rollback", expected=ROLLBACK_FROM,
         fields={"current_revision": revision, "rollout_step": -1, "shadow": {},
                 "status_message": f"Rolling back to revision {to_revision.number}: {reason}"[:1900]},
         audit_changes={"rollback_to": [current.number if current else None, to_revision.number],
-                       "revision": [None, revision.number], "reason": [None, reason]})
+                       "revision": [None, revision.number], "reason": [None, reason],
+                       **({"break_glass": [None, broken_glass]} if broken_glass else {})})
+    if broken_glass:
+        audit_record(actor=actor, action="deployment.break_glass", target=deployment, team=deployment.team,
+                     changes={"revision": [None, revision.number], "rollback_to": [None, to_revision.number],
+                              "model_version": [None, f"{version.model.name} v{version.version}"],
+                              "environment": [None, deployment.environment.name], "reason": [None, broken_glass]})
     deployment.refresh_from_db()
     _enqueue_drive(deployment, revision, why="rollback")
     return revision
+
+
+def _refuse_moved_on(*, deployment, current, raised_for) -> None:
+    label = f"{raised_for.model.name} v{raised_for.version}"
+    if current is None:
+        raise Conflict(f"Deployment {deployment.name} no longer serves {label}.", code="already_rolled_back")
+    now = current.model_version
+    how = "it was already rolled back to" if current.reason == RevisionReason.ROLLBACK else "it has moved on to"
+    raise Conflict(f"Deployment {deployment.name} no longer serves {label}, which raised this alert: {how} "
+                   f"v{now.version} (revision {current.number}).", code="already_rolled_back",
+                   extra={"serving_version": now.version, "revision": current.number})
+
+
+def _approval_stands(*, version, environment) -> bool:
+    """May a rollback bring `version` back into `environment`? When the registry says it is approved there now,
+    or when it was approved there and only moved aside by a later promotion. An approval that was revoked
+    (the alias removed, no successor) does not stand."""
+    from apps.registry.choices import AliasSource, PromotionKind, PromotionStatus
+    from apps.registry.models import AliasHolding
+    from apps.registry.selectors import version_approved_for
+
+    if version_approved_for(version=version, environment=environment.name):
+        return True
+    holdings = AliasHolding.objects.filter(model_id=version.model_id, alias=environment.name,
+                                           source=AliasSource.CONTROL_PLANE)
+    last = (holdings.filter(version=version, request__status=PromotionStatus.PUBLISHED,
+                            request__kind=PromotionKind.PROMOTE).order_by("-since").first())
+    if last is None or last.until is None:
+        return False
+    # A promotion of another version ends the holding and starts the next one at the same instant.
+    return holdings.filter(since=last.until).exclude(pk=last.pk).exists()
 
 
 def _rollback_target(deployment) -> DeploymentRevision:
@@ -488,9 +573,10 @@ def draft_submit(*, actor, draft: DeploymentDraft) -> Deployment:
 def job_dispatch(*, actor, team, cluster: Cluster, image: str, command: list[str], gpu_type: str = "",
                  gpu_count: int = 0, namespace: str | None = None, name: str | None = None,
                  environment: str = "staging") -> Job:
-    """Dispatch training or batch work as a Kubernetes Job; tracked to completion by the reconcile beat."""
-    from apps.registry.models import Environment
+    """Dispatch training or batch work as a Kubernetes Job; tracked to completion by the reconcile beat.
 
+    The job runs in the team's namespace for `environment` on the cluster; an explicit `namespace` must be
+    one of the team's namespaces there. Its GPUs are reserved here, in the admitting transaction."""
     if actor is not None:
         require_capability(user=actor, team=team, capability=Capability.OPERATE)
     if cluster.kind != ClusterKind.KUBERNETES:
@@ -499,18 +585,16 @@ def job_dispatch(*, actor, team, cluster: Cluster, image: str, command: list[str
         raise InvalidInput("A job needs an image and a command given as a list of strings.",
                            fields={"command": ["List of strings."]})
     resources = validate_resources({"gpu_type": gpu_type, "gpu_count": gpu_count})
-    if namespace is None:
-        env = Environment.objects.filter(name=environment).first()
-        if env is None:
-            raise InvalidInput(f"Unknown environment {environment}.")
-        namespace = namespace_for(cluster=cluster, team=team, environment=env)
-    capacity.admission_require(team=team, cluster=cluster, resources=resources)
-    name = name or f"{team.slug}-job-{timezone.now():%Y%m%d%H%M%S%f}"[:63]
+    namespace = job_namespace(cluster=cluster, team=team, environment=environment, namespace=namespace)
+    # Random, not just a timestamp: quick concurrent dispatches of one team must not collide on the name.
+    name = name or f"{team.slug}-job-{timezone.now():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"[:63]
     job = Job.objects.create(team=team, cluster=cluster, namespace=namespace, name=name, image=image, command=command,
                              gpu_type=resources["gpu_type"], gpu_count=resources["gpu_count"],
                              created_by=actor if getattr(actor, "is_authenticated", False) else None)
+    capacity.reserve_for_job(job=job)
     audit_record(actor=actor, action="job.dispatch", target=job, team=team,
-                 changes={"image": [None, image], "command": [None, command], "gpu": [None, f"{gpu_count}x{gpu_type}"]})
+                 changes={"image": [None, image], "command": [None, command], "namespace": [None, namespace],
+                          "gpu": [None, f"{gpu_count}x{gpu_type}"]})
     outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:1", team=team)
     return job
 
@@ -524,6 +608,7 @@ def job_retry(*, actor, job: Job) -> Job:
     attempt = job.attempt + 1
     Job.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, attempt=attempt, message="", finished_at=None)
     job.refresh_from_db()
+    capacity.reserve_for_job(job=job)
     audit_record(actor=actor, action="job.retry", target=job, team=job.team, changes={"attempt": [attempt - 1, attempt]})
     outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:{attempt}",
                    team=job.team)

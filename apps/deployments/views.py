@@ -207,6 +207,7 @@ def detail(request, pk):
     return render(request, "deployments/detail.html", {
         "deployment": deployment, "revisions": revisions, "events": events, "status": _status(deployment),
         "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
+        "can_administer": has_capability(user=request.user, team_id=deployment.team_id, capability="administer"),
         "versions": _versions(request.user, deployment.team).filter(model=deployment.model),
         "kinds": StrategyKind.choices,
     })
@@ -237,7 +238,8 @@ def control(request, pk, verb):
         if verb == "rollback":
             revision = services.deployment_rollback(
                 actor=request.user, deployment=deployment, reason=request.POST.get("reason") or "Rolled back from the UI",
-                to_revision=request.POST.get("to_revision") or None)
+                to_revision=request.POST.get("to_revision") or None,
+                break_glass_reason=request.POST.get("break_glass_reason") or "")
             messages.success(request, f"Rolling back: revision {revision.number} re-applies revision "
                                       f"{revision.rollback_of.number}.")
         elif verb == "deploy":

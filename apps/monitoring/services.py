@@ -267,6 +267,23 @@ def _validate_monitor(monitor: Monitor) -> None:
                            f"{', '.join(RETRAIN_JOB_KEYS)}.", fields={"retrain_job": ["Unknown keys."]})
     if monitor.deployment_id and monitor.deployment.team_id != monitor.team_id:
         raise NotFound(f"Deployment {monitor.deployment_id} not found.")
+    _validate_retrain_namespace(monitor)
+
+
+def _validate_retrain_namespace(monitor: Monitor) -> None:
+    """A retraining Job runs in one of the team's namespaces on its cluster; refused at save as at dispatch."""
+    job = monitor.retrain_job or {}
+    if not job.get("namespace"):
+        return
+    from apps.deployments.models import Cluster
+    from apps.deployments.services import job_namespace
+
+    cluster = Cluster.objects.filter(name=str(job.get("cluster") or "")).first()
+    if cluster is None:
+        raise InvalidInput(f"retrain_job names namespace {job['namespace']} on cluster '{job.get('cluster', '')}', "
+                           f"which does not exist; name the cluster the job runs on.",
+                           fields={"retrain_job": ["Unknown cluster."]})
+    job_namespace(cluster=cluster, team=monitor.team, environment=job.get("environment"), namespace=job["namespace"])
 
 
 def _sync_schedule(monitor: Monitor) -> None:
@@ -761,7 +778,10 @@ def _rollback(*, actor, monitor: Monitor, alert: Alert | None, reason: str):
     if monitor.deployment_id is None:
         raise Conflict(f"No deployment linked to monitor '{monitor.name}'; link its deployment to roll back from here.")
     rollback = _deployments_service("deployment_rollback")
-    result = rollback(actor=actor, deployment=monitor.deployment, reason=reason)
+    # Only while the deployment still serves the version this monitor watches: once rolled back, the same
+    # alert (or a second click) is a 409 instead of a rollback to the drifted version.
+    result = rollback(actor=actor, deployment=monitor.deployment, reason=reason,
+                      only_while_serving=monitor.model_version)
     record = {"action": "rollback", "at": timezone.now().isoformat(), "by": getattr(actor, "username", "system"),
               "deployment": monitor.deployment_id, "revision": getattr(result, "pk", None),
               "revision_number": getattr(result, "number", None)}

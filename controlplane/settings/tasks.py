@@ -33,6 +33,7 @@ CELERY_BEAT_SCHEDULE = {
     # Costs: rebuild the changed rollup window and check budgets (idempotent; see apps/costs/rollup.py).
     "costs-rollup": {"task": "costs.rollup", "schedule": float(env_int("COSTS_ROLLUP_SECONDS", 300))},
     "costs-collect-pods": {"task": "costs.collect_pods", "schedule": float(env_int("COSTS_COLLECT_SECONDS", 120))},
+    "costs-expire-reservations": {"task": "costs.expire_reservations", "schedule": 300.0},
     "registry-sync": {"task": "registry.sync_scheduled", "schedule": float(env_int("REGISTRY_SYNC_SECONDS", 300))},
     "registry-expire-requests": {"task": "registry.expire_requests", "schedule": 300.0},
     # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.

@@ -55,7 +55,8 @@ class RevisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeploymentRevision
         fields = ["id", "deployment", "number", "model_version", "strategy", "resources", "manifests", "reason",
-                  "rollback_of", "status", "message", "actor_label", "created_at", "apply_requested_at", "ready_at"]
+                  "rollback_of", "break_glass_reason", "status", "message", "actor_label", "created_at",
+                  "apply_requested_at", "ready_at"]
 
     def get_model_version(self, obj) -> dict:
         return {"id": obj.model_version_id, "model": obj.model_version.model.name, "version": obj.model_version.version}
@@ -69,10 +70,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
     current_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
     stable_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
     warm_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    break_glass = serializers.JSONField(read_only=True, allow_null=True,
+                                        help_text="{revision, reason, by} while a break-glass rollback serves")
 
     class Meta:
         model = Deployment
         fields = ["id", "team", "name", "model", "environment", "cluster", "namespace", "status", "status_message",
+                  "break_glass",
                   "current_revision", "stable_revision", "warm_revision", "warm_until", "rollout_step", "traffic",
                   "shadow", "endpoint_url", "drift", "last_reconciled_at", "created_at", "updated_at"]
 
@@ -98,6 +102,9 @@ class RollbackSerializer(StrictInputSerializer):
     reason = serializers.CharField(max_length=500, required=False, default="Rolled back from the API")
     to_revision = serializers.IntegerField(required=False, min_value=1, help_text="Revision number (default: the "
                                                                                   "last stable one)")
+    break_glass_reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="",
+                                               help_text="Team admins: roll back to a version no longer approved "
+                                                         "for the environment, and say why (audited, flagged)")
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -118,3 +125,5 @@ class JobCreateSerializer(StrictInputSerializer):
     gpu_type = serializers.CharField(required=False, allow_blank=True, default="")
     gpu_count = serializers.IntegerField(required=False, default=0, min_value=0, max_value=16)
     environment = serializers.SlugField(required=False, default="staging")
+    namespace = serializers.SlugField(max_length=63, required=False, help_text="One of the team's namespaces on the "
+                                                                               "cluster (default: the environment's)")

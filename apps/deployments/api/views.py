@@ -7,7 +7,7 @@ from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import NotFound
 from apps.deployments import review, selectors, services
 from apps.deployments.models import Cluster
-from apps.teams.selectors import team_get_by_slug
+from apps.teams.selectors import require_capability, team_get_by_slug
 
 from . import serializers as s
 
@@ -37,6 +37,22 @@ def _version(*, user, team, version_id):
         raise NotFound(f"Model version {version_id} not found in team {team.slug}.",
                        fields={"model_version": ["Unknown model version."]})
     return version
+
+
+def _require_first(view, team) -> None:
+    """The action's capability in the team, before the body or any object state is looked at: a role learns
+    nothing (validation errors, 404s of versions, 409s of states) about what it may not act on."""
+    require_capability(user=view.request.user, team=team, capability=view.capabilities[view.action])
+
+
+def _team_first(view):
+    """The team named by a create body, with the capability checked before the rest of the body is read."""
+    slug = view.request.data.get("team") if hasattr(view.request.data, "get") else None
+    if not isinstance(slug, str) or not slug:
+        return None
+    team = team_get_by_slug(user=view.request.user, slug=slug)
+    _require_first(view, team)
+    return team
 
 
 class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
@@ -121,6 +137,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
 
     @extend_schema(request=s.DeploymentCreateSerializer, responses={201: s.DeploymentSerializer})
     def create(self, request):
+        _team_first(self)
         data = s.DeploymentCreateSerializer.validated(request.data)
         team, kwargs = self._inputs(data)
         deployment = services.deployment_create(actor=request.user, team=team, name=data["name"], **kwargs)
@@ -130,6 +147,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     @action(detail=False, methods=["post"])
     def preview(self, request):
         """The review step: gate results, admission and monthly cost, rendered manifests, diff vs live."""
+        _team_first(self)
         data = s.DeploymentCreateSerializer.validated(request.data)
         team, kwargs = self._inputs(data)
         return Response(review.deployment_preview(actor=request.user, team=team, name=data["name"], **kwargs))
@@ -138,6 +156,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
         deployment = self.get_object()
+        _require_first(self, deployment.team)
         data = s.DeploySerializer.validated(request.data)
         version = _version(user=request.user, team=deployment.team, version_id=data["model_version"])
         revision = services.deployment_deploy(actor=request.user, deployment=deployment, model_version=version,
@@ -172,9 +191,12 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     @extend_schema(request=s.RollbackSerializer, responses={201: s.RevisionSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
+        deployment = self.get_object()
+        _require_first(self, deployment.team)
         data = s.RollbackSerializer.validated(request.data)
-        revision = services.deployment_rollback(actor=request.user, deployment=self.get_object(),
-                                                reason=data["reason"], to_revision=data.get("to_revision"))
+        revision = services.deployment_rollback(actor=request.user, deployment=deployment, reason=data["reason"],
+                                                to_revision=data.get("to_revision"),
+                                                break_glass_reason=data["break_glass_reason"])
         return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={201: s.RevisionSerializer})
@@ -213,6 +235,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
 
     @extend_schema(request=s.JobCreateSerializer, responses={201: s.JobSerializer})
     def create(self, request):
+        _team_first(self)
         data = s.JobCreateSerializer.validated(request.data)
         team = team_get_by_slug(user=request.user, slug=data.pop("team"))
         job = services.job_dispatch(actor=request.user, team=team, cluster=_cluster(data.pop("cluster")), **data)
