@@ -5,10 +5,15 @@ Tampering is done as such an owner would: triggers switched off, rows edited in 
 import importlib
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cryptography.fernet import Fernet
 from django.apps import apps as django_apps
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
@@ -20,6 +25,7 @@ from apps.audit.services import audit_checkpoint_create, audit_record
 from tests.conftest import AUDIT_TRUNCATE_GUARDS
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -288,3 +294,19 @@ def test_upgrade_rechains_legacy_rows_and_says_so():
     # The IPv6 row failed the old check (hashed as written, stored normalised); the row after it still linked.
     assert marker.changes == {"events": 3, "legacy_head": legacy[-1].hash, "legacy_check_failed": 1,
                               "legacy_check_failed_ids": [legacy[1].id]}
+
+
+@pytest.mark.parametrize("audit_env, refusal", [
+    ({}, "Environment variable AUDIT_HMAC_KEYS must be set in production"),
+    ({"AUDIT_HMAC_KEYS": "k1:" + "s" * 40}, "Environment variable AUDIT_SIGNING_KEY must be set in production"),
+    ({"AUDIT_HMAC_KEYS": "k1:" + "s" * 40, "AUDIT_SIGNING_KEY": "c2hvcnQ="}, "AUDIT_SIGNING_KEY must be the base64 of"),
+])
+def test_production_refuses_to_start_without_audit_keys(audit_env, refusal):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_")}
+    env.update(CONTROLPLANE_ENV="production", DJANGO_SECRET_KEY="p" * 60,
+               CONTROLPLANE_FERNET_KEYS=Fernet.generate_key().decode(),
+               DATABASE_URL="postgres://u@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0", **audit_env)
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert refusal in result.stderr
