@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from apps.core.admin import ReadOnlyAdmin
 
-from .models import AuditEvent
+from .models import AuditCheckpoint, AuditEvent
 
 
 @admin.register(AuditEvent)
@@ -11,3 +11,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
     search_fields = ["actor_label", "object_id", "request_id"]
 
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["size", "head_event_id", "head_hash", "signed_at", "key_id"]
