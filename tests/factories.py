@@ -41,6 +41,7 @@ class WebhookEndpointFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     name = factory.Sequence(lambda n: f"hook-{n}")
     url = "http://127.0.0.1:9/hook"
+    signing_secret = "whsec_factory"
     events = factory.LazyFunction(list)
 
 

@@ -16,6 +16,7 @@ from apps.teams.selectors import require_capability, require_platform_admin
 
 from . import capacity, crypto
 from .choices import ClusterKind, DeploymentStatus as S, JobStatus, RevisionReason, RevisionStatus, StrategyKind
+from .cluster_access import cluster_access_check
 from .models import Cluster, ClusterNamespace, Deployment, DeploymentDraft, DeploymentRevision, Job
 from .rollout import completion_fields, workload
 from .spec import validate_resources, validate_strategy
@@ -38,10 +39,12 @@ def _credentials_blob(*, kubeconfig: str | None, token: str | None, ca_cert: str
             raise InvalidInput(f"The kubeconfig is not valid YAML: {exc}", fields={"kubeconfig": ["Invalid YAML."]})
         if not isinstance(parsed, dict) or not parsed.get("clusters"):
             raise InvalidInput("The kubeconfig has no clusters section.", fields={"kubeconfig": ["No clusters."]})
+        cluster_access_check(api_url=api_url, kubeconfig=parsed)
         return crypto.encrypt(json.dumps({"kubeconfig": kubeconfig})), "kubeconfig"
     if token:
         if not api_url:
             raise InvalidInput("A service-account token needs the API URL.", fields={"api_url": ["Required with a token."]})
+        cluster_access_check(api_url=api_url, kubeconfig=None)
         return crypto.encrypt(json.dumps({"token": token, "ca_cert": ca_cert or ""})), "token"
     raise InvalidInput("A Kubernetes cluster needs credentials: a kubeconfig, or a token with the API URL (and CA).",
                        fields={"kubeconfig": ["Give a kubeconfig or a token."]})

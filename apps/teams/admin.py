@@ -26,4 +26,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ["team", "name", "active", "created_at"]
+    list_display = ["team", "name", "url_masked", "active", "created_at"]
+    fields = ["team", "name", "url_masked", "events", "active", "created_at", "secret_rotated_at"]
+    readonly_fields = ["team", "url_masked", "created_at", "secret_rotated_at"]
+
+    def has_add_permission(self, request):
+        return False  # created through the UI/API: the URL is checked by the SSRF guard and the secret shown once

@@ -22,3 +22,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.APPROVER: frozenset({Capability.VIEW, Capability.APPROVE}),
     Role.TEAM_ADMIN: frozenset({Capability.VIEW, Capability.OPERATE, Capability.APPROVE, Capability.ADMINISTER}),
 }
+
+
+class DeliveryOutcome(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"  # the receiver answered 2xx
+    REJECTED = "rejected", "Rejected by the receiver"  # 4xx other than 429: not retried
+    FAILED = "failed", "Failed, retried"  # 5xx, 429, timeout, connection error: retried with backoff
+    REFUSED = "refused", "Refused by the SSRF guard"  # forbidden address or a redirect: never sent or followed

@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.db import models
 
-from .choices import Role
+from apps.core import crypto
+from apps.core.masking import mask_url
+
+from .choices import DeliveryOutcome, Role
 
 
 class Team(models.Model):
@@ -54,17 +57,40 @@ class ApiToken(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    """Where a team's notifications go (Slack-compatible incoming webhook or any JSON receiver)."""
+    """Where a team's notifications go (Slack-compatible incoming webhook or any JSON receiver).
+
+    The URL (Slack's embeds a secret) and the signing secret are Fernet-encrypted; only `url_masked`
+    (scheme and host) is ever shown. Set them through the `url` / `signing_secret` properties.
+    """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhooks")
     name = models.CharField(max_length=100)
-    url = models.URLField(max_length=500)
+    url_encrypted = models.BinaryField()
+    url_masked = models.CharField(max_length=300)
+    secret_encrypted = models.BinaryField()
     events = models.JSONField(default=list, blank=True, help_text="Event names or prefixes ('registry.'); empty = all")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["team__slug", "name"]
+
+    @property
+    def url(self) -> str:
+        return crypto.decrypt(self.url_encrypted)
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self.url_encrypted, self.url_masked = crypto.encrypt(value), mask_url(value)
+
+    @property
+    def signing_secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+    @signing_secret.setter
+    def signing_secret(self, value: str) -> None:
+        self.secret_encrypted = crypto.encrypt(value)
 
     def wants(self, event: str) -> bool:
         return not self.events or any(event == e or (e.endswith(".") and event.startswith(e)) for e in self.events)
@@ -74,12 +100,19 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """A delivered notification (the receiver answered below 500)."""
+    """One attempt to deliver a notification: the delivery log team admins read. Attempts of the same
+    notification share `delivery_key` (the outbox dedup key) and count up in `attempt`."""
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     event = models.CharField(max_length=100)
-    status_code = models.PositiveIntegerField()
-    delivered_at = models.DateTimeField(auto_now_add=True)
+    delivery_key = models.CharField(max_length=255, blank=True, db_index=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    outcome = models.CharField(max_length=20, choices=DeliveryOutcome.choices, default=DeliveryOutcome.DELIVERED)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    attempted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-delivered_at"]
+        ordering = ["-attempted_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"

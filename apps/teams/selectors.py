@@ -114,7 +114,25 @@ def current_team(*, request, teams: list[Team] | None = None) -> Team | None:
 
 
 def webhook_list(*, user) -> QuerySet:
-    """Webhook URLs often embed a secret (Slack), so only team admins see them."""
+    """Only team admins see webhooks (even masked, the host and delivery log are theirs to read)."""
     from .models import WebhookEndpoint
 
     return scope_to_teams(WebhookEndpoint.objects.select_related("team"), user=user, capability=Capability.ADMINISTER)
+
+
+def webhook_get(*, user, webhook_id):
+    from .models import WebhookEndpoint
+
+    try:
+        return webhook_list(user=user).get(pk=webhook_id)
+    except (WebhookEndpoint.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Webhook {webhook_id} not found.")
+
+
+def webhook_delivery_list(*, user, endpoint=None) -> QuerySet:
+    """The delivery log (every attempt), newest first, for the webhooks the user administers."""
+    from .models import WebhookDelivery
+
+    deliveries = scope_to_teams(WebhookDelivery.objects.select_related("endpoint"), user=user,
+                                capability=Capability.ADMINISTER, field="endpoint__team")
+    return deliveries if endpoint is None else deliveries.filter(endpoint=endpoint)

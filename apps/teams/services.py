@@ -8,16 +8,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import crypto, netguard
 from apps.core.errors import Conflict, InvalidInput, NotFound
+from apps.core.masking import MASK, mask_url
 from apps.outbox.services import outbox_enqueue
 
 from .choices import Capability, Role
-from .models import ApiToken, Membership, Team, WebhookEndpoint
+from .models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
 from .selectors import require_capability, require_platform_admin
 
 User = get_user_model()
 
 TOKEN_PREFIX = "cp"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 def hash_secret(secret: str) -> str:
@@ -106,24 +109,63 @@ def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
     return token
 
 
-@transaction.atomic
-def webhook_create(*, actor, team: Team, name: str, url: str, events: list[str]) -> WebhookEndpoint:
-    require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
+def _webhook_url_checked(url: str) -> str:
+    url = url.strip()
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
-        raise InvalidInput(f"'{url}' is not an http(s) URL; give the receiver's full URL.", fields={"url": ["invalid"]})
-    endpoint = WebhookEndpoint.objects.create(team=team, name=name, url=url, events=events)
+        # The URL may embed a secret, so the message names only where it points.
+        raise InvalidInput(f"'{mask_url(url)}' is not an http(s) URL; give the receiver's full URL.",
+                           fields={"url": ["invalid"]})
+    netguard.check_url(url, unresolvable_ok=True)
+    return url
+
+
+def new_signing_secret() -> str:
+    return f"{WEBHOOK_SECRET_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+@transaction.atomic
+def webhook_create(*, actor, team: Team, name: str, url: str, events: list[str]) -> tuple[WebhookEndpoint, str]:
+    """Returns the endpoint and its signing secret, which is shown this once (rotate to get a new one)."""
+    require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
+    secret = new_signing_secret()
+    endpoint = WebhookEndpoint(team=team, name=name, events=events)
+    endpoint.url, endpoint.signing_secret = _webhook_url_checked(url), secret
+    endpoint.save()
     audit_record(actor=actor, action="webhook.create", target=endpoint,
-                 changes={"name": [None, name], "url": [None, url], "events": [None, events]})
-    return endpoint
+                 changes={"name": [None, name], "url": [None, endpoint.url_masked], "events": [None, events]})
+    return endpoint, secret
+
+
+@transaction.atomic
+def webhook_rotate_secret(*, actor, endpoint: WebhookEndpoint) -> tuple[WebhookEndpoint, str]:
+    """A new signing secret, shown once; deliveries sign with it from now on (the old one stops working)."""
+    require_capability(user=actor, team=endpoint.team, capability=Capability.ADMINISTER)
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    secret = new_signing_secret()
+    endpoint.signing_secret, endpoint.secret_rotated_at = secret, timezone.now()
+    endpoint.save(update_fields=["secret_encrypted", "secret_rotated_at"])
+    audit_record(actor=actor, action="webhook.rotate_secret", target=endpoint,
+                 changes={"secret": [MASK, MASK], "secret_rotated_at": [None, endpoint.secret_rotated_at.isoformat()]})
+    return endpoint, secret
 
 
 @transaction.atomic
 def webhook_delete(*, actor, endpoint: WebhookEndpoint) -> None:
     require_capability(user=actor, team=endpoint.team, capability=Capability.ADMINISTER)
-    audit_record(actor=actor, action="webhook.delete", target=endpoint, changes={"url": [endpoint.url, None]})
+    audit_record(actor=actor, action="webhook.delete", target=endpoint, changes={"url": [endpoint.url_masked, None]})
     endpoint.delete()
+
+
+def webhooks_reencrypt() -> int:
+    """Re-encrypt every webhook URL and secret with the first Fernet key (after prepending a new one)."""
+    count = 0
+    for endpoint in WebhookEndpoint.objects.all():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url_encrypted=crypto.rotate(endpoint.url_encrypted),
+                                                              secret_encrypted=crypto.rotate(endpoint.secret_encrypted))
+        count += 1
+    return count
 
 
 def webhooks_notify(*, team: Team, event: str, text: str, data: dict, key: str) -> int:
@@ -143,3 +185,13 @@ def webhooks_notify(*, team: Team, event: str, text: str, data: dict, key: str) 
             )
             queued += 1
     return queued
+
+
+def webhook_delivery_record(*, endpoint_id: int, event: str, delivery_key: str, attempt: int,
+                            result) -> WebhookDelivery | None:
+    """Log one delivery attempt (None when the endpoint was deleted meanwhile)."""
+    if not WebhookEndpoint.objects.filter(pk=endpoint_id).exists():
+        return None
+    return WebhookDelivery.objects.create(
+        endpoint_id=endpoint_id, event=event[:100], delivery_key=delivery_key[:255], attempt=attempt,
+        outcome=result.outcome, status_code=result.status_code, latency_ms=result.latency_ms, error=result.error[:500])

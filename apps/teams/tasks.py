@@ -1,25 +1,52 @@
-import requests
+import logging
+
+from django.db import transaction
 
 from apps.outbox.tasks import idempotent_task
 
-from .models import WebhookDelivery, WebhookEndpoint
+from .choices import DeliveryOutcome
+from .models import WebhookEndpoint
+from .services import webhook_delivery_record
+from .webhooks import AttemptResult, post_signed
 
-WEBHOOK_TIMEOUT_SECONDS = 10
+logger = logging.getLogger(__name__)
 
 
-class WebhookRejected(Exception):
-    pass
+class WebhookAttemptFailed(Exception):
+    """A retryable failure (5xx, 429, timeout, connection): raising rolls back the receipt, so Celery's retry
+    with backoff delivers it again; the handlers below log the attempt after that rollback."""
+
+    def __init__(self, result: AttemptResult):
+        super().__init__(result)  # the args must rebuild it: Celery pickles the exception into the result
+        self.result = result
+
+    def __str__(self) -> str:
+        return self.result.error
 
 
-@idempotent_task("teams.deliver_webhook")
+def _log_failed_attempt(task, exc, task_id, args, kwargs, einfo):
+    result = exc.result if isinstance(exc, WebhookAttemptFailed) else AttemptResult(
+        DeliveryOutcome.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        with transaction.atomic():
+            webhook_delivery_record(endpoint_id=kwargs.get("endpoint_id"), event=kwargs.get("event", ""),
+                                    delivery_key=kwargs.get("dedup_key", ""), attempt=task.request.retries + 1,
+                                    result=result)
+    except Exception:  # the delivery log must never turn a retry into a crash loop
+        logger.exception("Could not log a failed webhook attempt", extra={"dedup_key": kwargs.get("dedup_key")})
+
+
+@idempotent_task("teams.deliver_webhook", on_retry=_log_failed_attempt, on_failure=_log_failed_attempt)
 def deliver_webhook_task(*, endpoint_id: int, event: str, body: dict):
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True).first()
     if endpoint is None:
         return "endpoint gone"
-    response = requests.post(endpoint.url, json=body, timeout=WEBHOOK_TIMEOUT_SECONDS)
-    if response.status_code >= 500 or response.status_code == 429:
-        # Raising rolls back the receipt, so Celery's retry with backoff delivers it again.
-        raise WebhookRejected(f"{endpoint.url} answered {response.status_code}")
-    # A crash between the POST and this commit redelivers once more: receivers see at-least-once.
-    WebhookDelivery.objects.create(endpoint=endpoint, event=event, status_code=response.status_code)
-    return response.status_code
+    result = post_signed(url=endpoint.url, secret=endpoint.signing_secret, event=event, body=body)
+    if result.outcome == DeliveryOutcome.FAILED:
+        raise WebhookAttemptFailed(result)
+    # Delivered, rejected (4xx) or refused (SSRF guard, redirect): final, logged with the receipt. A crash
+    # between the POST and this commit redelivers once more: receivers see at-least-once.
+    request = deliver_webhook_task.request
+    webhook_delivery_record(endpoint_id=endpoint.pk, event=event, delivery_key=request.kwargs.get("dedup_key", ""),
+                            attempt=request.retries + 1, result=result)
+    return result.outcome

@@ -12,5 +12,6 @@ urlpatterns = [
     path("tokens/<int:token_id>/revoke", views.token_revoke, name="token-revoke"),
     path("webhooks/create", views.webhook_create, name="webhook-create"),
     path("webhooks/<int:webhook_id>/delete", views.webhook_delete, name="webhook-delete"),
+    path("webhooks/<int:webhook_id>/rotate-secret", views.webhook_rotate_secret, name="webhook-rotate-secret"),
     path("outbox/<uuid:message_id>/requeue", views.outbox_message_requeue, name="outbox-requeue"),
 ]

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError, NotFound
+from apps.core.errors import DomainError
 from apps.outbox.choices import OutboxStatus
 from apps.outbox.selectors import outbox_message_list
 from apps.outbox.services import outbox_requeue
@@ -23,6 +23,8 @@ def settings_page(request):
         "roles": Role.choices,
         "tokens": selectors.api_token_list(user=request.user),
         "webhooks": selectors.webhook_list(user=request.user),
+        "webhook_deliveries": selectors.webhook_delivery_list(user=request.user)[:20],
+        "new_webhook_secret": request.session.pop("new_webhook_secret", None),
         "new_token": request.session.pop("new_token", None),
         "dead_letters": (outbox_message_list(user=request.user).filter(status=OutboxStatus.DEAD)[:50]
                          if request.user.is_superuser else None),
@@ -102,25 +104,48 @@ def token_revoke(request, token_id: int):
     return _run(request, act, "Token revoked.")
 
 
+def _show_webhook_secret_once(request, endpoint, secret: str) -> None:
+    # Kept in the session for exactly one page view, then gone, like a new API token.
+    request.session["new_webhook_secret"] = {"name": endpoint.name, "value": secret}
+
+
 @login_required
 @require_POST
 def webhook_create(request):
-    def act():
+    try:
         team = selectors.team_get_by_slug(user=request.user, slug=request.POST.get("team", ""))
         events = [e.strip() for e in request.POST.get("events", "").split(",") if e.strip()]
-        services.webhook_create(actor=request.user, team=team, name=request.POST.get("name", "").strip() or "webhook",
-                                url=request.POST.get("url", "").strip(), events=events)
-    return _run(request, act, "Webhook added.")
+        endpoint, secret = services.webhook_create(
+            actor=request.user, team=team, name=request.POST.get("name", "").strip() or "webhook",
+            url=request.POST.get("url", "").strip(), events=events)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        _show_webhook_secret_once(request, endpoint, secret)
+        messages.success(request, "Webhook added.")
+    return redirect("teams:settings")
+
+
+@login_required
+@require_POST
+def webhook_rotate_secret(request, webhook_id: int):
+    try:
+        endpoint, secret = services.webhook_rotate_secret(
+            actor=request.user, endpoint=selectors.webhook_get(user=request.user, webhook_id=webhook_id))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        _show_webhook_secret_once(request, endpoint, secret)
+        messages.success(request, "Signing secret rotated; the old one no longer verifies.")
+    return redirect("teams:settings")
 
 
 @login_required
 @require_POST
 def webhook_delete(request, webhook_id: int):
     def act():
-        endpoint = selectors.webhook_list(user=request.user).filter(pk=webhook_id).first()
-        if endpoint is None:
-            raise NotFound(f"Webhook {webhook_id} not found.")
-        services.webhook_delete(actor=request.user, endpoint=endpoint)
+        services.webhook_delete(actor=request.user,
+                                endpoint=selectors.webhook_get(user=request.user, webhook_id=webhook_id))
     return _run(request, act, "Webhook removed.")
 
 

@@ -1,7 +1,10 @@
+import base64
 import importlib.util
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import PRODUCTION, env, env_bool, env_list
 
@@ -112,6 +115,15 @@ MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
 # Fernet keys for secrets at rest: cluster credentials, webhook URLs and signing secrets (comma-separated,
 # first encrypts; required in production, derived from SECRET_KEY only for local development).
 CONTROLPLANE_FERNET_KEYS = env_list("CONTROLPLANE_FERNET_KEYS", "", required_in_production=True)
+for _key in CONTROLPLANE_FERNET_KEYS:
+    try:
+        _key_ok = len(base64.urlsafe_b64decode(_key.encode())) == 32
+    except ValueError:
+        _key_ok = False
+    if not _key_ok:
+        raise ImproperlyConfigured("CONTROLPLANE_FERNET_KEYS holds a key that is not a Fernet key (url-safe base64 of "
+                                   "32 bytes: python -c 'from cryptography.fernet import Fernet; "
+                                   "print(Fernet.generate_key().decode())')")
 
 # SSRF guard (apps/core/netguard.py): server-side requests to user-supplied URLs (webhooks, cluster API
 # URLs) never reach loopback, private, link-local, multicast, reserved or metadata addresses except inside
@@ -119,6 +131,11 @@ CONTROLPLANE_FERNET_KEYS = env_list("CONTROLPLANE_FERNET_KEYS", "", required_in_
 # run there); production allows nothing by default. Kubeconfig `exec` / `auth-provider` entries run
 # commands or plugins on our hosts, so they are refused unless allowed here.
 SSRF_ALLOWED_CIDRS = env_list("SSRF_ALLOWED_CIDRS", "" if PRODUCTION else "127.0.0.0/8,::1/128")
+for _cidr in SSRF_ALLOWED_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"SSRF_ALLOWED_CIDRS: {_cidr!r} is not an IP network ({exc})") from exc
 KUBECONFIG_ALLOW_EXEC = env_bool("KUBECONFIG_ALLOW_EXEC", False)
 
 # Deployments: the rollback warm window, the local target's process folder, and the model server image

@@ -10,14 +10,19 @@ class Receiver:
     def __init__(self):
         self.requests: list[dict] = []
         self.status = 200
+        self.statuses: list[int] = []  # answered first, one per request, before falling back to `status`
+        self.response_headers: dict[str, str] = {}  # e.g. a Location for a redirect
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
-                receiver.requests.append({"path": self.path, "json": json.loads(body or b"null")})
-                self.send_response(receiver.status)
+                receiver.requests.append({"path": self.path, "json": json.loads(body or b"null"), "body": body,
+                                          "headers": dict(self.headers)})
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else receiver.status)
+                for name, value in receiver.response_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
 
             def log_message(self, *args):

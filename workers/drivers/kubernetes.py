@@ -51,12 +51,18 @@ class KubernetesDriver(Driver):
         import kubernetes
         import yaml
 
+        from apps.core.errors import InvalidInput
+        from apps.deployments.cluster_access import cluster_access_check
         from apps.deployments.services import cluster_credentials
 
         creds = cluster_credentials(cluster=self.cluster)
-        if "kubeconfig" in creds:
-            return kubernetes.config.new_client_from_config_dict(yaml.safe_load(creds["kubeconfig"]),
-                                                                 persist_config=False)
+        kubeconfig = yaml.safe_load(creds["kubeconfig"]) if "kubeconfig" in creds else None
+        try:  # before the client exists: loading a kubeconfig runs its exec plugin
+            cluster_access_check(api_url=self.cluster.api_url, kubeconfig=kubeconfig)
+        except InvalidInput as exc:
+            raise ApplyFailed(f"Refused to connect to cluster {self.cluster.name}: {exc.message}") from exc
+        if kubeconfig is not None:
+            return kubernetes.config.new_client_from_config_dict(kubeconfig, persist_config=False)
         if not creds.get("token"):
             raise ApplyFailed(f"Cluster {self.cluster.name} has no credentials; a platform admin sets them.")
         config = kubernetes.client.Configuration(host=self.cluster.api_url)

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
 from apps.teams.choices import Role
-from apps.teams.models import ApiToken, Membership, Team, WebhookEndpoint
+from apps.teams.models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -54,10 +54,26 @@ class ApiTokenCreateSerializer(StrictInputSerializer):
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    url = serializers.CharField(source="url_masked", read_only=True,
+                                help_text="Scheme and host only; the full URL is stored encrypted and never shown.")
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "team", "name", "url", "events", "active", "created_at"]
+        fields = ["id", "team", "name", "url", "events", "active", "created_at", "secret_rotated_at"]
+
+
+class WebhookSecretSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(help_text="Signing secret, shown once; store it in the receiver now.")
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = WebhookEndpointSerializer.Meta.fields + ["secret"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "event", "delivery_key", "attempt", "outcome", "status_code", "latency_ms", "error",
+                  "attempted_at"]
 
 
 class WebhookEndpointCreateSerializer(StrictInputSerializer):

@@ -80,22 +80,36 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
     serializer_class = s.WebhookEndpointSerializer
     filterset_class = WebhookEndpointFilterSet
     capabilities = {"list": "administer", "retrieve": "administer", "create": "administer",
-                    "destroy": "administer"}
+                    "destroy": "administer", "rotate_secret": "administer", "deliveries": "administer"}
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def select(self, *, user):
         return selectors.webhook_list(user=user)
 
-    @extend_schema(request=s.WebhookEndpointCreateSerializer, responses={201: s.WebhookEndpointSerializer})
+    @extend_schema(request=s.WebhookEndpointCreateSerializer, responses={201: s.WebhookSecretSerializer})
     def create(self, request):
         data = s.WebhookEndpointCreateSerializer.validated(request.data)
         team = selectors.team_get_by_slug(user=request.user, slug=data.pop("team"))
-        endpoint = services.webhook_create(actor=request.user, team=team, **data)
-        return Response(s.WebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        endpoint, secret = services.webhook_create(actor=request.user, team=team, **data)
+        body = s.WebhookEndpointSerializer(endpoint).data | {"secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
         services.webhook_delete(actor=request.user, endpoint=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: s.WebhookSecretSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        endpoint, secret = services.webhook_rotate_secret(actor=request.user, endpoint=self.get_object())
+        return Response(s.WebhookEndpointSerializer(endpoint).data | {"secret": secret})
+
+    @extend_schema(responses={200: s.WebhookDeliverySerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, pk=None):
+        """The delivery log: one row per attempt (outcome, HTTP status, latency, error), newest first."""
+        page = self.paginate_queryset(selectors.webhook_delivery_list(user=request.user, endpoint=self.get_object()))
+        return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
 
 
 class MeView(APIView):

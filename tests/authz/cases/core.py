@@ -51,6 +51,8 @@ CASES: dict[str, Case] = {
         body={"post": lambda team, obj: {"team": team.slug, "name": "slack", "url": "http://127.0.0.1:9/hook"}},
     ),
     "api:webhook-detail": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
+    "api:webhook-rotate-secret": Case(make=lambda team, actor: WebhookEndpointFactory(team=team), success={"post": 200}),
+    "api:webhook-deliveries": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
     "api:audit-event-list": Case(make=_audit_event),
     "api:audit-event-detail": Case(make=_audit_event),
     "api:audit-export": Case(
