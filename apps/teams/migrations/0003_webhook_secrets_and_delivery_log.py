@@ -31,6 +31,8 @@ class Migration(migrations.Migration):
                             field=models.CharField(blank=True, max_length=500)),
         migrations.AlterField(model_name="webhookdelivery", name="status_code",
                               field=models.PositiveIntegerField(blank=True, null=True)),
+        # Nullable so that migrating back re-adds the column before 0004 refills it.
+        migrations.AlterField(model_name="webhookendpoint", name="url", field=models.URLField(max_length=500, null=True)),
         migrations.AddField(model_name="webhookendpoint", name="url_encrypted", field=models.BinaryField(null=True)),
         migrations.AddField(model_name="webhookendpoint", name="url_masked",
                             field=models.CharField(default="", max_length=300), preserve_default=False),
