@@ -23,7 +23,7 @@ class RevisionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     SUPERSEDED = "superseded", "Superseded"
     ABORTED = "aborted", "Aborted"
-    ARTIFACT_CHANGED = "artifact_changed", "Refused: artifacts differ from the approved digest"
+    ARTIFACT_CHANGED = "artifact_changed", "Refused: not the approved artifacts"
 
 
 class RevisionReason(models.TextChoices):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.core.errors import Conflict
 from workers.drivers import ApplyFailed, DriverUnavailable, driver_for
 
-from . import capacity
+from . import artifact_check, capacity
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
 from .models import Deployment, DeploymentRevision
@@ -93,6 +93,10 @@ def rollout_drive(*, deployment_id: int) -> str:
     driver = driver_for(deployment.cluster)
     if deployment.status in (S.PENDING, S.PROGRESSING) and revision.status in (RevisionStatus.PENDING,
                                                                                 RevisionStatus.APPLYING):
+        # Deploy, rollback and re-apply all pass here: only the approved bytes reach the cluster.
+        refusal = artifact_check.artifact_refusal(deployment=deployment, revision=revision)
+        if refusal:
+            return f"refused: {refusal}"
         if deployment.status == S.PENDING:
             try:
                 with transaction.atomic():

@@ -14,7 +14,7 @@ from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability, require_platform_admin
 
-from . import capacity, crypto
+from . import artifact_check, capacity, crypto
 from .choices import ClusterKind, DeploymentStatus as S, JobStatus, RevisionReason, RevisionStatus, StrategyKind
 from .cluster_access import cluster_access_check
 from .models import Cluster, ClusterNamespace, Deployment, DeploymentDraft, DeploymentRevision, Job
@@ -299,9 +299,17 @@ def _operate(actor, deployment) -> Deployment:
     return Deployment.objects.select_for_update(of=("self",)).select_related("current_revision", "stable_revision").get(pk=deployment.pk)
 
 
-@transaction.atomic
 def deployment_promote(*, actor, deployment: Deployment) -> Deployment:
-    """Next canary step, or switch blue/green / shadow to the new revision."""
+    """Next canary step, or switch blue/green / shadow to the new revision, once its artifacts still match
+    their approval (checked before the transaction: it reads MLflow; a mismatch is recorded, then 409)."""
+    require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
+    if deployment.status == S.AWAITING_PROMOTION:
+        artifact_check.require_verified(deployment=deployment, actor=actor)
+    return _promote(actor=actor, deployment=deployment)
+
+
+@transaction.atomic
+def _promote(*, actor, deployment: Deployment) -> Deployment:
     deployment = _operate(actor, deployment)
     if deployment.status != S.AWAITING_PROMOTION:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; only a rollout waiting for promotion "

@@ -40,7 +40,8 @@ def _file_sha256(path: Path) -> str:
 
 
 def folder_manifest(root: Path) -> dict:
-    """{"algorithm", "files": {relative path: sha256}, "digest"} of every file under `root`."""
+    """{"algorithm", "files": {relative path: sha256}, "digest"} of every file under `root` (the digest covers
+    paths and contents, not where the folder lives)."""
     if root.is_file():  # an artifact URI may name a single file
         files = {root.name: _file_sha256(root)}
     else:
@@ -68,7 +69,7 @@ def artifact_manifest(*, artifact_uri: str) -> dict:
     if local is not None:
         if not local.exists():
             raise ArtifactUnreadable(f"{artifact_uri} does not exist.")
-        return folder_manifest(local)
+        return {**folder_manifest(local), "uri": artifact_uri}
     from . import mlflow_api  # noqa: F401  (sets MLflow's retry and timeout defaults before the import below)
     import mlflow.artifacts
 
@@ -78,7 +79,7 @@ def artifact_manifest(*, artifact_uri: str) -> dict:
                                                        tracking_uri=settings.MLFLOW_TRACKING_URI)
         except Exception as exc:  # any failure to read means "can't decide", which refuses
             raise ArtifactUnreadable(f"MLflow could not serve {artifact_uri}: {exc}"[:500]) from exc
-        return folder_manifest(Path(path))
+        return {**folder_manifest(Path(path)), "uri": artifact_uri}
 
 
 def version_manifest(version) -> dict:

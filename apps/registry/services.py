@@ -14,6 +14,7 @@ from apps.teams.services import webhooks_notify
 
 from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
                       SyncStatus, SyncTrigger, TeamSource)
+from .artifacts import ArtifactUnreadable, version_manifest
 from .gates import evaluate_gate
 from .models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PromotionRequest,
                      QualityGate, RegisteredModel, SyncRun)
@@ -210,9 +211,11 @@ def promotion_request(*, actor, version: ModelVersion, environment: str, comment
     snapshot = ({"approvals_required": 0, "approver_roles": [], "expiry_hours": 72, "gates": []}
                 if policy is None else _policy_state(policy))
     results = [evaluate_gate(g, version=version, holder=holder) for g in snapshot["gates"]]
+    manifest = _artifact_manifest(version)
     try:
         with transaction.atomic():
             request = PromotionRequest.objects.create(
+                artifact_digest=manifest["digest"], artifact_manifest=manifest,
                 team=model.team, version=version, environment=env, requested_by=actor, comment=comment,
                 policy=snapshot, gate_results=results, gates_passed=all(r["passed"] for r in results),
                 expires_at=timezone.now() + timedelta(hours=snapshot["expiry_hours"]))
@@ -220,13 +223,24 @@ def promotion_request(*, actor, version: ModelVersion, environment: str, comment
         raise Conflict(f"{version} already has an open request for {env.name}.")
     audit_record(actor=actor, action="registry.promotion.request", target=request, team=model.team,
                  changes={"version": [None, str(version)], "environment": [None, env.name],
-                          "gates_passed": [None, request.gates_passed], "comment": [None, comment]})
+                          "gates_passed": [None, request.gates_passed], "comment": [None, comment],
+                          "artifact_digest": [None, request.artifact_digest]})
     _notify(request, "registry.promotion.requested",
             f"{actor.get_username()} requests {model.name} v{version.version} → {env.name}"
             f" (gates {'pass' if request.gates_passed else 'FAIL'}).")
     if snapshot["approvals_required"] == 0 and request.gates_passed:
         request = _approve_final(request, actor=actor, approvers=[])
     return request
+
+
+def _artifact_manifest(version: ModelVersion) -> dict:
+    """The digest the approval binds to; artifacts that can't be read can't be approved (fail closed)."""
+    try:
+        return version_manifest(version)
+    except ArtifactUnreadable as exc:
+        raise Conflict(f"Can't read the artifacts of {version} to compute the digest its approval is bound to: "
+                       f"{exc} Make sure MLflow serves them, then request the promotion again.",
+                       code="artifacts_unreadable")
 
 
 def _locked(request: PromotionRequest) -> PromotionRequest:
@@ -277,7 +291,8 @@ def promotion_approve(*, actor, request: PromotionRequest, comment: str = "") ->
         failed = "; ".join(r["message"] for r in request.gate_results if not r["passed"])
         raise Conflict(f"Quality gates fail ({failed}). A team admin must record an override with a reason "
                        f"before this can be approved.")
-    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.APPROVE, comment=comment)
+    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.APPROVE, comment=comment,
+                            artifact_digest=request.artifact_digest)
     approvers = _approvers(request)
     audit_record(actor=actor, action="registry.promotion.approve", target=request, team=request.team,
                  changes={"approvals": [len(approvers) - 1, len(approvers)], "comment": [None, comment]})
@@ -296,7 +311,8 @@ def promotion_reject(*, actor, request: PromotionRequest, comment: str = "") -> 
     role = _check_decider(request, actor)
     if not comment.strip():
         raise InvalidInput("Say why you reject the promotion (comment).", fields={"comment": ["required"]})
-    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.REJECT, comment=comment)
+    Approval.objects.create(request=request, user=actor, role=role, decision=Decision.REJECT, comment=comment,
+                            artifact_digest=request.artifact_digest)
     request = transition(request, to=PromotionStatus.REJECTED, actor=actor, action="registry.promotion.reject",
                          changes={"comment": [None, comment]})
     _notify(request, "registry.promotion.rejected",

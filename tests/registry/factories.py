@@ -1,4 +1,6 @@
 """Registry rows without MLflow, for tests that exercise the workflow rules only."""
+from pathlib import Path
+
 import factory
 
 from apps.registry.models import ApprovalPolicy, Environment, ModelVersion, QualityGate, RegisteredModel
@@ -23,6 +25,8 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     creator = "mlflow-user"
     metrics = factory.LazyFunction(lambda: {"accuracy": 0.95, "latency_p95_ms": 20.0})
     run_id = factory.Sequence(lambda n: f"run{n:032d}")
+    # A local artifact folder (as a file:// artifact store holds it): promotion requests digest its files.
+    artifact_uri = (Path(__file__).parent / "artifacts_fixture").as_uri()
 
 
 def policy(team, environment="production", *, approvals=2, roles=("approver", "team_admin"), gates=(), expiry_hours=72):

@@ -12,8 +12,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
     requires, and the authorization matrix test holds the two to agreement.
     """
 
-    # action -> capability in the object's team ("view", "operate", ...), "platform_admin", or "self"
-    # (the caller's own objects such as API tokens).
+    # action -> capability in the object's team ("view", "operate", ...), "platform_admin", "self"
+    # (the caller's own objects such as API tokens), or "authenticated" (platform-wide rules every signed-in
+    # user reads, such as policy floors).
     capabilities: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='deploymentrevision',
             name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('applying', 'Applying'), ('ready', 'Ready'), ('failed', 'Failed'), ('superseded', 'Superseded'), ('aborted', 'Aborted'), ('artifact_changed', 'Refused: artifacts differ from the approved digest')], default='pending', max_length=20),
+            field=models.CharField(choices=[('pending', 'Pending'), ('applying', 'Applying'), ('ready', 'Ready'), ('failed', 'Failed'), ('superseded', 'Superseded'), ('aborted', 'Aborted'), ('artifact_changed', 'Refused: not the approved artifacts')], default='pending', max_length=20),
         ),
     ]

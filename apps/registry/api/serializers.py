@@ -2,8 +2,8 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
 from apps.registry.choices import GateKind, GateOp
-from apps.registry.models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PromotionRequest,
-                                  RegisteredModel, SyncRun)
+from apps.registry.models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PolicyFloor,
+                                  PromotionRequest, RegisteredModel, SyncRun)
 from apps.teams.choices import Role
 
 
@@ -12,8 +12,8 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RegisteredModel
-        fields = ["id", "name", "team", "team_source", "description", "tags", "aliases", "presence",
-                  "mlflow_created_at", "mlflow_updated_at", "last_synced_at"]
+        fields = ["id", "name", "team", "team_source", "team_tag_warning", "description", "tags", "aliases",
+                  "presence", "mlflow_created_at", "mlflow_updated_at", "last_synced_at"]
 
 
 class ModelVersionListSerializer(serializers.ModelSerializer):
@@ -72,12 +72,35 @@ class ApprovalPolicyUpdateSerializer(StrictInputSerializer):
     gates = GateSerializer(many=True, required=False)
 
 
+class PolicyFloorSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = PolicyFloor
+        fields = ["id", "environment", "protected", "approvals_required", "approver_roles", "gates", "updated_at"]
+
+
+class PolicyFloorCreateSerializer(StrictInputSerializer):
+    environment = serializers.SlugField()
+    protected = serializers.BooleanField(default=False)
+    approvals_required = serializers.IntegerField(min_value=0, max_value=10, default=1)
+    approver_roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False)
+    gates = GateSerializer(many=True, required=False)
+
+
+class PolicyFloorUpdateSerializer(StrictInputSerializer):
+    protected = serializers.BooleanField(required=False)
+    approvals_required = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    approver_roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False)
+    gates = GateSerializer(many=True, required=False)
+
+
 class ApprovalSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username", read_only=True)
 
     class Meta:
         model = Approval
-        fields = ["user", "role", "decision", "comment", "created_at"]
+        fields = ["user", "role", "decision", "comment", "artifact_digest", "created_at"]
 
 
 class PromotionRequestSerializer(serializers.ModelSerializer):
@@ -96,7 +119,7 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
         fields = ["id", "team", "model", "version", "version_number", "environment", "kind", "status",
                   "status_display", "requested_by", "comment", "policy", "gate_results", "gates_passed", "approvals",
                   "override_by", "override_reason", "override_at", "previous_version", "created_at", "expires_at",
-                  "decided_at", "published_at"]
+                  "decided_at", "published_at", "artifact_digest", "artifact_manifest"]
 
 
 class PromotionCreateSerializer(StrictInputSerializer):
@@ -130,6 +153,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True, default=None)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
 
+    warnings = serializers.SerializerMethodField()
     class Meta:
         model = SyncRun
         fields = ["id", "trigger", "team", "requested_by", "status", "full", "started_at", "finished_at",
