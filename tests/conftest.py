@@ -49,6 +49,22 @@ def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_keys_per_test_process():
+    """Every pytest process on the machine shares one Redis; keep this run's throttle counters apart."""
+    from django.conf import settings
+
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_token_failures(cache_keys_per_test_process):
+    """Tests send bad API tokens from 127.0.0.1 on purpose; each starts with that address unthrottled."""
+    from apps.teams.throttling import token_failures_clear
+
+    token_failures_clear(ip="127.0.0.1")
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """A test database per pytest process, so several runs on one machine never collide."""

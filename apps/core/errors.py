@@ -36,3 +36,13 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+    code = "authentication_failed"
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+    code = "throttled"

@@ -24,6 +24,23 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
 }
 
 
+class TokenScope(models.TextChoices):
+    READ = "read", "Read: see the user's teams (GET only)"
+    OPERATE = "operate", "Operate: register, deploy, roll back, request promotions"
+    APPROVE = "approve", "Approve: decide promotion requests"
+    ADMIN = "admin", "Admin: everything the user may do"
+
+
+# What an API token of each scope may do. A request made with a token holds, in each team, the
+# capabilities of the user's role there intersected with these; platform-admin actions need `admin`.
+SCOPE_CAPABILITIES: dict[str, frozenset[str]] = {
+    TokenScope.READ: frozenset({Capability.VIEW}),
+    TokenScope.OPERATE: frozenset({Capability.VIEW, Capability.OPERATE}),
+    TokenScope.APPROVE: frozenset({Capability.VIEW, Capability.APPROVE}),
+    TokenScope.ADMIN: frozenset(Capability.values),
+}
+
+
 class DeliveryOutcome(models.TextChoices):
     DELIVERED = "delivered", "Delivered"  # the receiver answered 2xx
     REJECTED = "rejected", "Rejected by the receiver"  # 4xx other than 429: not retried

@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.core import crypto
 from apps.core.masking import mask_url
 
-from .choices import DeliveryOutcome, Role
+from .choices import DeliveryOutcome, Role, TokenScope
 
 
 class Team(models.Model):
@@ -34,13 +35,18 @@ class Membership(models.Model):
 
 
 class ApiToken(models.Model):
-    """A per-user API token. Only a SHA-256 of the secret is stored; the plaintext is shown once."""
+    """A per-user API token. Only a SHA-256 of the secret is stored; the plaintext is shown once.
+
+    It acts as its user with no more than its scope allows (see SCOPE_CAPABILITIES) until it expires.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, unique=True)
     secret_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=10, choices=TokenScope.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -49,8 +55,12 @@ class ApiToken(models.Model):
         verbose_name = "API token"
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

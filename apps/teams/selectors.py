@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 
 from apps.core.errors import Forbidden, NotFound
 
-from .choices import ROLE_CAPABILITIES, Capability
+from .choices import ROLE_CAPABILITIES, SCOPE_CAPABILITIES, Capability
 from .models import ApiToken, Membership, Team
 
 User = get_user_model()
@@ -20,9 +20,30 @@ def roles_for(*, user) -> dict[int, str]:
     return cache
 
 
+def token_scope(*, user) -> str | None:
+    """The scope of the API token the request was authenticated with; None for a session (no limit)."""
+    return getattr(user, "api_token_scope", None)
+
+
+def scope_allows(*, user, capability: str) -> bool:
+    scope = token_scope(user=user)
+    return scope is None or capability in SCOPE_CAPABILITIES[scope]
+
+
+def capabilities_for(*, user) -> frozenset[str]:
+    """Everything the user's roles allow in at least one team (all of it for a platform admin)."""
+    if user.is_superuser:
+        return frozenset(Capability.values)
+    return frozenset().union(*(ROLE_CAPABILITIES[role] for role in roles_for(user=user).values()))
+
+
 def team_ids_for(*, user, capability: str = Capability.VIEW) -> set[int] | None:
-    """Ids of teams where the user holds the capability; None means every team (platform admin)."""
-    if not user.is_authenticated:
+    """Ids of teams where the user holds the capability; None means every team (platform admin).
+
+    Through an API token the capability must also be in the token's scope; every capability check
+    comes through here, so the scope holds everywhere.
+    """
+    if not user.is_authenticated or not scope_allows(user=user, capability=capability):
         return set()
     if user.is_superuser:
         return None
@@ -47,8 +68,10 @@ def require_capability(*, user, team: Team, capability: str) -> None:
     if has_capability(user=user, team_id=team.pk, capability=capability):
         return
     role = roles_for(user=user).get(team.pk)
-    if role is None:
+    if role is None and not user.is_superuser:
         raise NotFound(f"Team '{team.slug}' not found.")
+    if not scope_allows(user=user, capability=capability):
+        raise _scope_forbidden(user=user, capability=capability)
     raise Forbidden(
         f"Your role '{role}' in team '{team.slug}' does not allow this; it needs the '{capability}' capability "
         f"({Capability(capability).label.lower()})."
@@ -58,6 +81,15 @@ def require_capability(*, user, team: Team, capability: str) -> None:
 def require_platform_admin(*, user) -> None:
     if not (user.is_authenticated and user.is_superuser):
         raise Forbidden("Only platform admins may do this.")
+    if not scope_allows(user=user, capability=Capability.ADMINISTER):
+        raise _scope_forbidden(user=user, capability=Capability.ADMINISTER)
+
+
+def _scope_forbidden(*, user, capability: str) -> Forbidden:
+    """`capability` is a team capability, or ADMINISTER standing for platform-admin rights."""
+    enough = [scope for scope, caps in SCOPE_CAPABILITIES.items() if capability in caps]
+    return Forbidden(f"This API token's scope '{token_scope(user=user)}' does not allow this; it needs the "
+                     f"'{capability}' capability. Use a token with scope {' or '.join(enough)}.", code="token_scope")
 
 
 def team_list(*, user) -> QuerySet[Team]:

@@ -1,7 +1,9 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model, user_logged_in
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -9,13 +11,14 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core import crypto, netguard
-from apps.core.errors import Conflict, InvalidInput, NotFound
+from apps.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthenticated
 from apps.core.masking import MASK, mask_url
 from apps.outbox.services import outbox_enqueue
 
-from .choices import Capability, Role
+from .choices import SCOPE_CAPABILITIES, Capability, Role, TokenScope
 from .models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
-from .selectors import require_capability, require_platform_admin
+from .selectors import capabilities_for, require_capability, require_platform_admin, token_scope
+from .throttling import login_lockout_message
 
 User = get_user_model()
 
@@ -83,15 +86,64 @@ def membership_remove(*, actor, membership: Membership) -> None:
 
 
 @transaction.atomic
-def api_token_create(*, actor, name: str) -> tuple[ApiToken, str]:
+def api_token_create(*, actor, name: str, scope: str = TokenScope.READ,
+                     expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Returns the token and its plaintext, which is never stored and can't be shown again."""
+    return _api_token_issue(actor=actor, name=name, scope=scope, expires_in_days=expires_in_days,
+                            action="api_token.create")
+
+
+def api_token_exchange(*, request, username: str, password: str, name: str, scope: str = TokenScope.READ,
+                       expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Username and password → a token, for command-line clients. It is a login: a wrong password counts
+    towards the lockout of (username, client address) exactly like the login form's (django-axes)."""
+    user = authenticate(request, username=username, password=password)
+    if getattr(request, "axes_locked_out", False):
+        raise TooManyAttempts(login_lockout_message())
+    if user is None:
+        raise Unauthenticated("Wrong username or password (or the user is deactivated).")
+    with transaction.atomic():
+        token, plaintext = _api_token_issue(actor=user, name=name, scope=scope, expires_in_days=expires_in_days,
+                                            action="api_token.exchange")
+    # Resets the failure count and records last_login, as a login through the form does.
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
+    return token, plaintext
+
+
+def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | None, action: str):
     if not name.strip():
         raise InvalidInput("Give the token a name that says what uses it.", fields={"name": ["required"]})
+    if scope not in TokenScope.values:
+        raise InvalidInput(f"Unknown scope '{scope}'. Use one of: {', '.join(TokenScope.values)}.",
+                           fields={"scope": ["unknown"]})
+    days = settings.API_TOKEN_DEFAULT_DAYS if expires_in_days is None else expires_in_days
+    if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
+        raise InvalidInput(f"A token lives 1 to {settings.API_TOKEN_MAX_DAYS} days; {days} is outside that.",
+                           fields={"expires_in_days": [f"between 1 and {settings.API_TOKEN_MAX_DAYS}"]})
+    # Never more than the user's roles allow anywhere (VIEW is every member's), nor more than the
+    # token this request came with.
+    ceiling = capabilities_for(user=actor) | {Capability.VIEW}
+    via_scope = token_scope(user=actor)
+    if via_scope is not None:
+        ceiling &= SCOPE_CAPABILITIES[via_scope]
+    allowed = [value for value, caps in SCOPE_CAPABILITIES.items() if caps <= ceiling]
+    if scope not in allowed:
+        limit = "this token's scope" if via_scope is not None else "your roles"
+        raise InvalidInput(f"Scope '{scope}' is more than {limit} allow; choose one of: {', '.join(allowed)}.",
+                           fields={"scope": ["above the user's role"]})
+    expires_at = timezone.now() + timedelta(days=days)
+    via_expires_at = getattr(actor, "api_token_expires_at", None)
+    if via_expires_at is not None and expires_at > via_expires_at:
+        raise InvalidInput(f"A token can't outlive the token that creates it (expires "
+                           f"{via_expires_at:%Y-%m-%d %H:%M} UTC); ask for fewer days or log in.",
+                           fields={"expires_in_days": ["beyond the creating token's expiry"]})
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=actor, name=name.strip(), prefix=prefix, secret_hash=hash_secret(secret))
-    audit_record(actor=actor, action="api_token.create", target=token, changes={"name": [None, token.name],
-                                                                                "prefix": [None, prefix]})
+    token = ApiToken.objects.create(user=actor, name=name.strip(), prefix=prefix, secret_hash=hash_secret(secret),
+                                    scope=scope, expires_at=expires_at)
+    audit_record(actor=actor, action=action, target=token,
+                 changes={"name": [None, token.name], "prefix": [None, prefix], "scope": [None, scope],
+                          "expires_at": [None, expires_at.isoformat()]})
     return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 

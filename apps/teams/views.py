@@ -1,15 +1,16 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, InvalidInput
 from apps.outbox.choices import OutboxStatus
 from apps.outbox.selectors import outbox_message_list
 from apps.outbox.services import outbox_requeue
 
 from . import selectors, services
-from .choices import Capability, Role
+from .choices import Capability, Role, TokenScope
 
 
 @login_required
@@ -22,6 +23,9 @@ def settings_page(request):
         "admin_team_ids": admin_team_ids,
         "roles": Role.choices,
         "tokens": selectors.api_token_list(user=request.user),
+        "token_scopes": TokenScope.choices,
+        "token_default_days": settings.API_TOKEN_DEFAULT_DAYS,
+        "token_max_days": settings.API_TOKEN_MAX_DAYS,
         "webhooks": selectors.webhook_list(user=request.user),
         "webhook_deliveries": selectors.webhook_delivery_list(user=request.user)[:20],
         "new_webhook_secret": request.session.pop("new_webhook_secret", None),
@@ -87,7 +91,12 @@ def membership_remove(request, membership_id: int):
 @require_POST
 def token_create(request):
     try:
-        token, plaintext = services.api_token_create(actor=request.user, name=request.POST.get("name", ""))
+        days = request.POST.get("expires_in_days", "").strip()
+        if days and not days.isdigit():
+            raise InvalidInput(f"Expiry must be a whole number of days, not '{days}'.")
+        token, plaintext = services.api_token_create(actor=request.user, name=request.POST.get("name", ""),
+                                                     scope=request.POST.get("scope", TokenScope.READ),
+                                                     expires_in_days=int(days) if days else None)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -24,8 +24,9 @@ def test_readyz_is_200_when_everything_is_up(client, mlflow_uri):
     assert response.json()["status"] == "ready"
 
 
-def test_metrics_are_prometheus_text(client):
-    response = client.get("/metrics")
+def test_metrics_are_prometheus_text(client, settings):
+    settings.METRICS_TOKEN = "scraper-secret"  # /metrics is not public (tests/security/test_auth_hardening.py)
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scraper-secret")
     assert response.status_code == 200
     assert b"django_http_requests_total_by_method_total" in response.content or b"python_info" in response.content
 

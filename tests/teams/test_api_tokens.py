@@ -8,8 +8,8 @@ from apps.teams.models import ApiToken
 pytestmark = pytest.mark.django_db
 
 
-def create_token(client_for, user, name="ci") -> dict:
-    response = client_for(user).post("/api/v1/tokens/", {"name": name}, format="json")
+def create_token(client_for, user, name="ci", scope="read") -> dict:
+    response = client_for(user).post("/api/v1/tokens/", {"name": name, "scope": scope}, format="json")
     assert response.status_code == 201
     return response.json()
 
@@ -31,7 +31,7 @@ def test_token_is_shown_once_and_stored_hashed(client_for, team_admin):
 
 
 def test_token_authenticates_and_audits_as_the_user_via_token(client_for, team, team_admin):
-    plaintext = create_token(client_for, team_admin, name="ci-bot")["token"]
+    plaintext = create_token(client_for, team_admin, name="ci-bot", scope="admin")["token"]
     me = bearer(plaintext).get("/api/v1/me/")
     assert me.status_code == 200
     assert me.json() == {"username": "tadmin", "is_platform_admin": False, "teams": {team.slug: "team_admin"}}

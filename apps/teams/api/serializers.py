@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
-from apps.teams.choices import Role
+from apps.teams.choices import Role, TokenScope
 from apps.teams.models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
 
 
@@ -38,7 +38,7 @@ class MembershipUpdateSerializer(StrictInputSerializer):
 class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "scope", "created_at", "expires_at", "last_used_at", "revoked_at"]
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -50,6 +50,16 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 class ApiTokenCreateSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ,
+                                    help_text="At most what the user's roles allow; read by default.")
+    expires_in_days = serializers.IntegerField(required=False, min_value=1,
+                                               help_text="Lifetime; the server's default (90 days) when omitted.")
+
+
+class TokenExchangeSerializer(ApiTokenCreateSerializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    name = serializers.CharField(max_length=100, default="command line")
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import ApiTokenViewSet, MembershipViewSet, MeView, TeamViewSet, WebhookEndpointViewSet
+from .views import ApiTokenViewSet, MembershipViewSet, MeView, TeamViewSet, TokenExchangeView, WebhookEndpointViewSet
 
 router = SimpleRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -9,4 +9,8 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("tokens", ApiTokenViewSet, basename="api-token")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
-urlpatterns = [path("me/", MeView.as_view(), name="me"), *router.urls]
+urlpatterns = [
+    path("me/", MeView.as_view(), name="me"),
+    path("auth/token/", TokenExchangeView.as_view(), name="token-exchange"),
+    *router.urls,
+]

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -65,7 +66,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
     @extend_schema(request=s.ApiTokenCreateSerializer, responses={201: s.ApiTokenCreatedSerializer})
     def create(self, request):
         data = s.ApiTokenCreateSerializer.validated(request.data)
-        token, plaintext = services.api_token_create(actor=request.user, name=data["name"])
+        token, plaintext = services.api_token_create(actor=request.user, **data)
         body = s.ApiTokenSerializer(token).data | {"token": plaintext}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -110,6 +111,25 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         """The delivery log: one row per attempt (outcome, HTTP status, latency, error), newest first."""
         page = self.paginate_queryset(selectors.webhook_delivery_list(user=request.user, endpoint=self.get_object()))
         return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+
+class TokenExchangeView(APIView):
+    """Username and password → an API token (shown once), for command-line clients.
+
+    Takes no session or token: the password is the credential. Wrong passwords count towards the same
+    (username, address) lockout as the login form; a locked pair gets 429 even with the right password.
+    """
+
+    capabilities = {"post": "public"}
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=s.TokenExchangeSerializer, responses={201: s.ApiTokenCreatedSerializer}, auth=[])
+    def post(self, request):
+        data = s.TokenExchangeSerializer.validated(request.data)
+        token, plaintext = services.api_token_exchange(request=request._request, **data)
+        body = s.ApiTokenSerializer(token).data | {"token": plaintext}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class MeView(APIView):

@@ -7,7 +7,7 @@ from apps.outbox.choices import OutboxStatus
 from apps.outbox.models import OutboxMessage
 from apps.teams.models import Membership
 from apps.teams.services import api_token_create
-from tests.factories import UserFactory, WebhookEndpointFactory
+from tests.factories import PASSWORD, UserFactory, WebhookEndpointFactory
 
 from .base import Case
 
@@ -32,6 +32,10 @@ def _dead_message(team, actor):
 
 CASES: dict[str, Case] = {
     "api:me": Case(list_like=True, listed=lambda response, obj: True),
+    "api:token-exchange": Case(
+        make=lambda team, actor: UserFactory(username="cli-user"),
+        body={"post": lambda team, obj: {"username": obj.username, "password": PASSWORD, "name": "cli"}},
+    ),
     "api:team-list": Case(
         make=lambda team, actor: team,
         body={"post": lambda team, obj: {"slug": "brand-new", "name": "Brand new"}},
