@@ -1,6 +1,8 @@
 """Demo registry state, seeded after apps.core.demo has put the fraud-classifier model in MLflow.
 
 - syncs MLflow into the control plane;
+- the platform floor for `production` (protected): at least 2 approvals from approvers or team admins, set by the
+  platform admin; every team's production policy must meet it;
 - fraud's production policy: 2 approvals from approvers, gates accuracy >= 0.90, latency_p95_ms <= 50,
   fairness_gap <= 0.05 and no regression of accuracy by more than 0.02 against the production holder;
   fraud's staging policy: 1 approval from an approver or team admin, accuracy >= 0.90;
@@ -20,7 +22,7 @@ from apps.teams.models import Team
 
 from . import services
 from .choices import PromotionStatus
-from .models import ApprovalPolicy, ModelVersion, PromotionRequest, RegisteredModel
+from .models import ApprovalPolicy, ModelVersion, PolicyFloor, PromotionRequest, RegisteredModel
 
 MODEL_NAME = "fraud-classifier"
 TEAM = "fraud"
@@ -47,6 +49,7 @@ def seed_registry(*, log: Callable[[str], None]) -> None:
     if model is None or team is None or model.team_id != team.pk or len(users) < 4:
         log(f"  skipped  registry demo: {MODEL_NAME} or the fraud team and its users are missing")
         return
+    _seed_production_floor(log=log)
     for env, kwargs in (("production", {"approvals_required": 2, "approver_roles": ["approver"],
                                         "gates": PRODUCTION_GATES}),
                         ("staging", {"approvals_required": 1, "approver_roles": ["approver", "team_admin"],
@@ -68,6 +71,16 @@ def seed_registry(*, log: Callable[[str], None]) -> None:
         services.promotion_request(actor=users["dave"], version=v1, environment="staging",
                                    comment="Baseline for the staging canary comparison")
     _report(log, not waiting, f"{MODEL_NAME} v1 → staging request waiting for bob or carol")
+
+
+def _seed_production_floor(*, log: Callable[[str], None]) -> None:
+    admin = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+    floor = PolicyFloor.objects.filter(environment__name="production").first()
+    raise_it = admin is not None and floor is not None and floor.approvals_required < 2
+    if raise_it:
+        services.policy_floor_update(actor=admin, floor=floor, protected=True, approvals_required=2)
+    if floor is not None:
+        _report(log, raise_it, "platform floor → production: protected, 2 approvals")
 
 
 def promote_to_production(*, log: Callable[[str], None], version_number: int) -> None:

@@ -222,6 +222,21 @@ class PromotionRequest(models.Model):
     def model(self):
         return self.version.model
 
+    @property
+    def decided_by(self) -> str:
+        """Which policy decided the request, in words (the model page and the request timeline show it)."""
+        rules = self.policy or {}
+        if self.kind == PromotionKind.REVOKE:
+            return "alias removal by an approver (no policy)"
+        if self.policy_source == PolicySource.NONE:
+            return "no policy (nothing to approve)"
+        what = (f"{rules.get('approvals_required', 0)} approval(s) from "
+                f"{', '.join(rules.get('approver_roles') or []) or 'nobody'}")
+        if self.policy_source == PolicySource.FLOOR:
+            return f"platform floor: {what}"
+        raised = rules.get("raised_by_floor") or []
+        return f"team policy: {what}" + (f" (raised by the platform floor: {', '.join(raised)})" if raised else "")
+
     def __str__(self) -> str:
         return f"#{self.pk} {self.version} → {self.environment} [{self.status}]"
 

@@ -5,10 +5,12 @@ from apps.core.errors import InvalidInput, NotFound
 from apps.teams.choices import Capability
 from apps.teams.selectors import roles_for, scope_to_teams, team_ids_for
 
-from .choices import AliasSource, PromotionKind, PromotionStatus
+from .choices import AliasSource, PolicySource, PromotionKind, PromotionStatus
 from .gates import evaluate_gate
-from .models import (AliasHolding, ApprovalPolicy, Environment, ModelVersion, PromotionRequest, RegisteredModel,
-                     SyncRun)
+from .models import (AliasHolding, ApprovalPolicy, Environment, ModelVersion, PolicyFloor, PromotionRequest,
+                     RegisteredModel, SyncRun)
+
+DEFAULT_EXPIRY_HOURS = 72
 
 
 def _is_team_admin_somewhere(user) -> bool:
@@ -82,10 +84,79 @@ def _environment(environment) -> Environment | None:
 
 
 def policy_for(*, team_id, environment) -> ApprovalPolicy | None:
+    """The team's own policy (without the floor); effective_policy is what a promotion must satisfy."""
     env = _environment(environment)
     if env is None or team_id is None:
         return None
     return ApprovalPolicy.objects.filter(team_id=team_id, environment=env).prefetch_related("gates").first()
+
+
+def policy_floor_for(*, environment) -> PolicyFloor | None:
+    env = _environment(environment)
+    return None if env is None else PolicyFloor.objects.filter(environment=env).select_related("environment").first()
+
+
+def policy_floor_list(*, user) -> QuerySet[PolicyFloor]:
+    """Floors are platform-wide rules every signed-in user may read (team admins write policies against them)."""
+    if not user.is_authenticated:
+        return PolicyFloor.objects.none()
+    return PolicyFloor.objects.select_related("environment")
+
+
+def policy_floor_get(*, user, floor_id) -> PolicyFloor:
+    try:
+        return policy_floor_list(user=user).get(pk=floor_id)
+    except (PolicyFloor.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Policy floor {floor_id} not found.")
+
+
+def _gate_key(gate: dict) -> tuple:
+    return (gate["kind"], gate.get("metric") or "", gate.get("op") or "", gate.get("threshold"), gate.get("name") or "")
+
+
+def effective_policy(*, team_id, environment) -> dict | None:
+    """The rules a promotion of the team's model into the environment must meet, as a snapshot dict.
+
+    Floor and team policy merge: the higher approval count, the approver roles both allow, the floor's gates
+    plus the team's (each gate says where it comes from). `source` is "team" when the team has a policy, else
+    "floor"; `raised_by_floor` names what the floor made stricter than the team's own policy (a floor raised
+    after the policy was written). None when neither exists: nothing to approve, unless the environment is
+    protected (callers refuse then; see environment_protected).
+    """
+    env = _environment(environment)
+    floor = policy_floor_for(environment=env) if env is not None else None
+    team_policy = policy_for(team_id=team_id, environment=env)
+    if floor is None and team_policy is None:
+        return None
+    team_gates = [g.as_dict() for g in team_policy.gates.all()] if team_policy else []
+    floor_gates = list(floor.gates) if floor else []
+    gates = [{**g, "source": "floor"} for g in floor_gates]
+    seen = {_gate_key(g) for g in floor_gates}
+    gates += [{**g, "source": "team"} for g in team_gates if _gate_key(g) not in seen]
+    if team_policy is None:
+        return {"source": PolicySource.FLOOR, "approvals_required": floor.approvals_required,
+                "approver_roles": sorted(floor.approver_roles), "expiry_hours": DEFAULT_EXPIRY_HOURS,
+                "gates": gates, "floor": floor.as_dict(), "raised_by_floor": []}
+    approvals, roles = team_policy.approvals_required, sorted(team_policy.approver_roles)
+    raised = []
+    if floor is not None:
+        if floor.approvals_required > approvals:
+            approvals = floor.approvals_required
+            raised.append("approvals_required")
+        allowed = [r for r in roles if r in floor.approver_roles]
+        if allowed != roles:
+            roles = allowed
+            raised.append("approver_roles")
+        if any(_gate_key(g) not in {_gate_key(t) for t in team_gates} for g in floor_gates):
+            raised.append("gates")
+    return {"source": PolicySource.TEAM, "approvals_required": approvals, "approver_roles": roles,
+            "expiry_hours": team_policy.expiry_hours, "gates": gates, "team_policy_id": team_policy.pk,
+            "floor": floor.as_dict() if floor else None, "raised_by_floor": raised}
+
+
+def environment_protected(*, environment) -> bool:
+    floor = policy_floor_for(environment=environment)
+    return bool(floor and floor.protected)
 
 
 def policy_list(*, user) -> QuerySet[ApprovalPolicy]:
@@ -108,22 +179,24 @@ def alias_holder(*, model, alias: str) -> ModelVersion | None:
 
 
 def gate_results(*, version: ModelVersion, environment) -> list[dict]:
-    """Quality gates of the policy for the version's team and environment, evaluated now.
+    """Quality gates of the effective policy (floor and team) for the version's team and environment, evaluated now.
 
     One dict per gate: kind, metric, value, op, threshold, passed, message. No policy → no gates → [].
     """
     env = _environment(environment)
-    policy = policy_for(team_id=version.model.team_id, environment=env)
+    policy = effective_policy(team_id=version.model.team_id, environment=env)
     if policy is None:
         return []
     holder = alias_holder(model=version.model, alias=env.name)
-    return [evaluate_gate(g.as_dict(), version=version, holder=holder) for g in policy.gates.all()]
+    return [evaluate_gate(g, version=version, holder=holder) for g in policy["gates"]]
 
 
 def version_approved_for(*, version: ModelVersion, environment: str) -> bool:
     """True when the version holds the environment's alias through a completed (published) approved promotion,
-    or when the version's team has no approval policy for that environment (nothing to approve)."""
-    if policy_for(team_id=version.model.team_id, environment=environment) is None:
+    or when neither a floor nor the team's policy covers that environment (nothing to approve). A protected
+    environment always needs the published promotion: "no policy" there is never "approved"."""
+    if (effective_policy(team_id=version.model.team_id, environment=environment) is None
+            and not environment_protected(environment=environment)):
         return True
     name = environment.name if isinstance(environment, Environment) else environment
     holding = (AliasHolding.objects.filter(model_id=version.model_id, alias=name, until__isnull=True,
@@ -173,6 +246,16 @@ def alias_history(*, user, model: RegisteredModel, alias: str | None = None) -> 
 
 def sync_run_list(*, user) -> QuerySet[SyncRun]:
     return scope_to_teams(SyncRun.objects.select_related("team", "requested_by"), user=user)
+
+
+def sync_run_warnings(*, run: SyncRun, user) -> list[dict]:
+    """The run's team-tag warnings about models of the user's teams."""
+    ids = team_ids_for(user=user)
+    if ids is None:
+        return list(run.warnings)
+    owned = set(RegisteredModel.objects.filter(team__in=ids, pk__in=[w["model_id"] for w in run.warnings])
+                .values_list("pk", flat=True))
+    return [w for w in run.warnings if w["model_id"] in owned]
 
 
 def sync_run_get(*, user, run_id) -> SyncRun:

@@ -9,16 +9,16 @@ from apps.core.errors import Conflict, Forbidden, InvalidInput
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability, Role
 from apps.teams.models import Team
-from apps.teams.selectors import require_capability, roles_for
+from apps.teams.selectors import require_capability, require_platform_admin, roles_for
 from apps.teams.services import webhooks_notify
 
-from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PromotionKind, PromotionStatus,
-                      SyncStatus, SyncTrigger, TeamSource)
+from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PolicySource, PromotionKind,
+                      PromotionStatus, SyncStatus, SyncTrigger, TeamSource)
 from .artifacts import ArtifactUnreadable, version_manifest
 from .gates import evaluate_gate
-from .models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PromotionRequest,
+from .models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PolicyFloor, PromotionRequest,
                      QualityGate, RegisteredModel, SyncRun)
-from .selectors import alias_holder, environment_get, policy_for
+from .selectors import alias_holder, effective_policy, environment_get, policy_floor_for
 from .transitions import transition
 
 
@@ -56,20 +56,30 @@ def sync_request(*, actor, team: Team, full: bool = False) -> SyncRun:
 
 @transaction.atomic
 def model_assign_team(*, actor, model: RegisteredModel, team: Team) -> RegisteredModel:
+    """Give an unowned model to a team, or move an owned one: a team admin of both teams (or a platform admin).
+
+    Ownership is authority: the MLflow `team` tag only places unowned models and never moves an owned one.
+    """
     require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
-    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    model = RegisteredModel.objects.select_for_update(of=("self",)).select_related("team").get(pk=model.pk)
     if model.team_id is not None and model.team_id != team.pk:
         require_capability(user=actor, team=model.team, capability=Capability.ADMINISTER)
-    if model.team_source == TeamSource.TAG and model.team_id != team.pk:
-        raise Conflict(f"'{model.name}' gets its team from the `team` tag in MLflow ('{model.tags.get('team')}'); "
-                       f"change the tag in MLflow instead.")
     before = model.team.slug if model.team else None
     model.team, model.team_source = team, TeamSource.ASSIGNED
-    model.save(update_fields=["team", "team_source"])
+    model.team_tag_warning = team_tag_warning(model=model, tag=(model.tags or {}).get("team", ""))
+    model.save(update_fields=["team", "team_source", "team_tag_warning"])
     model.versions.update(team=team)
-    audit_record(actor=actor, action="registry.model.assign_team", target=model, team=team,
-                 changes={"team": [before, team.slug]})
+    action = "registry.model.move_team" if before not in (None, team.slug) else "registry.model.assign_team"
+    audit_record(actor=actor, action=action, target=model, team=team, changes={"team": [before, team.slug]})
     return model
+
+
+def team_tag_warning(*, model: RegisteredModel, tag: str) -> str:
+    """The warning shown when MLflow's `team` tag disagrees with the owner ("" when it agrees or is absent)."""
+    if not tag or model.team is None or tag == model.team.slug:
+        return ""
+    return (f"MLflow's `team` tag says '{tag}', but the model belongs to '{model.team.slug}'; the tag does not "
+            f"move an owned model. Fix the tag in MLflow, or ask admins of both teams to move the model.")
 
 
 # ---------------------------------------------------------------- policies
@@ -117,14 +127,50 @@ def _policy_state(policy: ApprovalPolicy) -> dict:
             "expiry_hours": policy.expiry_hours, "gates": [g.as_dict() for g in policy.gates.all()]}
 
 
+def _check_within_floor(*, env, approvals_required: int, approver_roles: list[str]) -> None:
+    """A team policy may tighten the platform floor, never loosen it (the floor's gates always apply)."""
+    floor = policy_floor_for(environment=env)
+    if floor is None:
+        return
+    rule = (f"The platform floor for {env.name} requires at least {floor.approvals_required} approval(s) from "
+            f"{', '.join(floor.approver_roles)}")
+    if approvals_required < floor.approvals_required:
+        raise InvalidInput(f"{rule}; a team policy may tighten the floor, never loosen it "
+                           f"(approvals_required {approvals_required} < {floor.approvals_required}).",
+                           fields={"approvals_required": [f"at least {floor.approvals_required} (platform floor)"]},
+                           code="below_floor")
+    extra = sorted(set(approver_roles) - set(floor.approver_roles))
+    if extra:
+        raise InvalidInput(f"{rule}; a team policy may not let {', '.join(extra)} approve.",
+                           fields={"approver_roles": [f"only {', '.join(floor.approver_roles)} (platform floor)"]},
+                           code="below_floor")
+
+
+def _weakened(before: dict, after: dict) -> list[str]:
+    """What a policy change loosens (fewer approvals, more approver roles, gates dropped, longer expiry)."""
+    loosened = []
+    if after["approvals_required"] < before["approvals_required"]:
+        loosened.append("approvals_required")
+    if set(after["approver_roles"]) - set(before["approver_roles"]):
+        loosened.append("approver_roles")
+    if any(g not in after["gates"] for g in before["gates"]):
+        loosened.append("gates")
+    if after["expiry_hours"] > before["expiry_hours"]:
+        loosened.append("expiry_hours")
+    return loosened
+
+
 @transaction.atomic
 def policy_create(*, actor, team: Team, environment: str, approvals_required: int = 1,
                   approver_roles: list[str] | None = None, expiry_hours: int = 72,
                   gates: list[dict] | None = None) -> ApprovalPolicy:
     require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
     env = environment_get(name=environment)
-    roles = _clean_roles(approver_roles or [Role.APPROVER, Role.TEAM_ADMIN])
+    floor = policy_floor_for(environment=env)
+    default_roles = floor.approver_roles if floor else [Role.APPROVER, Role.TEAM_ADMIN]
+    roles = _clean_roles(approver_roles or default_roles)
     cleaned = _clean_gates(gates or [])
+    _check_within_floor(env=env, approvals_required=approvals_required, approver_roles=roles)
     if ApprovalPolicy.objects.filter(team=team, environment=env).exists():
         raise Conflict(f"Team '{team.slug}' already has a policy for {env.name}; edit that one.")
     policy = ApprovalPolicy.objects.create(team=team, environment=env, approvals_required=approvals_required,
@@ -138,33 +184,91 @@ def policy_create(*, actor, team: Team, environment: str, approvals_required: in
 
 @transaction.atomic
 def policy_update(*, actor, policy: ApprovalPolicy, **changes) -> ApprovalPolicy:
+    """Edit a team policy within the floor; a change that loosens it is audited as `registry.policy.weaken`."""
     require_capability(user=actor, team=policy.team, capability=Capability.ADMINISTER)
-    policy = ApprovalPolicy.objects.select_for_update().get(pk=policy.pk)
+    policy = ApprovalPolicy.objects.select_for_update().select_related("environment").get(pk=policy.pk)
     before = _policy_state(policy)
     if "approver_roles" in changes:
         policy.approver_roles = _clean_roles(changes["approver_roles"])
     for field in ("approvals_required", "expiry_hours"):
         if field in changes:
             setattr(policy, field, changes[field])
+    cleaned = _clean_gates(changes["gates"]) if "gates" in changes else None
+    _check_within_floor(env=policy.environment, approvals_required=policy.approvals_required,
+                        approver_roles=policy.approver_roles)
     policy.save()
-    if "gates" in changes:
-        cleaned = _clean_gates(changes["gates"])
+    if cleaned is not None:
         policy.gates.all().delete()
         for gate in cleaned:
             QualityGate.objects.create(policy=policy, **gate)
     after = _policy_state(policy)
-    audit_record(actor=actor, action="registry.policy.update", target=policy, team=policy.team,
-                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+    loosened = _weakened(before, after)
+    audit_record(actor=actor, action="registry.policy.weaken" if loosened else "registry.policy.update",
+                 target=policy, team=policy.team,
+                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]}
+                 | ({"loosened": [None, loosened]} if loosened else {}))
     return policy
 
 
 @transaction.atomic
 def policy_delete(*, actor, policy: ApprovalPolicy) -> None:
+    """Delete a team policy (audited with what it was). In a protected environment the team's promotions there
+    are refused until it has a policy again; elsewhere the floor alone (if any) applies."""
     require_capability(user=actor, team=policy.team, capability=Capability.ADMINISTER)
     audit_record(actor=actor, action="registry.policy.delete", target=policy, team=policy.team,
                  changes={"environment": [policy.environment.name, None], **{k: [v, None] for k, v in
                                                                              _policy_state(policy).items()}})
     policy.delete()
+
+
+def _floor_state(floor: PolicyFloor) -> dict:
+    return {k: v for k, v in floor.as_dict().items() if k != "environment"}
+
+
+def _clean_floor(*, environment, protected: bool, approvals_required: int) -> None:
+    if protected and approvals_required < 1:
+        raise InvalidInput(f"{environment.name} is protected: its floor needs at least one approval "
+                           f"(approvals_required >= 1), or make it unprotected.",
+                           fields={"approvals_required": ["at least 1 in a protected environment"]})
+
+
+@transaction.atomic
+def policy_floor_create(*, actor, environment: str, protected: bool = False, approvals_required: int = 1,
+                        approver_roles: list[str] | None = None, gates: list[dict] | None = None) -> PolicyFloor:
+    require_platform_admin(user=actor)
+    env = environment_get(name=environment)
+    roles = _clean_roles(approver_roles or [Role.APPROVER, Role.TEAM_ADMIN])
+    cleaned = _clean_gates(gates or [])
+    _clean_floor(environment=env, protected=protected, approvals_required=approvals_required)
+    if PolicyFloor.objects.filter(environment=env).exists():
+        raise Conflict(f"{env.name} already has a policy floor; edit that one.")
+    floor = PolicyFloor.objects.create(environment=env, protected=protected, approvals_required=approvals_required,
+                                       approver_roles=roles, gates=cleaned)
+    audit_record(actor=actor, action="registry.floor.create", target=floor,
+                 changes={"environment": [None, env.name], **{k: [None, v] for k, v in _floor_state(floor).items()}})
+    return floor
+
+
+@transaction.atomic
+def policy_floor_update(*, actor, floor: PolicyFloor, **changes) -> PolicyFloor:
+    """Change a floor. Existing team policies are not rewritten: the effective policy takes the stricter of the
+    two at request time, and the request records that the floor raised it."""
+    require_platform_admin(user=actor)
+    floor = PolicyFloor.objects.select_for_update().select_related("environment").get(pk=floor.pk)
+    before = _floor_state(floor)
+    if "approver_roles" in changes:
+        floor.approver_roles = _clean_roles(changes["approver_roles"])
+    if "gates" in changes:
+        floor.gates = _clean_gates(changes["gates"])
+    for field in ("protected", "approvals_required"):
+        if field in changes:
+            setattr(floor, field, changes[field])
+    _clean_floor(environment=floor.environment, protected=floor.protected, approvals_required=floor.approvals_required)
+    floor.save()
+    after = _floor_state(floor)
+    audit_record(actor=actor, action="registry.floor.update", target=floor,
+                 changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+    return floor
 
 
 # ---------------------------------------------------------------- promotion workflow
@@ -192,6 +296,27 @@ def _approve_final(request: PromotionRequest, *, actor, approvers: list[str]) ->
     return request
 
 
+NO_POLICY = {"source": PolicySource.NONE, "approvals_required": 0, "approver_roles": [], "expiry_hours": 72,
+             "gates": [], "floor": None, "raised_by_floor": []}
+
+
+def _decisive_policy(*, team: Team, env) -> dict:
+    """The effective policy snapshot for a new request; a protected environment without a team policy, or with
+    rules nobody can meet, refuses (409 saying what to configure) instead of approving."""
+    snapshot = effective_policy(team_id=team.pk, environment=env)
+    floor = (snapshot or {}).get("floor") or {}
+    if floor.get("protected") and snapshot["source"] != PolicySource.TEAM:
+        raise Conflict(f"{env.name} is a protected environment and team '{team.slug}' has no approval policy for "
+                       f"it; a team admin must create one (at least {floor['approvals_required']} approval(s) from "
+                       f"{', '.join(floor['approver_roles'])}, the platform floor) before anything is promoted "
+                       f"there.", code="no_policy")
+    if snapshot is not None and snapshot["approvals_required"] > 0 and not snapshot["approver_roles"]:
+        raise Conflict(f"No role may approve promotions of team '{team.slug}' into {env.name}: the team policy "
+                       f"lets only roles the platform floor no longer allows ({', '.join(floor['approver_roles'])})."
+                       f" A team admin must update the policy.", code="no_policy")
+    return snapshot or NO_POLICY
+
+
 @transaction.atomic
 def promotion_request(*, actor, version: ModelVersion, environment: str, comment: str = "") -> PromotionRequest:
     version = ModelVersion.objects.select_related("model", "model__team").get(pk=version.pk)
@@ -206,10 +331,8 @@ def promotion_request(*, actor, version: ModelVersion, environment: str, comment
         raise Conflict(f"{version} already holds the '{env.name}' alias.")
     if PromotionRequest.objects.filter(version=version, environment=env, status=PromotionStatus.REQUESTED).exists():
         raise Conflict(f"{version} already has an open request for {env.name}; approve, reject or cancel it first.")
-    policy = policy_for(team_id=model.team_id, environment=env)
+    snapshot = _decisive_policy(team=model.team, env=env)
     holder = alias_holder(model=model, alias=env.name)
-    snapshot = ({"approvals_required": 0, "approver_roles": [], "expiry_hours": 72, "gates": []}
-                if policy is None else _policy_state(policy))
     results = [evaluate_gate(g, version=version, holder=holder) for g in snapshot["gates"]]
     manifest = _artifact_manifest(version)
     try:
@@ -217,12 +340,14 @@ def promotion_request(*, actor, version: ModelVersion, environment: str, comment
             request = PromotionRequest.objects.create(
                 artifact_digest=manifest["digest"], artifact_manifest=manifest,
                 team=model.team, version=version, environment=env, requested_by=actor, comment=comment,
-                policy=snapshot, gate_results=results, gates_passed=all(r["passed"] for r in results),
+                policy=snapshot, policy_source=snapshot["source"], gate_results=results,
+                gates_passed=all(r["passed"] for r in results),
                 expires_at=timezone.now() + timedelta(hours=snapshot["expiry_hours"]))
     except IntegrityError:
         raise Conflict(f"{version} already has an open request for {env.name}.")
     audit_record(actor=actor, action="registry.promotion.request", target=request, team=model.team,
                  changes={"version": [None, str(version)], "environment": [None, env.name],
+                          "policy_source": [None, request.policy_source],
                           "gates_passed": [None, request.gates_passed], "comment": [None, comment],
                           "artifact_digest": [None, request.artifact_digest]})
     _notify(request, "registry.promotion.requested",
@@ -258,7 +383,9 @@ def _check_open(request: PromotionRequest, verb: str) -> None:
 
 
 def _check_decider(request: PromotionRequest, actor) -> str:
-    """The caller's role, after the separation-of-duties and policy checks (raises Forbidden)."""
+    """The caller's role, after the capability, separation-of-duties and policy checks (raises Forbidden).
+
+    Called before any check of the request's state: a role that may not decide learns nothing about it."""
     require_capability(user=actor, team=request.team, capability=Capability.APPROVE)
     if request.requested_by_id == actor.pk:
         raise Forbidden("You requested this promotion; separation of duties says someone else must decide it.")
@@ -270,11 +397,14 @@ def _check_decider(request: PromotionRequest, actor) -> str:
     if not actor.is_superuser and role not in allowed:
         raise Forbidden(f"The {request.environment.name} policy of team '{request.team.slug}' lets "
                         f"{', '.join(allowed)} decide; your role is '{role}'.")
+    return role
+
+
+def _check_not_decided(request: PromotionRequest, actor) -> None:
     earlier = request.approvals.filter(user=actor).first()
     if earlier is not None:
         raise Conflict(f"You already {earlier.get_decision_display().lower()} this request at "
                        f"{earlier.created_at:%Y-%m-%d %H:%M} UTC.")
-    return role
 
 
 def _approvers(request: PromotionRequest) -> list[str]:
@@ -285,8 +415,9 @@ def _approvers(request: PromotionRequest) -> list[str]:
 @transaction.atomic
 def promotion_approve(*, actor, request: PromotionRequest, comment: str = "") -> PromotionRequest:
     request = _locked(request)
-    _check_open(request, "approved")
     role = _check_decider(request, actor)
+    _check_open(request, "approved")
+    _check_not_decided(request, actor)
     if not request.gates_passed and request.override_at is None:
         failed = "; ".join(r["message"] for r in request.gate_results if not r["passed"])
         raise Conflict(f"Quality gates fail ({failed}). A team admin must record an override with a reason "
@@ -307,8 +438,9 @@ def promotion_approve(*, actor, request: PromotionRequest, comment: str = "") ->
 @transaction.atomic
 def promotion_reject(*, actor, request: PromotionRequest, comment: str = "") -> PromotionRequest:
     request = _locked(request)
-    _check_open(request, "rejected")
     role = _check_decider(request, actor)
+    _check_open(request, "rejected")
+    _check_not_decided(request, actor)
     if not comment.strip():
         raise InvalidInput("Say why you reject the promotion (comment).", fields={"comment": ["required"]})
     Approval.objects.create(request=request, user=actor, role=role, decision=Decision.REJECT, comment=comment,
@@ -356,7 +488,7 @@ def promotion_override(*, actor, request: PromotionRequest, reason: str) -> Prom
 @transaction.atomic
 def alias_revoke(*, actor, model: RegisteredModel, environment: str, reason: str) -> PromotionRequest:
     """Remove an environment's alias (demote), through the same publish path as a promotion."""
-    if model.team is None:
+    if model.team is None:  # an unowned model has no team to check a capability in
         raise Conflict(f"'{model.name}' belongs to no team yet.")
     require_capability(user=actor, team=model.team, capability=Capability.APPROVE)
     env = environment_get(name=environment)
@@ -367,8 +499,8 @@ def alias_revoke(*, actor, model: RegisteredModel, environment: str, reason: str
         raise Conflict(f"No version of '{model.name}' holds the '{env.name}' alias.")
     request = PromotionRequest.objects.create(
         team=model.team, version=holder, environment=env, kind=PromotionKind.REVOKE, requested_by=actor,
-        comment=reason, status=PromotionStatus.REQUESTED, policy={"approvals_required": 0, "approver_roles": [],
-                                                                  "expiry_hours": 0, "gates": []})
+        comment=reason, status=PromotionStatus.REQUESTED, policy_source=PolicySource.NONE,
+        policy={**NO_POLICY, "expiry_hours": 0})
     audit_record(actor=actor, action="registry.alias.revoke", target=request, team=model.team,
                  changes={"alias": [env.name, None], "version": [str(holder), None], "reason": [None, reason]})
     return _approve_final(request, actor=actor, approvers=[actor.get_username()])

@@ -5,6 +5,10 @@ the model signature are fetched only for versions that are new or whose `last_up
 (or all of them with `full=True`). Models and versions gone from MLflow are flagged `deleted`, never
 dropped: promotion history and audit events keep pointing at them. Alias moves made directly in MLflow
 are recorded in the alias history as "changed outside the control plane".
+
+Ownership is authority, not a tag: the `team` tag (writable by anyone who can write to MLflow) places a model
+nobody owns yet; it never moves an owned one. A tag that disagrees with the owner becomes a warning on the model
+and in the run's report; moving a model is `services.model_assign_team`, for admins of both teams.
 """
 import logging
 from datetime import datetime, timezone as dt_timezone
@@ -19,6 +23,7 @@ from apps.teams.models import Team
 from . import mlflow_api
 from .choices import AliasSource, MlflowPresence, SyncStatus, TeamSource
 from .models import AliasHolding, ModelVersion, RegisteredModel, SyncRun
+from .services import team_tag_warning
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,8 @@ def _progress(run: SyncRun, text: str, counts: dict) -> None:
 def sync_registry(*, run: SyncRun) -> SyncRun:
     """Run one sync pass, recording progress and counts on `run`; raises (after marking it failed) on error."""
     counts = {"models": 0, "models_new": 0, "models_deleted": 0, "versions": 0, "versions_fetched": 0,
-              "versions_deleted": 0, "aliases_changed_outside": 0}
+              "versions_deleted": 0, "aliases_changed_outside": 0, "team_tag_conflicts": 0}
+    warnings: list[dict] = []
     try:
         c = mlflow_api.client()
         seen_models = set()
@@ -49,6 +55,9 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             seen_models.add(rm.name)
             model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full,
                                 listed_at=listed_at)
+            if model.team_tag_warning:
+                warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
+                                 "tag": model.tags.get("team", "")})
             # No model names here: every signed-in user sees the latest run's progress, whatever their team.
             _progress(run, f"{index}/{len(mlflow_models)} models", counts)
         with transaction.atomic():
@@ -56,11 +65,11 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
                 _mark_model_deleted(model)
                 counts["models_deleted"] += 1
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(),
-                                                 counts=counts, progress=f"done: {counts['models']} models, "
+                                                 counts=counts, warnings=warnings, progress=f"done: {counts['models']} models, "
                                                  f"{counts['versions']} versions")
     except Exception as exc:
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, finished_at=timezone.now(), counts=counts,
-                                                 error=f"{type(exc).__name__}: {exc}"[:2000])
+                                                 warnings=warnings, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     run.refresh_from_db()
     return run
@@ -74,17 +83,19 @@ def _team_from_tags(tags: dict, teams: dict) -> Team | None:
 def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, listed_at) -> RegisteredModel:
     now = timezone.now()
     tags = dict(rm.tags or {})
-    model = RegisteredModel.objects.select_for_update().filter(name=rm.name).first()
+    model = RegisteredModel.objects.select_for_update(of=("self",)).select_related("team").filter(name=rm.name).first()
     created = model is None
     if created:
         model = RegisteredModel(name=rm.name)
         counts["models_new"] += 1
-    before_team, before_presence = model.team_id, model.presence
-    tag_team = _team_from_tags(tags, teams)
-    if tag_team is not None:
-        model.team, model.team_source = tag_team, TeamSource.TAG
-    elif model.team_source != TeamSource.ASSIGNED:
-        model.team, model.team_source = None, TeamSource.NONE
+    before_team, before_presence, before_warning = model.team_id, model.presence, model.team_tag_warning
+    if model.team_id is None:
+        tag_team = _team_from_tags(tags, teams)
+        if tag_team is not None:
+            model.team, model.team_source = tag_team, TeamSource.TAG
+    model.team_tag_warning = team_tag_warning(model=model, tag=tags.get("team", ""))
+    if model.team_tag_warning:
+        counts["team_tag_conflicts"] += 1
     model.description = rm.description or ""
     model.tags = tags
     model.mlflow_created_at = _ts(rm.creation_timestamp)
@@ -103,10 +114,12 @@ def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, l
     model.aliases = mlflow_aliases
     model.save()
     counts["models"] += 1
-    if not created and (before_team != model.team_id or before_presence != model.presence):
+    if not created and (before_team != model.team_id or before_presence != model.presence
+                        or before_warning != model.team_tag_warning):
         audit_record(actor=None, action="registry.model.sync_changed", target=model, team=model.team,
                      changes={k: v for k, v in {"team_id": [before_team, model.team_id],
-                                                "presence": [before_presence, model.presence]}.items()
+                                                "presence": [before_presence, model.presence],
+                                                "team_tag_warning": [before_warning, model.team_tag_warning]}.items()
                               if v[0] != v[1]})
 
     if not created and before_team != model.team_id:

@@ -19,4 +19,5 @@ urlpatterns = [
     path("policies/", views.policies, name="policies"),
     path("policies/new/", views.policy_create, name="policy-create"),
     path("policies/<int:pk>/", views.policy_update, name="policy-update"),
+    path("policies/floors/<int:pk>/", views.floor_update, name="floor-update"),
 ]

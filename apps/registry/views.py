@@ -88,6 +88,7 @@ def model_detail(request, pk):
         "admin_teams": [t for t in team_list(user=request.user) if has_capability(
             user=request.user, team_id=t.pk, capability=Capability.ADMINISTER)],
         "can_approve": can_approve,
+        "promotions": selectors.promotion_list(user=request.user, filters={"version__model_id": model.pk})[:50],
         "datasets": sorted({(d.get("name"), d.get("digest"), d.get("source")) for v in versions for d in v.datasets or []}),
     })
 
@@ -245,26 +246,42 @@ def parse_gates(text: str) -> list[dict]:
     return gates
 
 
-def gates_text(policy) -> str:
+def gates_text(gates: list[dict]) -> str:
     lines = []
-    for g in policy.gates.all():
-        if g.kind in ("tag", "artifact"):
-            lines.append(f"{g.kind} {g.name}")
+    for g in gates:
+        if g["kind"] in ("tag", "artifact"):
+            lines.append(f"{g['kind']} {g['name']}")
         else:
-            lines.append(f"{'no_regression ' if g.kind == 'no_regression' else ''}{g.metric} {g.op} {g.threshold:g}")
+            lines.append(f"{'no_regression ' if g['kind'] == 'no_regression' else ''}{g['metric']} {g['op']} "
+                         f"{g['threshold']:g}")
     return "\n".join(lines)
 
 
 @login_required
 def policies(request):
-    items = [{"policy": p, "gates_text": gates_text(p),
+    items = [{"policy": p, "gates_text": gates_text([g.as_dict() for g in p.gates.all()]),
               "can_edit": has_capability(user=request.user, team_id=p.team_id, capability=Capability.ADMINISTER)}
              for p in selectors.policy_list(user=request.user)]
     admin_teams = [t for t in team_list(user=request.user)
                    if has_capability(user=request.user, team_id=t.pk, capability=Capability.ADMINISTER)]
+    floors = [{"floor": f, "gates_text": gates_text(f.gates)} for f in selectors.policy_floor_list(user=request.user)]
     return render(request, "registry/policies.html", {
-        "items": items, "admin_teams": admin_teams, "environments": _environments(),
+        "items": items, "admin_teams": admin_teams, "environments": _environments(), "floors": floors,
+        "is_platform_admin": request.user.is_superuser,
         "roles": [(r.value, r.label) for r in Role if r != Role.VIEWER]})
+
+
+@login_required
+@require_POST
+@domain_errors
+def floor_update(request, pk):
+    floor = selectors.policy_floor_get(user=request.user, floor_id=pk)
+    form = _policy_form(request)
+    del form["expiry_hours"]
+    services.policy_floor_update(actor=request.user, floor=floor, protected=bool(request.POST.get("protected")),
+                                 **form)
+    messages.success(request, f"Platform floor for {floor.environment.name} saved.")
+    return redirect("registry:policies")
 
 
 def _policy_form(request) -> dict:

@@ -30,6 +30,8 @@ def expected_outcome(route, case, role: str, target: str) -> tuple[int, bool | N
         return success, None
     if role == "anonymous":
         return 401, None
+    if route.capability == "authenticated":  # platform-wide rules (policy floors): every signed-in user reads them
+        return success, True if list_like else None
     if route.capability == "self":  # personal objects: platform admins don't see other people's either
         if route.is_detail and target == "other":
             return 404, None

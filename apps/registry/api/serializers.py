@@ -117,7 +117,8 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = PromotionRequest
         fields = ["id", "team", "model", "version", "version_number", "environment", "kind", "status",
-                  "status_display", "requested_by", "comment", "policy", "gate_results", "gates_passed", "approvals",
+                  "status_display", "requested_by", "comment", "policy", "policy_source", "gate_results",
+                  "gates_passed", "approvals",
                   "override_by", "override_reason", "override_at", "previous_version", "created_at", "expires_at",
                   "decided_at", "published_at", "artifact_digest", "artifact_manifest"]
 
@@ -152,12 +153,19 @@ class SyncRequestSerializer(StrictInputSerializer):
 class SyncRunSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True, default=None)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
-
     warnings = serializers.SerializerMethodField()
+
     class Meta:
         model = SyncRun
         fields = ["id", "trigger", "team", "requested_by", "status", "full", "started_at", "finished_at",
-                  "progress", "counts", "error"]
+                  "progress", "counts", "warnings", "error"]
+
+    def get_warnings(self, obj) -> list[dict]:
+        """Only the warnings about models the reader's teams own (a run's report is seen across teams)."""
+        from apps.registry.selectors import sync_run_warnings
+
+        request = self.context.get("request")
+        return sync_run_warnings(run=obj, user=request.user) if request else []
 
 
 class AliasHoldingSerializer(serializers.ModelSerializer):

@@ -9,7 +9,7 @@ from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import InvalidInput
 from apps.core.export import export_format, export_response
 from apps.registry import selectors, services
-from apps.teams.selectors import team_get_by_slug
+from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
 from . import serializers as s
 
@@ -148,6 +148,35 @@ class ApprovalPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Sc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class PolicyFloorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """The platform's floor per environment: every signed-in user reads it, platform admins set it."""
+
+    serializer_class = s.PolicyFloorSerializer
+    capabilities = {"list": "authenticated", "retrieve": "authenticated", "create": "platform_admin",
+                    "partial_update": "platform_admin"}
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.policy_floor_list(user=user)
+
+    @extend_schema(request=s.PolicyFloorCreateSerializer, responses={201: s.PolicyFloorSerializer})
+    def create(self, request):
+        require_platform_admin(user=request.user)
+        data = s.PolicyFloorCreateSerializer.validated(request.data)
+        data["gates"] = [dict(g) for g in data.get("gates", [])]
+        floor = services.policy_floor_create(actor=request.user, **data)
+        return Response(s.PolicyFloorSerializer(floor).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.PolicyFloorUpdateSerializer, responses={200: s.PolicyFloorSerializer})
+    def partial_update(self, request, pk=None):
+        require_platform_admin(user=request.user)
+        data = s.PolicyFloorUpdateSerializer.validated(request.data)
+        if "gates" in data:
+            data["gates"] = [dict(g) for g in data["gates"]]
+        floor = services.policy_floor_update(actor=request.user, floor=self.get_object(), **data)
+        return Response(s.PolicyFloorSerializer(floor).data)
+
+
 class PromotionRequestViewSet(ScopedReadOnlyViewSet):
     """Promotion requests. ?status=&environment=&version_id=&version__model_id="""
 
@@ -210,4 +239,4 @@ class SyncView(APIView):
         data = s.SyncRequestSerializer.validated(request.data)
         team = team_get_by_slug(user=request.user, slug=data["team"])
         run = services.sync_request(actor=request.user, team=team, full=data["full"])
-        return Response(s.SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(s.SyncRunSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,7 @@
 from django.utils import timezone
 
 from apps.registry.choices import AliasSource, PromotionStatus
-from apps.registry.models import AliasHolding, Environment, PromotionRequest, SyncRun
+from apps.registry.models import AliasHolding, Environment, PolicyFloor, PromotionRequest, SyncRun
 from tests.factories import member
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory, policy
 
@@ -42,6 +42,10 @@ def _request(team, actor, *, gates_passed=True):
         status=PromotionStatus.REQUESTED, expires_at=timezone.now() + timezone.timedelta(hours=72))
 
 
+def _floor(team, actor):
+    return PolicyFloor.objects.get(environment__name="production")  # made by the registry's data migration
+
+
 def _sync_run(team, actor):
     return SyncRun.objects.create(trigger="manual", team=team)
 
@@ -65,6 +69,9 @@ CASES: dict[str, Case] = {
         make=_policy, body={"post": lambda team, obj: {"team": team.slug, "environment": "production",
                                                        "approvals_required": 2}}),
     "api:registry-policy-detail": Case(make=_policy, body={"patch": lambda team, obj: {"approvals_required": 3}}),
+    "api:registry-policy-floor-list": Case(
+        make=_floor, body={"post": lambda team, obj: {"environment": "staging", "approvals_required": 1}}),
+    "api:registry-policy-floor-detail": Case(make=_floor, body={"patch": lambda team, obj: {"approvals_required": 2}}),
     "api:registry-promotion-list": Case(make=_request),
     "api:registry-promotion-detail": Case(make=_request),
     "api:registry-promotion-inbox": Case(make=_request, list_like=True),
