@@ -165,6 +165,11 @@ COSTS_SAMPLE_MAX_FUTURE_SECONDS = int(env("COSTS_SAMPLE_MAX_FUTURE_SECONDS", "30
 COSTS_ROLLUP_LOOKBACK_HOURS = int(env("COSTS_ROLLUP_LOOKBACK_HOURS", "2"))
 # A GPU reservation (admitted work whose pods have not started) is released after this many seconds.
 COSTS_RESERVATION_TIMEOUT_SECONDS = int(env("COSTS_RESERVATION_TIMEOUT_SECONDS", "3600"))
+# Every amount is in this ISO 4217 currency; the FOCUS export names the billing account and provider.
+COSTS_CURRENCY = env("COSTS_CURRENCY", "USD")
+COSTS_BILLING_ACCOUNT_ID = env("COSTS_BILLING_ACCOUNT_ID", "ml-platform")
+COSTS_BILLING_ACCOUNT_NAME = env("COSTS_BILLING_ACCOUNT_NAME", "ML platform chargeback")
+COSTS_PROVIDER_NAME = env("COSTS_PROVIDER_NAME", "ML control plane")
 
 # Monitoring: ingestion limits (bigger → 413), rows per side in the Evidently HTML report of a run.
 MONITORING_MAX_UPLOAD_BYTES = int(env("MONITORING_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024)))
