@@ -97,7 +97,8 @@ def plan(*, policy: SandboxPolicy, workdir: Path, reads: tuple[Path, ...] = ()) 
 
 
 def command(sandbox_plan: dict, argv: list[str]) -> list[str]:
-    return [sys.executable, "-m", "workers.sandbox", json.dumps(sandbox_plan), "--", *argv]
+    # -S: the launcher needs only the standard library, and runs no site-packages hooks as root
+    return [sys.executable, "-S", "-m", "workers.sandbox", json.dumps(sandbox_plan), "--", *argv]
 
 
 def _blocking_dir(path: Path, uid: int, gid: int) -> Path | None:

@@ -1,7 +1,7 @@
 """The Kubernetes driver through the official client against a real HTTP API server on loopback
 (kmock's KubernetesEmulator, extended in tests/harness/kube_server.py)."""
 import pytest
-from kubernetes.client import V1Deployment, V1HorizontalPodAutoscaler, V1Job, V1Service
+from kubernetes.client import V1Deployment, V1HorizontalPodAutoscaler, V1Job, V1NetworkPolicy, V1Service
 
 from apps.deployments.jobs import job_poll, job_submit
 from apps.deployments.models import Deployment, DeploymentRevision
@@ -44,7 +44,7 @@ def test_fallback_objects_canary_and_rollback(kube_server, engineer, team, stagi
     deployment = _deploy(engineer, team, staging, cluster, v1,
                          resources={"cpu": "1", "memory": "1Gi", "replicas": 4,
                                     "autoscaling": None})
-    assert [m["kind"] for m in deployment.current_revision.manifests] == ["Deployment", "Service"]
+    assert [m["kind"] for m in deployment.current_revision.manifests] == ["Deployment", "Service", "NetworkPolicy"]
     rollout_drive(deployment_id=deployment.pk)
     deployment.refresh_from_db()
     assert deployment.status == "healthy", deployment.status_message
@@ -86,7 +86,8 @@ def test_manifests_validate_against_the_kubernetes_schemas(kube_server, engineer
     deployment = _deploy(engineer, team, staging, cluster, v1,
                          resources={"cpu": "500m", "memory": "512Mi", "gpu_type": "a100-80gb", "gpu_count": 1,
                                     "autoscaling": {"min": 1, "max": 3, "target_cpu": 60}})
-    models = {"Deployment": V1Deployment, "Service": V1Service, "HorizontalPodAutoscaler": V1HorizontalPodAutoscaler}
+    models = {"Deployment": V1Deployment, "Service": V1Service, "HorizontalPodAutoscaler": V1HorizontalPodAutoscaler,
+              "NetworkPolicy": V1NetworkPolicy}
     for manifest in deployment.current_revision.manifests:
         parsed = models[manifest["kind"]].from_dict(manifest)
         assert parsed.metadata.name
@@ -100,7 +101,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(kube_server, engineer
 def test_kserve_inference_service_when_the_crd_is_served(kube_server, engineer, team, staging, cluster, v1, v2):  # noqa: F811
     kube_server.kmock.set_kserve(True)
     deployment = _deploy(engineer, team, staging, cluster, v1)
-    assert [m["kind"] for m in deployment.current_revision.manifests] == ["InferenceService"]
+    assert [m["kind"] for m in deployment.current_revision.manifests] == ["InferenceService", "NetworkPolicy"]
     rollout_drive(deployment_id=deployment.pk)
     deployment.refresh_from_db()
     assert deployment.status == "healthy", deployment.status_message

@@ -34,6 +34,8 @@ RESOURCES = {
     "autoscaling/v2/horizontalpodautoscalers": {"kind": "HorizontalPodAutoscaler", "namespaced": True,
                                                 "singular": "horizontalpodautoscaler"},
     "batch/v1/jobs": {"kind": "Job", "namespaced": True, "singular": "job"},
+    "networking.k8s.io/v1/networkpolicies": {"kind": "NetworkPolicy", "namespaced": True,
+                                             "singular": "networkpolicy"},
 }
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -137,11 +137,15 @@ class KubernetesDriver(Driver):
 
     def render(self, *, deployment, revision, weight: int) -> list[dict]:
         ctx = self._ctx(deployment, revision)
-        if self.kserve_served():
-            return [m.render_inference_service(ctx=ctx, canary_percent=weight if 0 < weight < 100 else None)]
+        kserve = self.kserve_served()
+        policy = m.render_network_policy(deployment=deployment.name, namespace=deployment.namespace,
+                                         team=deployment.team.slug, kserve=kserve)
+        if kserve:
+            return [m.render_inference_service(ctx=ctx, canary_percent=weight if 0 < weight < 100 else None), policy]
         objects = m.render_workload(ctx=ctx)
         objects.append(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
                                         team=deployment.team.slug, pinned_revision=revision.number))
+        objects.append(policy)
         return objects
 
     # ---------------------------------------------------------------- apply / watch
@@ -161,6 +165,9 @@ class KubernetesDriver(Driver):
                         (meta["name"], meta["namespace"]))
         elif kind == "Job":
             fn, args = kubernetes.client.BatchV1Api(api).patch_namespaced_job, (meta["name"], meta["namespace"])
+        elif kind == "NetworkPolicy":
+            fn, args = (kubernetes.client.NetworkingV1Api(api).patch_namespaced_network_policy,
+                        (meta["name"], meta["namespace"]))
         elif kind == "InferenceService":
             fn = kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object
             args = (KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL, meta["name"])
@@ -170,6 +177,7 @@ class KubernetesDriver(Driver):
 
     def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
         objects = [o for o in revision.manifests if o["kind"] != "Service"]  # the Service follows routing
+        objects.sort(key=lambda o: o["kind"] != "NetworkPolicy")  # no pod is reachable before its policy
         for index, manifest in enumerate(objects):
             self.apply_object(manifest)
             if index == 0 and on_request:
@@ -189,6 +197,7 @@ class KubernetesDriver(Driver):
                 "Service": kubernetes.client.CoreV1Api(api).read_namespaced_service,
                 "HorizontalPodAutoscaler": kubernetes.client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler,
                 "Job": kubernetes.client.BatchV1Api(api).read_namespaced_job,
+                "NetworkPolicy": kubernetes.client.NetworkingV1Api(api).read_namespaced_network_policy,
             }[manifest["kind"]]
             return api.sanitize_for_serialization(self._call(fn, meta["name"], meta["namespace"]))
         except ApplyFailed as exc:
@@ -257,7 +266,7 @@ class KubernetesDriver(Driver):
             return f"http://{deployment.name}.{deployment.namespace}.svc.cluster.local/v2/models/{deployment.name}/infer"
         total = max(1, revisions[newest].resources.get("replicas", 1))
         for number, weight in traffic.items():
-            objects = [o for o in revisions[number].manifests if o["kind"] != "Service"]
+            objects = [o for o in revisions[number].manifests if o["kind"] in ("Deployment", "HorizontalPodAutoscaler")]
             replicas = total if len(traffic) == 1 else max(1, round(total * weight / 100))
             for manifest in m.with_replicas(objects, replicas):
                 self.apply_object(manifest)

@@ -1,10 +1,21 @@
 """Kubernetes manifests for a deployment revision: a KServe InferenceService when the cluster serves
-that CRD, otherwise Deployment + Service + HorizontalPodAutoscaler. Pure functions of plain data, with
-deterministic names, so re-rendering is stable and server-side apply is idempotent."""
+that CRD, otherwise Deployment + Service + HorizontalPodAutoscaler; a NetworkPolicy per deployment
+either way. Pure functions of plain data, with deterministic names, so re-rendering is stable and
+server-side apply is idempotent.
+
+Every pod (model servers and Jobs) runs restricted (the Pod Security Standard of that name): non-root
+uid, RuntimeDefault seccomp, no privilege escalation, all capabilities dropped, a read-only root
+filesystem with a writable emptyDir at /tmp (HOME points there), and no service-account token.
+"""
 import copy
 
 MANAGED_BY = "controlplane"
 SERVING_PORT = 8080
+POD_UID = 1000  # any non-zero uid: the model server image needs no user of its own
+# Who may reach model pods: pods in namespaces a platform admin labels `controlplane.io/ingress=true`
+# (the ingress controller's, the router's), and for KServe its serving path (Knative activator, Istio gateway).
+INGRESS_NAMESPACE_LABEL = {"controlplane.io/ingress": "true"}
+KSERVE_INGRESS_NAMESPACES = ["knative-serving", "istio-system"]
 
 
 def labels(*, deployment: str, team: str, revision: int | None = None) -> dict:
@@ -28,6 +39,46 @@ def _node_selector(resources: dict) -> dict:
     return {"nvidia.com/gpu.product": resources["gpu_type"]} if resources.get("gpu_count") else {}
 
 
+def pod_security_context() -> dict:
+    return {"runAsNonRoot": True, "runAsUser": POD_UID, "runAsGroup": POD_UID, "fsGroup": POD_UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context() -> dict:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def _restricted(pod_spec: dict, container: dict) -> dict:
+    """Pod spec (plain or KServe predictor) and its container, made restricted in place."""
+    pod_spec.update({"securityContext": pod_security_context(), "automountServiceAccountToken": False,
+                     "volumes": [{"name": "tmp", "emptyDir": {}}]})
+    container["securityContext"] = container_security_context()
+    container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    container["env"] = [*container.get("env", []), {"name": "HOME", "value": "/tmp"}]
+    return pod_spec
+
+
+def render_network_policy(*, deployment: str, namespace: str, team: str, kserve: bool) -> dict:
+    """Only the ingress (and KServe's serving path) reaches the deployment's pods; nothing else in the
+    cluster, other tenants' pods included."""
+    peers = [{"namespaceSelector": {"matchLabels": dict(INGRESS_NAMESPACE_LABEL)}}]
+    if kserve:
+        peers.append({"namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In", "values": list(KSERVE_INGRESS_NAMESPACES)}]}})
+        selector = {"serving.kserve.io/inferenceservice": deployment}
+        rule = {"from": peers}  # Knative's queue-proxy listens on its own ports in front of the model
+    else:
+        selector = {"controlplane.io/deployment": deployment}
+        rule = {"from": peers, "ports": [{"protocol": "TCP", "port": SERVING_PORT}]}
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": f"{deployment}-ingress", "namespace": namespace,
+                     "labels": labels(deployment=deployment, team=team)},
+        "spec": {"podSelector": {"matchLabels": selector}, "policyTypes": ["Ingress"], "ingress": [rule]},
+    }
+
+
 def workload_name(deployment: str, revision: int) -> str:
     return f"{deployment}-r{revision}"
 
@@ -45,6 +96,7 @@ def render_inference_service(*, ctx: dict, canary_percent: int | None) -> dict:
             "resources": _resources(res),
         },
     }
+    _restricted(predictor, predictor["model"])
     if autoscaling:
         predictor.update({"scaleMetric": "cpu", "scaleTarget": autoscaling["target_cpu"]})
     if _node_selector(res):
@@ -75,7 +127,7 @@ def render_workload(*, ctx: dict, replicas: int | None = None) -> list[dict]:
         "readinessProbe": {"httpGet": {"path": "/ping", "port": SERVING_PORT}, "periodSeconds": 5},
         "resources": _resources(res),
     }
-    pod_spec = {"containers": [container]}
+    pod_spec = _restricted({"containers": [container]}, container)
     if _node_selector(res):
         pod_spec["nodeSelector"] = _node_selector(res)
     deployment = {
@@ -122,7 +174,7 @@ def render_service(*, deployment: str, namespace: str, team: str, pinned_revisio
 def render_job(*, name: str, namespace: str, team: str, image: str, command: list[str], gpu_type: str,
                gpu_count: int) -> dict:
     container = {"name": "main", "image": image, "command": command}
-    pod_spec = {"restartPolicy": "Never", "containers": [container]}
+    pod_spec = _restricted({"restartPolicy": "Never", "containers": [container]}, container)
     if gpu_count:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpu_count)}}
         pod_spec["nodeSelector"] = {"nvidia.com/gpu.product": gpu_type}
