@@ -1,3 +1,5 @@
+from datetime import date
+
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
@@ -122,6 +124,18 @@ class IngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     rejected_future = serializers.IntegerField()
     rejected_past = serializers.IntegerField()
+
+
+class FocusQuerySerializer(StrictInputSerializer):
+    month = serializers.RegexField(r"^\d{4}-\d{2}$", help_text="YYYY-MM: the billing period")
+    format = serializers.ChoiceField(choices=["csv", "parquet"], default="csv")
+    team = serializers.SlugField(required=False)
+
+    def validate_month(self, value: str) -> date:
+        year, month = (int(part) for part in value.split("-"))
+        if year < 2000 or not 1 <= month <= 12:
+            raise serializers.ValidationError("month must look like 2026-11 (a month from 2000-01 on).")
+        return date(year, month, 1)
 
 
 class NodeTokenCreateSerializer(StrictInputSerializer):

@@ -16,6 +16,7 @@ urlpatterns = [
     # With or without the trailing slash: callers are scripts as much as browsers.
     re_path(r"^admission/?$", views.AdmissionView.as_view(), name="costs-admission"),
     path("report/", views.CostReportView.as_view(), name="costs-report"),
+    path("focus/", views.FocusExportView.as_view(), name="costs-focus"),
     path("samples/", views.SampleIngestView.as_view(), name="costs-samples"),
     *router.urls,
 ]

@@ -1,7 +1,7 @@
 import calendar
 from datetime import date
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
@@ -16,7 +16,7 @@ from apps.core.export import EXPORT_FORMATS, stream_rows
 from apps.teams.authentication import ApiTokenAuthentication
 from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
-from .. import selectors, services
+from .. import focus, selectors, services
 from ..authentication import NodeTokenAuthentication
 from ..ingest import batch_decode, samples_ingest
 from ..models import NodeToken
@@ -184,6 +184,23 @@ class CostReportView(APIView):
                                                f'{data["format"]}"')
             return response
         return Response({"start": start, "end": end, "group_by": data["group_by"], "results": rows})
+
+
+class FocusExportView(APIView):
+    """The month's charges as a FinOps FOCUS 1.0 dataset (CSV or Parquet), scoped like the cost report."""
+
+    capabilities = {"get": "view"}
+
+    @extend_schema(parameters=[s.FocusQuerySerializer], responses={(200, "text/csv"): bytes,
+                                                                   (200, "application/vnd.apache.parquet"): bytes})
+    def get(self, request):
+        data = s.FocusQuerySerializer.validated(request.query_params.dict())
+        rows = focus.focus_rows(user=request.user, month=data["month"], team=data.get("team"))
+        body = focus.focus_csv(rows) if data["format"] == "csv" else focus.focus_parquet(rows)
+        response = HttpResponse(body, content_type=focus.FORMATS[data["format"]])
+        response["Content-Disposition"] = (f'attachment; filename="focus-{data["month"]:%Y-%m}'
+                                           f'{"-" + data["team"] if data.get("team") else ""}.{data["format"]}"')
+        return response
 
 
 class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

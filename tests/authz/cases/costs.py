@@ -1,4 +1,6 @@
 """Matrix cases for the costs routes (/api/v1/costs/...)."""
+import csv
+import io
 import time
 import uuid
 from datetime import date
@@ -88,6 +90,11 @@ CASES |= {
     "api:costs-report": Case(
         make=_usage, list_like=True,
         listed=lambda response, obj: obj.team.slug in [row["key"] for row in response.json()["results"]],
+    ),
+    "api:costs-focus": Case(
+        make=_usage, list_like=True, query=lambda team, obj: {"month": f"{obj.day:%Y-%m}"},
+        listed=lambda response, obj: obj.team.slug in [
+            row["SubAccountId"] for row in csv.DictReader(io.StringIO(response.content.decode()))],
     ),
     "api:costs-budget-list": Case(
         make=_budget, body={"post": lambda team, obj: {"team": team.slug, "monthly_amount": "500"}},
