@@ -2,6 +2,7 @@
 UI; deliveries are signed with a secret shown once (and rotatable); every attempt is logged."""
 import hashlib
 import hmac
+import io
 import time
 
 import pytest
@@ -98,3 +99,45 @@ def test_every_attempt_is_logged_with_outcome_status_and_latency(client, client_
     client.force_login(team_admin)
     table = client.get(reverse("teams:settings")).content.decode()
     assert "The receiver answered 503." in table and "Failed, retried" in table and "Delivered" in table
+
+
+def test_migration_encrypts_urls_stored_in_plaintext():
+    """Migrates inside the test's transaction (PostgreSQL DDL is transactional), so the rollback undoes it."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("teams", "0003_webhook_secrets_and_delivery_log")], [("teams", "0004_webhook_encrypt_existing_urls")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    team = old_apps.get_model("teams", "Team").objects.create(slug="legacy", name="Legacy")
+    old_apps.get_model("teams", "WebhookEndpoint").objects.create(team=team, name="slack", events=[],
+                                                                  url=f"https://hooks.slack.com{SECRET_PATH}")
+    with connection.cursor() as cursor:  # check the foreign keys now, not while 0004 alters the table
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    from apps.teams.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.get(name="slack")
+    assert SECRET_PATH.encode() not in bytes(endpoint.url_encrypted)
+    assert endpoint.url == f"https://hooks.slack.com{SECRET_PATH}" and endpoint.url_masked == "https://hooks.slack.com/…/****"
+    assert endpoint.signing_secret  # each endpoint got its own secret (admins rotate to read one)
+
+
+def test_fernet_rotate_re_encrypts_webhooks_with_the_new_key(settings, team):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from tests.factories import WebhookEndpointFactory
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CONTROLPLANE_FERNET_KEYS = [old]
+    endpoint = WebhookEndpointFactory(team=team, url=f"https://hooks.slack.com{SECRET_PATH}")
+    settings.CONTROLPLANE_FERNET_KEYS = [new, old]
+    out = io.StringIO()
+    call_command("fernet_rotate", stdout=out)
+    assert "1 webhook(s)" in out.getvalue()
+    settings.CONTROLPLANE_FERNET_KEYS = [new]
+    endpoint.refresh_from_db()
+    assert endpoint.url == f"https://hooks.slack.com{SECRET_PATH}" and endpoint.signing_secret == "whsec_factory"
