@@ -12,7 +12,8 @@ from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import InvalidInput
 from apps.monitoring import filtersets, selectors, services
 from apps.registry.selectors import model_version_get
-from apps.teams.selectors import team_get_by_slug
+from apps.teams.choices import Capability
+from apps.teams.selectors import require_capability, team_get_by_slug
 
 from . import serializers as s
 
@@ -60,7 +61,20 @@ def _options(user, data: dict) -> dict:
     return data
 
 
-class ReferenceViewSet(ScopedReadOnlyViewSet):
+class CapabilityFirstMixin:
+    """A detail action checks its capability on the object's team as soon as the object is found, before the
+    body is validated or the service looks at state: a role learns nothing about what it may not act on."""
+
+    def get_object(self):
+        obj = super().get_object()
+        capability = self.capabilities.get(self.action)
+        if capability in Capability.values:
+            team = obj.team if hasattr(obj, "team_id") else obj.monitor.team
+            require_capability(user=self.request.user, team=team, capability=capability)
+        return obj
+
+
+class ReferenceViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.ReferenceSerializer
     filterset_class = filtersets.ReferenceFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "update_schema": "operate"}
@@ -104,13 +118,14 @@ class ReferenceViewSet(ScopedReadOnlyViewSet):
     @action(detail=True, methods=["post"], url_path="schema", url_name="schema")
     def update_schema(self, request, pk=None):
         """Edit the inferred schema: kinds (numeric/categorical) and roles (feature/prediction/target)."""
+        reference = self.get_object()
         data = s.SchemaUpdateSerializer.validated(request.data)
-        reference = services.reference_schema_update(actor=request.user, reference=self.get_object(),
+        reference = services.reference_schema_update(actor=request.user, reference=reference,
                                                      schema=[dict(c) for c in data["schema"]])
         return Response(s.ReferenceSerializer(reference).data)
 
 
-class MonitorViewSet(ScopedReadOnlyViewSet):
+class MonitorViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.MonitorSerializer
     filterset_class = filtersets.MonitorFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "partial_update": "operate",
@@ -122,6 +137,10 @@ class MonitorViewSet(ScopedReadOnlyViewSet):
 
     @extend_schema(request=s.MonitorCreateSerializer, responses={201: s.MonitorSerializer})
     def create(self, request):
+        slug = request.data.get("team") if hasattr(request.data, "get") else None
+        if isinstance(slug, str) and slug:  # permission before the rest of the body
+            require_capability(user=request.user, team=team_get_by_slug(user=request.user, slug=slug),
+                               capability=Capability.OPERATE)
         data = s.MonitorCreateSerializer.validated(request.data)
         team = team_get_by_slug(user=request.user, slug=data.pop("team"))
         version = model_version_get(user=request.user, version_id=data.pop("model_version"))
@@ -132,31 +151,35 @@ class MonitorViewSet(ScopedReadOnlyViewSet):
 
     @extend_schema(request=s.MonitorUpdateSerializer, responses={200: s.MonitorSerializer})
     def partial_update(self, request, pk=None):
+        monitor = self.get_object()
         data = s.MonitorUpdateSerializer.validated(request.data)
-        monitor = services.monitor_update(actor=request.user, monitor=self.get_object(), **_options(request.user, data))
+        monitor = services.monitor_update(actor=request.user, monitor=monitor, **_options(request.user, data))
         return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data)
 
     @extend_schema(request=s.RunRequestSerializer, responses={201: s.RunSerializer})
     @action(detail=True, methods=["post"])
     def run(self, request, pk=None):
         """Run now: queues a run over the window that ends now (or the given window)."""
+        monitor = self.get_object()
         data = s.RunRequestSerializer.validated(request.data or {})
-        run = services.monitor_run_request(actor=request.user, monitor=self.get_object(),
+        run = services.monitor_run_request(actor=request.user, monitor=monitor,
                                            window_start=data.get("window_start"), window_end=data.get("window_end"))
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.AutoRollbackSerializer, responses={200: s.MonitorSerializer})
     @action(detail=True, methods=["post"], url_path="auto-rollback")
     def auto_rollback(self, request, pk=None):
+        monitor = self.get_object()
         data = s.AutoRollbackSerializer.validated(request.data)
-        monitor = services.monitor_set_auto_rollback(actor=request.user, monitor=self.get_object(), **data)
+        monitor = services.monitor_set_auto_rollback(actor=request.user, monitor=monitor, **data)
         return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data)
 
     @extend_schema(request=s.ReasonSerializer, responses={200: dict})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
+        monitor = self.get_object()
         data = s.ReasonSerializer.validated(request.data or {})
-        result = services.monitor_rollback(actor=request.user, monitor=self.get_object(), reason=data.get("reason", ""))
+        result = services.monitor_rollback(actor=request.user, monitor=monitor, reason=data.get("reason", ""))
         return Response({"status": "rollback started", "revision": getattr(result, "pk", None)})
 
     @extend_schema(request=None, responses={200: dict})
@@ -166,7 +189,7 @@ class MonitorViewSet(ScopedReadOnlyViewSet):
         return Response({"status": "retraining dispatched", "job": getattr(job, "pk", None)})
 
 
-class RunViewSet(ScopedReadOnlyViewSet):
+class RunViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.RunSerializer
     filterset_class = filtersets.RunFilterSet
     capabilities = {"list": "view", "retrieve": "view", "report": "view", "full_report": "operate"}
@@ -191,7 +214,7 @@ class RunViewSet(ScopedReadOnlyViewSet):
         return Response({"status": "queued", "run": run.pk}, status=status.HTTP_202_ACCEPTED)
 
 
-class AlertViewSet(ScopedReadOnlyViewSet):
+class AlertViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.AlertSerializer
     filterset_class = filtersets.AlertFilterSet
     capabilities = {"list": "view", "retrieve": "view", "acknowledge": "operate", "resolve": "operate",
@@ -203,15 +226,17 @@ class AlertViewSet(ScopedReadOnlyViewSet):
     @extend_schema(request=s.CommentSerializer, responses={200: s.AlertSerializer})
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
+        alert = self.get_object()
         data = s.CommentSerializer.validated(request.data or {})
-        alert = services.alert_acknowledge(actor=request.user, alert=self.get_object(), comment=data["comment"])
+        alert = services.alert_acknowledge(actor=request.user, alert=alert, comment=data["comment"])
         return Response(s.AlertSerializer(alert).data)
 
     @extend_schema(request=s.CommentSerializer, responses={200: s.AlertSerializer})
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
+        alert = self.get_object()
         data = s.CommentSerializer.validated(request.data or {})
-        alert = services.alert_resolve(actor=request.user, alert=self.get_object(), comment=data["comment"])
+        alert = services.alert_resolve(actor=request.user, alert=alert, comment=data["comment"])
         return Response(s.AlertSerializer(alert).data)
 
     @extend_schema(request=None, responses={200: dict})
