@@ -137,8 +137,18 @@ def test_team_admin_adds_and_removes_a_webhook(page, login, admin):
     hooks.get_by_label("URL").fill("http://127.0.0.1:9/slack")
     hooks.get_by_label("Events").fill("registry., deployment.rollback")
     hooks.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("#new-webhook-secret")).to_contain_text("whsec_")
     row = page.locator("#webhooks tbody tr", has_text="slack-ml")
     expect(row).to_contain_text("registry., deployment.rollback")
+    expect(row).to_contain_text("http://127.0.0.1:9/…/****")  # the path (a Slack URL's secret) never shows
+    expect(row).not_to_contain_text("/slack")
+    first_secret = page.locator("#new-webhook-secret code").inner_text()
+    row.get_by_role("button", name="Rotate the secret of slack-ml").click()
+    expect(page.locator(".message.success")).to_contain_text("Signing secret rotated")
+    expect(page.locator("#new-webhook-secret code")).not_to_have_text(first_secret)
+    page.reload()
+    expect(page.locator("#new-webhook-secret")).to_have_count(0)  # shown once
+    row = page.locator("#webhooks tbody tr", has_text="slack-ml")
     row.get_by_role("button", name="Remove").click()
     expect(page.locator("#webhooks")).to_contain_text("No webhooks.")
 
