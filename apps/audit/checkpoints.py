@@ -50,9 +50,10 @@ def checkpoint_problem(record: dict, public_keys: dict) -> str | None:
         return f"is signed by key {record.get('key_id')!r}, which is not a known signing key"
     try:
         signature = base64.b64decode(record["signature"], validate=True)
-    except ValueError:
-        return "has a malformed signature"
-    if not signature_valid(key, signature, signed_message(record)):
+        message = signed_message(record)
+    except (ValueError, TypeError):
+        return "is malformed"
+    if not signature_valid(key, signature, message):
         return "has a signature that does not verify (forged or altered)"
     return None
 

@@ -33,14 +33,14 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
     in_sink = {c["signature"] for c in sink_checkpoints}
     rows = (AuditEvent.objects.order_by("id").values("id", "prev_hash", "hash", "key_id", "mac", *HASHED_FIELDS)
             .iterator(chunk_size=chunk_size))
-    report = verify_chain(rows, checkpoints=db_checkpoints + [c for c in sink_checkpoints if c["signature"] not in in_db],
-                          public_keys=verifying_keys(), hmac_keys=hmac_keys())
+    sink_only = [c for c in sink_checkpoints if c["signature"] not in in_db]
+    report = verify_chain(rows, checkpoints=db_checkpoints + sink_only, public_keys=verifying_keys(),
+                          hmac_keys=hmac_keys())
     if sink_problem:
         report.breaks.append(ChainBreak(None, sink_problem))
-    for record in sink_checkpoints:
-        if record["signature"] not in in_db:
-            report.breaks.append(ChainBreak(None, f"The checkpoint of {record['size']} events signed at "
-                                                  f"{record['signed_at']} is in the sink but missing from the database"))
+    for record in sink_only:
+        report.breaks.append(ChainBreak(None, f"The checkpoint of {record['size']} events signed at "
+                                              f"{record['signed_at']} is in the sink but missing from the database"))
     missing_from_sink = len(in_db - in_sink)
     if missing_from_sink and path is not None:
         report.warnings.append(f"{missing_from_sink} checkpoints in the database are not in the sink {path} "

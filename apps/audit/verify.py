@@ -42,6 +42,14 @@ def _describe(checkpoint: dict) -> str:
     return f"the checkpoint of {checkpoint['size']} events signed at {checkpoint['signed_at']}"
 
 
+def _content_problem(row: dict) -> str | None:
+    try:
+        recomputed = content_hash(row["prev_hash"], row)
+    except (ValueError, TypeError) as exc:
+        return f"its fields can't be read ({exc})"
+    return None if recomputed == row["hash"] else "its content does not match its hash: the row was altered"
+
+
 def verify_chain(rows: Iterable[dict], *, checkpoints: list[dict], public_keys: dict,
                  hmac_keys: dict[str, bytes] | None) -> ChainReport:
     report = ChainReport()
@@ -64,8 +72,9 @@ def verify_chain(rows: Iterable[dict], *, checkpoints: list[dict], public_keys: 
             after = f"event {previous_id}" if previous_id is not None else "the start of the log"
             report.breaks.append(ChainBreak(row["id"], f"its prev_hash does not match the hash of {after}: "
                                                        "events were deleted, inserted or reordered here"))
-        if content_hash(row["prev_hash"], row) != row["hash"]:
-            report.breaks.append(ChainBreak(row["id"], "its content does not match its hash: the row was altered"))
+        problem = _content_problem(row)
+        if problem:
+            report.breaks.append(ChainBreak(row["id"], problem))
         elif hmac_keys is not None:
             key = hmac_keys.get(row["key_id"])
             if key is None:
@@ -100,7 +109,8 @@ def verify_chain(rows: Iterable[dict], *, checkpoints: list[dict], public_keys: 
         # Later checkpoints repeat an earlier break; name the first and the latest, count the rest.
         report.breaks.append(ChainBreak(None, _sentence(mismatched[0])))
         if len(mismatched) > 1:
-            between = f" ({len(mismatched) - 2} checkpoints between them do not match either)" if len(mismatched) > 2 else ""
+            between = (f" ({len(mismatched) - 2} checkpoints between them do not match either)"
+                       if len(mismatched) > 2 else "")
             report.breaks.append(ChainBreak(None, _sentence(mismatched[-1]) + between))
     if anchors:
         report.latest_checkpoint = anchors[-1]
