@@ -49,8 +49,8 @@ def predictor_as_pod(isvc: dict) -> dict:
 
 
 @pytest.mark.parametrize("kserve", [False, True], ids=["deployment", "kserve"])
-def test_rendered_manifests_validate_run_restricted_and_policy_is_applied_first(kube_server, engineer, team,  # noqa: F811
-                                                                                staging, kserve):  # noqa: F811
+def test_rendered_manifests_validate_run_restricted_and_policy_is_applied_first(
+        kube_server, engineer, team, staging, kserve):  # noqa: F811
     kube_server.kmock.set_kserve(kserve)
     cluster = kube_cluster(url=kube_server.url, team=team)
     gpu_quota(cluster=cluster, team=team, guaranteed=12, capacity=16)  # three revisions of up to 3 GPUs each
@@ -94,7 +94,8 @@ def test_rendered_manifests_validate_run_restricted_and_policy_is_applied_first(
     assert policy is not None and policy["metadata"]["managedFields"][0]["manager"] == "controlplane"
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     pods = policy["spec"]["podSelector"]["matchLabels"]
-    assert pods == ({"serving.kserve.io/inferenceservice": "fraud"} if kserve else {"controlplane.io/deployment": "fraud"})
+    assert pods == ({"serving.kserve.io/inferenceservice": "fraud"} if kserve
+                    else {"controlplane.io/deployment": "fraud"})
     peers = policy["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"controlplane.io/ingress": "true"}}} in peers
     assert (len(peers) == 2) == kserve  # KServe adds its activator and gateway namespaces, nothing else

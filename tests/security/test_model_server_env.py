@@ -67,6 +67,7 @@ def test_model_server_gets_no_secrets_runs_unprivileged_with_limits(engineer, te
     assert workdir.parent == local_dir / f"deployment-{deployment.pk}"
     assert seen["max_address_space"] == str(3072 * 1024 * 1024)
     assert seen["max_core_file_size"] == "0"
+    assert seen["allocating_the_limit"] == "MemoryError"
     if os.geteuid() == 0:  # tests and CI run as root: the server must not
         nobody = __import__("pwd").getpwnam("nobody").pw_uid
         assert seen["uid"] == seen["euid"] == nobody

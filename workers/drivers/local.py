@@ -220,7 +220,7 @@ class LocalDriver(Driver):
                 previous = None
         row, started = self._spawn(deployment, "router", ["--config", str(config)], port=previous)
         if started:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 30  # two interpreter starts (launcher, router) on a busy host
             while not healthy(row.port):
                 if time.monotonic() > deadline or not pid_alive(row.pid, "router"):
                     raise DriverUnavailable(f"Router did not start: {_tail(row.log_file)}")
