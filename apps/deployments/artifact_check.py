@@ -12,6 +12,7 @@ from apps.registry.artifacts import ArtifactUnreadable, approved_request, manife
 from apps.teams.services import webhooks_notify
 from workers.drivers import DriverUnavailable
 
+from . import capacity
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus
 from .transitions import deployment_transition
@@ -20,11 +21,11 @@ EVENT = "deployment.artifact_changed"
 
 
 def _approval_required(*, version, environment) -> bool:
-    from apps.registry.models import PolicyFloor
-    from apps.registry.selectors import policy_for
+    """The rule of registry.selectors.version_approved_for: a floor or team policy, or a protected environment."""
+    from apps.registry.selectors import effective_policy, environment_protected
 
-    return (policy_for(team_id=version.model.team_id, environment=environment) is not None
-            or PolicyFloor.objects.filter(environment=environment, protected=True).exists())
+    return (effective_policy(team_id=version.model.team_id, environment=environment) is not None
+            or environment_protected(environment=environment))
 
 
 def _problem(*, version, environment) -> dict | None:
@@ -68,6 +69,7 @@ def artifact_refusal(*, deployment, revision, actor=None) -> str | None:
             return problem["message"]  # overtaken (aborted, rolled back): the next apply checks again
         type(revision).objects.filter(pk=revision.pk).update(status=RevisionStatus.ARTIFACT_CHANGED,
                                                              message=problem["message"][:2000])
+        capacity.release(reason=f"revision {revision.number} refused: not the approved artifacts", revision=revision)
         stable, routed_before = deployment.stable_revision, (deployment.traffic, deployment.shadow)
         fields = {"shadow": {}, "rollout_step": -1,
                   "status_message": f"Revision {revision.number} refused: {problem['message']}"[:1900]

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.db import transaction
+from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import Conflict
@@ -143,7 +144,7 @@ def assert_refused(deployment, revision_number: int, *, changes: list[str]) -> A
 
 
 def test_request_and_approval_carry_the_digest_and_a_changed_artifact_is_never_served(
-        model, people, team, staging, local, local_dir, tamper):
+        model, people, team, staging, local, local_dir, tamper, client_for):
     v1, v2 = model.versions.order_by("version")
     request = approve(v2, people)
     assert request.artifact_digest.startswith("sha256:") and len(request.artifact_digest) == 71
@@ -151,6 +152,11 @@ def test_request_and_approval_carry_the_digest_and_a_changed_artifact_is_never_s
     assert request.approvals.get().artifact_digest == request.artifact_digest
     assert AuditEvent.objects.get(action="registry.promotion.request", object_id=str(request.pk)).changes[
         "artifact_digest"] == [None, request.artifact_digest]
+    shown = client_for(people["bob"]).get(f"/api/v1/registry/promotions/{request.pk}/").json()
+    assert shown["artifact_digest"] == request.artifact_digest == shown["approvals"][0]["artifact_digest"]
+    page = Client()
+    page.force_login(people["bob"])
+    assert request.artifact_digest in page.get(f"/registry/requests/{request.pk}/").content.decode()
 
     tamper(v2, with_file_of=v1)
     deployment = deployment_create(actor=people["eng"], team=team, name="digest", model_version=v2,
