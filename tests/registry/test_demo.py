@@ -7,7 +7,7 @@ from django.core.management import call_command
 from apps.core import demo
 from apps.registry import selectors
 from apps.registry.choices import PromotionStatus
-from apps.registry.models import ApprovalPolicy, PromotionRequest, RegisteredModel
+from apps.registry.models import ApprovalPolicy, PolicyFloor, PromotionRequest, RegisteredModel
 
 
 @pytest.fixture
@@ -30,12 +30,15 @@ def test_seed_demo_registry(db, clean_mlflow, capsys):
     assert model.team.slug == "fraud" and model.aliases == {"production": 2}
     assert selectors.version_approved_for(version=v2, environment="production")
     assert clean_mlflow.get_model_version_by_alias(demo.MODEL_NAME, "production").version == "2"
+    floor = PolicyFloor.objects.get(environment__name="production")
+    assert floor.protected and floor.approvals_required == 2
     production = ApprovalPolicy.objects.get(team__slug="fraud", environment__name="production")
     assert production.approvals_required == 2 and production.approver_roles == ["approver"]
     assert {g.metric for g in production.gates.all()} == {"accuracy", "latency_p95_ms", "fairness_gap"}
     published = PromotionRequest.objects.get(version=v2, environment__name="production")
     assert published.status == PromotionStatus.PUBLISHED and published.gates_passed
     assert sorted(published.approvals.values_list("user__username", flat=True)) == ["bob", "carol"]
+    assert published.policy_source == "team" and published.policy["floor"]["approvals_required"] == 2
     first = PromotionRequest.objects.get(version__version=1, environment__name="production")
     assert first.status == PromotionStatus.PUBLISHED and not first.gates_passed
     assert first.override_by.username == "alice" and "fairness" in first.override_reason

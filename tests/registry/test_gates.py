@@ -42,7 +42,8 @@ def test_no_regression_lower_is_better(version, team):
 
 
 def test_public_selectors(version, team, people, other_team):
-    assert selectors.version_approved_for(version=version, environment="production")  # no policy: nothing to approve
+    assert selectors.version_approved_for(version=version, environment="staging")  # no policy: nothing to approve
+    assert not selectors.version_approved_for(version=version, environment="production")  # protected
     assert selectors.gate_results(version=version, environment="production") == []
     policy(team, gates=[{"kind": "metric", "metric": "accuracy", "op": ">=", "threshold": 0.9}])
     assert not selectors.version_approved_for(version=version, environment="production")
