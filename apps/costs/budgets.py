@@ -25,12 +25,21 @@ def month_to_date_cost(*, team_id: int, now: datetime) -> Decimal:
     return (totals["gpu"] or Decimal(0)) + (totals["other"] or Decimal(0))
 
 
+def elapsed_days(now: datetime) -> Decimal:
+    """Days of the month gone at `now`, fractional (at least an hour, so the first rollup doesn't divide by ~0)."""
+    return Decimal(str(max((now - month_start(now)).total_seconds() / 86400, 1 / 24)))
+
+
+def daily_burn_rate(*, spent: Decimal, now: datetime) -> Decimal:
+    """The month-to-date spend per day: the one rate behind the budget table, the banner and the burn-down."""
+    return spent / elapsed_days(now)
+
+
 def month_end_forecast(*, spent: Decimal, now: datetime) -> Decimal:
     """Straight-line forecast from the month-to-date burn rate."""
     start = month_start(now)
     days_in_month = calendar.monthrange(start.year, start.month)[1]
-    elapsed_days = max((now - start).total_seconds() / 86400, 1 / 24)
-    return (spent / Decimal(str(elapsed_days)) * days_in_month).quantize(Decimal("0.01"))
+    return (daily_burn_rate(spent=spent, now=now) * days_in_month).quantize(Decimal("0.01"))
 
 
 def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict:

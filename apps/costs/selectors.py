@@ -5,6 +5,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db.models import F, QuerySet, Sum
+from django.utils import timezone
 
 from apps.core.errors import InvalidInput
 from apps.teams.selectors import require_platform_admin, scope_to_teams, team_ids_for
@@ -203,23 +204,31 @@ def node_token_list(*, user) -> QuerySet[NodeToken]:
                                                                 "node", "-created_at")
 
 
-def burn_down(*, budget: TeamBudget, month: date) -> dict:
-    """Budget left at the end of each day of the month, and the straight-line forecast of the rest."""
+def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -> dict:
+    """Budget left at the end of each day of the month and, for the current month, the forecast of the rest at
+    the month-to-date burn rate: the same rate (budgets.daily_burn_rate) as the budget table and the banner, so
+    the chart's last point is the budget minus the table's month-end forecast."""
+    from .budgets import daily_burn_rate
+
+    now = now or timezone.now()
     days_in_month = calendar.monthrange(month.year, month.month)[1]
     last = month.replace(day=days_in_month)
     daily = dict(UsageDaily.objects.filter(team=budget.team, kind=UsageKind.ALLOCATED, day__gte=month, day__lte=last)
                  .values("day").annotate(c=Sum(F("gpu_cost") + F("other_cost"))).values_list("day", "c"))
-    today = min(date.today(), last)
+    today = min(now.date(), last)
     left, spent, days, remaining = budget.monthly_amount, Decimal(0), [], []
     for offset in range((today - month).days + 1):
         day = month + timedelta(days=offset)
         spent += daily.get(day) or 0
         days.append(str(day))
         remaining.append(float(left - spent))
-    elapsed = len(days)
-    rate = spent / elapsed if elapsed else Decimal(0)
-    forecast_days = [str(month + timedelta(days=i)) for i in range(elapsed - 1, days_in_month)]
-    forecast = [float(left - spent - rate * (i - elapsed + 1)) for i in range(elapsed - 1, days_in_month)]
+    forecast_days, forecast = [], []
+    if month <= now.date() <= last:
+        rate = daily_burn_rate(spent=spent, now=now)
+        forecast_days, forecast = [str(today)], [float(left - spent)]
+        for offset in range((today - month).days + 1, days_in_month):
+            forecast_days.append(str(month + timedelta(days=offset)))
+            forecast.append(float(left - rate * (offset + 1)))  # spent by the end of that day
     return {"team": budget.team.slug, "budget": float(left), "days": days, "remaining": remaining,
             "forecast_days": forecast_days, "forecast": forecast}
 

@@ -1,8 +1,10 @@
 import calendar
-from datetime import date
+from datetime import date, datetime, time
+from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
@@ -13,6 +15,7 @@ from apps.core.errors import DomainError
 from apps.teams.selectors import current_team, team_list
 
 from . import selectors, services
+from . import budgets
 from .budgets import budget_status
 from .models import BudgetAlert, GpuAllocation, GpuType, NodeToken
 from .selectors import GROUPINGS
@@ -61,9 +64,13 @@ def index(request):
     if filters["team"]:
         budgets = budgets.filter(team__slug=filters["team"])
     burn = [selectors.burn_down(budget=b, month=first) for b in budgets]
-    statuses = [budget_status(budget=b) for b in budgets] if first == month_start(timezone.now()).date() else []
-    alerts = (selectors.budget_alert_list(user=request.user).filter(month=first)
-              .order_by("team__slug", "-threshold").distinct("team__slug"))
+    current = first == month_start(timezone.now()).date()
+    statuses = {b.team_id: budget_status(budget=b) for b in budgets} if current else {}
+    alerts = selectors.budget_alert_list(user=request.user).filter(month=first)
+    if filters["team"]:
+        alerts = alerts.filter(team__slug=filters["team"])
+    banners = [_banner(alert, statuses.get(alert.team_id), last)
+               for alert in alerts.order_by("team__slug", "-threshold").distinct("team__slug")]
 
     export = {k: v for k, v in {"month": filters["month"], "group_by": filters["group_by"], "team": filters["team"],
                                  "cluster": filters["cluster"]}.items() if v}
@@ -72,9 +79,20 @@ def index(request):
     return render(request, "costs/index.html", {
         "filters": filters, "teams": teams, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
         "groupings": list(GROUPINGS), "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
-        "burn": burn, "statuses": statuses, "alerts": alerts, "first": first, "last": last,
-        "export_query": urlencode(export),
+        "burn": burn, "statuses": list(statuses.values()), "banners": banners, "first": first, "last": last,
+        "export_query": urlencode(export), "currency": settings.COSTS_CURRENCY,
     })
+
+
+def _banner(alert: BudgetAlert, status: dict | None, last: date) -> dict:
+    """A team's budget banner with today's figures (the alert keeps those of the moment it fired): this month's
+    spend and forecast from the same budget status as the table; a past month's spend from its rollups."""
+    banner = {"team": alert.team.slug, "month": alert.month, "threshold": alert.threshold, "budget": alert.budget,
+              "forecast": None}
+    if status is not None:
+        return banner | {"budget": status["budget"], "spent": status["spent"], "forecast": status["forecast"]}
+    spent = budgets.month_to_date_cost(team_id=alert.team_id, now=datetime.combine(last, time.max, tzinfo=dt_timezone.utc))
+    return banner | {"spent": spent.quantize(Decimal("0.01"))}
 
 
 def _quota_rows(team):

@@ -1,5 +1,5 @@
 """Budget alerts: each threshold once per team and month, with a webhook and a forecast."""
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -50,3 +50,39 @@ def test_status_reports_percent_and_forecast(team):
     spend(team, "100")
     status = budget_status(budget=budget, now=NOW)
     assert status["percent"] == 50.0 and status["forecast"] == Decimal("200.00") and status["forecast_percent"] == 100.0
+
+
+def test_table_banner_and_burn_down_forecast_agree(team):
+    from apps.costs.selectors import burn_down
+
+    budget = TeamBudget.objects.create(team=team, monthly_amount=Decimal("1000"), thresholds=[50, 80, 100])
+    spend(team, "100", NOW.date() - timedelta(days=1))
+    at = NOW + timedelta(hours=6)  # 15.25 days into a 30-day month: a fractional day
+    status = budget_status(budget=budget, now=at)
+    assert status["spent"] == Decimal("100.00")
+    assert status["forecast"] == (Decimal("100") / Decimal("15.25") * 30).quantize(Decimal("0.01"))
+    chart = burn_down(budget=budget, month=NOW.date().replace(day=1), now=at)
+    assert chart["forecast_days"][0] == "2026-11-16" and chart["forecast_days"][-1] == "2026-11-30"
+    assert chart["forecast"][0] == 900.0  # left now
+    # The chart's month end is the budget minus the table's forecast.
+    assert chart["forecast"][-1] == pytest.approx(float(Decimal("1000") - status["forecast"]), abs=0.01)
+    past = burn_down(budget=budget, month=date(2026, 10, 1), now=at)
+    assert past["forecast"] == [] and len(past["days"]) == 31
+
+
+def test_banner_shows_current_figures_for_the_filtered_team_only(team, other_team, platform_admin, client):
+    from django.utils import timezone as dj_timezone
+
+    from apps.costs.services import month_start
+
+    first = month_start(dj_timezone.now()).date()
+    for t in (team, other_team):
+        TeamBudget.objects.create(team=t, monthly_amount=Decimal("100"), thresholds=[50])
+        BudgetAlert.objects.create(team=t, month=first, threshold=50, spent=Decimal("60"), budget=Decimal("100"),
+                                   forecast=Decimal("999"))
+    spend(team, "75", dj_timezone.now().date())
+    client.force_login(platform_admin)
+    page = client.get("/costs/", {"team": team.slug}).content.decode()
+    assert 'id="budget-banner-search"' not in page
+    banner = page.split('id="budget-banner-fraud">', 1)[1].split("</div>", 1)[0]
+    assert "has spent 75.00 USD of its 100.00 USD budget" in banner and "999" not in banner
