@@ -17,6 +17,11 @@ def _version(team, actor):
     return ModelVersionFactory(model=_model(team, actor))
 
 
+def _version_with_production_policy(team, actor):
+    policy(team, "production", approvals=1)  # production is protected: a team needs its own policy there
+    return _version(team, actor)
+
+
 def _held_model(team, actor):
     version = _version(team, actor)
     version.aliases = ["staging"]
@@ -64,7 +69,7 @@ CASES: dict[str, Case] = {
     "api:registry-version-detail": Case(make=_version),
     "api:registry-version-gates": Case(make=_version, query=lambda team, obj: {"environment": "production"}),
     "api:registry-version-request-promotion": Case(
-        make=_version, body={"post": lambda team, obj: {"environment": "production", "comment": "ship it"}}),
+        make=_version_with_production_policy, body={"post": lambda team, obj: {"environment": "production", "comment": "ship it"}}),
     "api:registry-policy-list": Case(
         make=_policy, body={"post": lambda team, obj: {"team": team.slug, "environment": "production",
                                                        "approvals_required": 2}}),
