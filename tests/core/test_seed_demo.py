@@ -5,11 +5,18 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 from mlflow import MlflowClient
 
 from apps.audit.models import AuditEvent
 from apps.core import demo
 from apps.teams.models import Membership, Team
+
+
+def login_request():
+    # Logins go through django-axes, which needs the request (its client address) to count failures.
+    return RequestFactory().post("/login/")
+
 
 @pytest.fixture
 def mlflow_client(mlflow_uri):
@@ -33,7 +40,7 @@ def test_seed_demo_creates_everything_once(db, mlflow_client, capsys):
     User = get_user_model()
     admin = User.objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
-    assert authenticate(username="admin", password="demo-pass-2026") == admin
+    assert authenticate(login_request(), username="admin", password="demo-pass-2026") == admin
 
     assert dict(Team.objects.values_list("slug", "name")) == {"fraud": "Fraud detection", "search": "Search ranking"}
     roles = {(m.team.slug, m.user.username): m.role for m in Membership.objects.select_related("team", "user")}
@@ -43,7 +50,7 @@ def test_seed_demo_creates_everything_once(db, mlflow_client, capsys):
         ("search", "sam"): "team_admin", ("search", "erin"): "ml_engineer",
     }
     for username in ("alice", "bob", "carol", "dave", "vera", "sam", "erin"):
-        user = authenticate(username=username, password="demo-pass-2026")
+        user = authenticate(login_request(), username=username, password="demo-pass-2026")
         assert user is not None and not user.is_superuser
 
     # Written once, by the admin, through the team services.
