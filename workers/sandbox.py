@@ -155,7 +155,13 @@ def _expose(expose: dict[str, list[tuple[str, bool]]]) -> None:
 
 def launch(sandbox_plan: dict, argv: list[str]) -> None:
     if sandbox_plan["expose"]:
-        _expose(sandbox_plan["expose"])
+        try:
+            _expose(sandbox_plan["expose"])
+        except OSError as exc:  # e.g. a container without CAP_SYS_ADMIN: refuse rather than run unconfined
+            blocked = ", ".join(sandbox_plan["expose"])
+            sys.exit(f"workers.sandbox: cannot give the process a private view of {blocked} ({exc}). Make the "
+                     f"paths it needs reachable by uid {sandbox_plan['uid']} (chmod o+x {blocked}) or allow "
+                     "mount namespaces (CAP_SYS_ADMIN).")
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a core dump would hold whatever the model read
     if sandbox_plan["memory_mb"]:
         limit = sandbox_plan["memory_mb"] * 1024 * 1024
