@@ -2,7 +2,8 @@
 
 A destination is refused when its host is, or resolves to, an address that is not globally routable
 (loopback, private, link-local, multicast, reserved, unspecified, shared) or a cloud metadata endpoint,
-unless it lies in a CIDR of `SSRF_ALLOWED_CIDRS`. A metadata address is only allowed by naming it alone
+unless it lies in a CIDR of `SSRF_ALLOWED_CIDRS` (settings) or of an `AllowedNetwork` row (platform admins,
+`/api/v1/platform/allowed-networks/`). A metadata address is only allowed by naming it alone
 (a /32 or /128), never by a wider range that happens to contain it.
 
 Two checks: `check_url()` resolves the host when a URL is saved and before it is called, for a clear
@@ -20,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import InvalidInput
+from .models import AllowedNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
@@ -41,8 +43,9 @@ def _category(ip: IPAddress) -> str | None:
 
 
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    # Settings validate the CIDRs at start-up.
-    return [ipaddress.ip_network(cidr, strict=False) for cidr in settings.SSRF_ALLOWED_CIDRS]
+    """The operator's SSRF_ALLOWED_CIDRS (validated at start-up) and the platform admins' AllowedNetwork rows."""
+    cidrs = [*settings.SSRF_ALLOWED_CIDRS, *AllowedNetwork.objects.values_list("cidr", flat=True)]
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
 
 
 def _is_allow_listed(ip: IPAddress) -> bool:
@@ -60,7 +63,7 @@ def check_address(address: str, *, host: str, field: str = "url") -> None:
     resolved = "" if host.strip("[]") == address else f" (it resolves to {ip})"
     raise UnsafeDestination(
         f"Refusing to call {host}{resolved}: {ip} is {category}. The control plane only calls public addresses "
-        "unless a platform admin allow-lists the range in SSRF_ALLOWED_CIDRS.",
+        "unless a platform admin allow-lists the range (/api/v1/platform/allowed-networks/ or SSRF_ALLOWED_CIDRS).",
         fields={field: ["Destination not allowed."]}, code="unsafe_destination")
 
 

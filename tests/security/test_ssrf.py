@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from apps.audit.models import AuditEvent
 from apps.core import crypto
 from apps.deployments.models import Cluster
 from apps.outbox.models import TaskReceipt
@@ -14,6 +15,7 @@ from tests.factories import WebhookEndpointFactory
 pytestmark = pytest.mark.django_db
 
 CLUSTERS = "/api/v1/deployments/clusters/"
+NETWORKS = "/api/v1/platform/allowed-networks/"
 
 
 @pytest.fixture
@@ -72,6 +74,27 @@ def test_allow_listed_cidr_is_accepted(settings, client_for, team, team_admin, h
     assert created.status_code == 201, created.json()
     assert deliver(WebhookEndpoint.objects.get(pk=created.json()["id"])).get()["result"] == "delivered"
     assert len(http_receiver.requests) == 1
+
+
+def test_platform_admin_allow_lists_a_range_at_run_time(no_allow_list, client_for, platform_admin, team, team_admin,
+                                                        http_receiver):
+    admin_api, team_api = client_for(platform_admin), client_for(team_admin)
+    body = {"team": team.slug, "name": "relay", "url": http_receiver.url}
+    assert team_api.post("/api/v1/webhooks/", body, format="json").status_code == 400
+    assert team_api.post(NETWORKS, {"cidr": "127.0.0.1/32", "reason": "relay"}, format="json").status_code == 403
+    invalid = admin_api.post(NETWORKS, {"cidr": "127.0.0.300", "reason": "relay"}, format="json")
+    assert invalid.status_code == 400 and "is not an IP network" in invalid.json()["error"]["message"]
+    network = admin_api.post(NETWORKS, {"cidr": "127.0.0.1", "reason": "the on-premises relay"}, format="json")
+    assert network.status_code == 201 and network.json()["cidr"] == "127.0.0.1/32"
+
+    created = team_api.post("/api/v1/webhooks/", body, format="json")
+    assert created.status_code == 201, created.json()
+    endpoint = WebhookEndpoint.objects.get(pk=created.json()["id"])
+    assert deliver(endpoint, key="k1").get()["result"] == "delivered"
+    assert admin_api.delete(f"{NETWORKS}{network.json()['id']}/").status_code == 204
+    assert deliver(endpoint, key="k2").get()["result"] == "refused"
+    assert list(AuditEvent.objects.filter(action__startswith="ssrf.").order_by("id").values_list("action", flat=True)) \
+        == ["ssrf.network_allow", "ssrf.network_remove"]
 
 
 def test_metadata_address_needs_naming_alone_in_the_allow_list(settings, client_for, team, team_admin):

@@ -3,6 +3,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core.models import AllowedNetwork
 from apps.outbox.choices import OutboxStatus
 from apps.outbox.models import OutboxMessage
 from apps.teams.models import Membership
@@ -23,6 +24,10 @@ def _membership(team, actor):
 def _audit_event(team, actor):
     with transaction.atomic():
         return audit_record(actor=None, action="test.event", object_type="test", object_id="1", team=team)
+
+
+def _allowed_network(team, actor):
+    return AllowedNetwork.objects.create(cidr="10.9.0.0/16", reason="on-premises relay")
 
 
 def _dead_message(team, actor):
@@ -57,6 +62,10 @@ CASES: dict[str, Case] = {
     "api:webhook-detail": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
     "api:webhook-rotate-secret": Case(make=lambda team, actor: WebhookEndpointFactory(team=team), success={"post": 200}),
     "api:webhook-deliveries": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
+    "api:allowed-network-list": Case(
+        make=_allowed_network, body={"post": lambda team, obj: {"cidr": "10.8.0.0/16", "reason": "relay"}},
+    ),
+    "api:allowed-network-detail": Case(make=_allowed_network),
     "api:audit-event-list": Case(make=_audit_event),
     "api:audit-event-detail": Case(make=_audit_event),
     "api:audit-export": Case(
