@@ -16,8 +16,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer cp_<prefix>_<secret>` (the `Token` keyword works too).
 
     The user it returns carries the token's name (for audit), scope (which selectors.team_ids_for
-    intersects with the user's roles) and expiry (which tokens it creates may not outlive). Every refusal counts against the client address; too many and
-    the address is throttled (see throttling.py).
+    intersects with the user's roles) and expiry (which tokens it creates may not outlive). Every
+    refusal counts against the client address; too many and the address is throttled (throttling.py).
     """
 
     keywords = ("bearer", "token")
