@@ -17,8 +17,10 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["user", "name", "prefix", "secret_hash", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "user", "prefix", "scope", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    # Scope and expiry too: widening either here would bypass the role ceiling and the audit log.
+    readonly_fields = ["user", "name", "prefix", "secret_hash", "scope", "created_at", "expires_at", "last_used_at",
+                       "revoked_at"]
 
     def has_add_permission(self, request):
         return False  # created through the UI/API so the plaintext is shown once and the creation audited
