@@ -4,6 +4,7 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
@@ -38,8 +39,24 @@ GROUPINGS = {
     "gpu_type": ("gpu_type__name", "cluster__name"),
     "day": ("day",),
 }
-REPORT_COLUMNS = ["key", "label", "gpu_hours", "gpu_cost", "other_cost", "idle_gpu_hours", "idle_cost",
-                  "shared_unallocated", "total_cost", "predictions", "cost_per_1k_predictions"]
+# Every row names what it is about where one value applies (a team, a model, a version, a deployment), so an
+# export stands on its own whatever the grouping; `team` is empty on rows that span teams (a GPU type, a day).
+REPORT_COLUMNS = ["key", "label", "team", "model", "version", "deployment", "currency", "gpu_hours", "gpu_cost",
+                  "other_cost", "idle_gpu_hours", "idle_cost", "shared_unallocated", "total_cost", "predictions",
+                  "cost_per_1k_predictions"]
+# Always read so that names, teams and prediction counts can be attached whatever the grouping.
+_DETAIL = ("team__slug", "model_version_id", "model_version__model__name", "model_version__version", "deployment_id")
+_CATCH_ALL = {"unattributed", "none", "cpu"}
+
+
+def group_by_dimensions(group_by: str) -> list[str]:
+    """`team`, or several dimensions joined by commas (`team,model,deployment`), each once, in the given order."""
+    dimensions = [part.strip() for part in (group_by or "").split(",") if part.strip()]
+    unknown = [d for d in dimensions if d not in GROUPINGS]
+    if not dimensions or unknown or len(set(dimensions)) != len(dimensions):
+        raise InvalidInput(f"Unknown or repeated grouping '{group_by}'. Use one or more of: {', '.join(GROUPINGS)}, "
+                           "separated by commas.", fields={"group_by": ["unknown"]})
+    return dimensions
 
 
 def usage_daily_rows(*, user, start: date, end: date, team: str | None = None, cluster: str | None = None):
@@ -56,56 +73,86 @@ def usage_daily_rows(*, user, start: date, end: date, team: str | None = None, c
     return qs
 
 
-def _label(group_by: str, row: dict) -> tuple[str, str]:
+def _deployment_label(deployment_id: int, names: dict[int, str]) -> str:
+    return names.get(deployment_id) or f"deployment {deployment_id} (deleted)"
+
+
+def _label(dimension: str, row: dict, names: dict[int, str]) -> tuple[str, str]:
     if row["kind"] == UsageKind.UNALLOCATED:
         return "unallocated", "Unallocated capacity"
-    if group_by == "team":
+    if dimension == "team":
         slug = row["team__slug"]
         return (slug, slug) if slug else ("unattributed", "Unattributed (no team label)")
-    if group_by == "model":
+    if dimension == "model":
         name = row["model_version__model__name"]
         return (name, name) if name else ("none", "No model")
-    if group_by == "version":
+    if dimension == "version":
         if row["model_version_id"] is None:
             return "none", "No model version"
         return str(row["model_version_id"]), f"{row['model_version__model__name']} v{row['model_version__version']}"
-    if group_by == "deployment":
+    if dimension == "deployment":
         dep = row["deployment_id"]
-        return (str(dep), f"deployment {dep}") if dep is not None else ("none", "No deployment")
-    if group_by == "gpu_type":
+        return (str(dep), _deployment_label(dep, names)) if dep is not None else ("none", "No deployment")
+    if dimension == "gpu_type":
         name = row["gpu_type__name"]
         return (f"{row['cluster__name']}/{name}", f"{name} on {row['cluster__name']}") if name else ("cpu", "CPU only")
     return str(row["day"]), str(row["day"])
 
 
+def _deployment_names(ids) -> dict[int, str]:
+    from apps.deployments.models import Deployment
+
+    return {pk: f"{slug}/{name}" for pk, slug, name in
+            Deployment.objects.filter(pk__in=ids).values_list("pk", "team__slug", "name")}
+
+
+def _one(values: set):
+    return next(iter(values)) if len(values) == 1 else None
+
+
 def cost_report(*, user, start: date, end: date, group_by: str = "team", team: str | None = None,
                 cluster: str | None = None, share_unallocated: bool = False) -> list[dict]:
-    """Cost per team / model / version / deployment / GPU type / day over [start, end], from daily rollups.
+    """Cost per team / model / version / deployment / GPU type / day — or several at once (`team,model,deployment`)
+    — over [start, end], from daily rollups.
 
     Idle cost (allocated GPU-time × (1 − measured utilization)) is a part of gpu_cost, shown on its own;
     it is empty where no NVML data covers the usage. Unallocated capacity is its own line, or — with
-    share_unallocated — spread over the rows in proportion to their cost (OpenCost's shareIdle).
+    share_unallocated — spread over the rows in proportion to their cost (OpenCost's shareIdle). Cost per 1,000
+    predictions, where the grouping names a model, version or deployment, divides the row's cost by the
+    predictions of exactly the versions and deployments behind that cost.
     """
-    if group_by not in GROUPINGS:
-        raise InvalidInput(f"Unknown grouping '{group_by}'. Use one of: {', '.join(GROUPINGS)}.",
-                           fields={"group_by": ["unknown"]})
+    dimensions = group_by_dimensions(group_by)
     if end < start:
         raise InvalidInput("The end date is before the start date.", fields={"end": ["before start"]})
     qs = usage_daily_rows(user=user, start=start, end=end, team=team, cluster=cluster)
-    grouped = (qs.values("kind", *GROUPINGS[group_by])
-               .annotate(gpu_hours=Sum("gpu_hours"), gpu_cost=Sum("gpu_cost"), other_cost=Sum("other_cost"),
-                         idle_gpu_hours=Sum("idle_gpu_hours"), idle_cost=Sum("idle_cost")))
+    fields = list(dict.fromkeys(["kind", *_DETAIL, *(f for d in dimensions for f in GROUPINGS[d])]))
+    grouped = list(qs.values(*fields).annotate(gpu_hours=Sum("gpu_hours"), gpu_cost=Sum("gpu_cost"),
+                                               other_cost=Sum("other_cost"), idle_gpu_hours=Sum("idle_gpu_hours"),
+                                               idle_cost=Sum("idle_cost")))
+    names = _deployment_names({raw["deployment_id"] for raw in grouped if raw["deployment_id"] is not None})
     rows: dict[str, dict] = {}
     for raw in grouped:
-        key, label = _label(group_by, raw)
+        parts = [_label(d, raw, names) for d in dimensions]
+        if raw["kind"] == UsageKind.UNALLOCATED:
+            parts = [("unallocated", "Unallocated capacity")]
+        key, label = "|".join(k for k, _ in parts), " · ".join(lbl for _, lbl in parts)
         row = rows.setdefault(key, {"key": key, "label": label, "gpu_hours": Decimal(0), "gpu_cost": Decimal(0),
                                     "other_cost": Decimal(0), "idle_gpu_hours": None, "idle_cost": None,
-                                    "shared_unallocated": Decimal(0), "kind": raw["kind"]})
+                                    "shared_unallocated": Decimal(0), "kind": raw["kind"], "teams": set(),
+                                    "models": set(), "versions": set(), "deployments": set(), "sources": set(),
+                                    "catch_all": any(k in _CATCH_ALL for k, _ in parts)})
         for field in ("gpu_hours", "gpu_cost", "other_cost"):
             row[field] += raw[field] or 0
         for field in ("idle_gpu_hours", "idle_cost"):
             if raw[field] is not None:
                 row[field] = (row[field] or Decimal(0)) + raw[field]
+        row["teams"].add(raw["team__slug"])
+        row["models"].add(raw["model_version__model__name"])
+        row["versions"].add((raw["model_version__model__name"], raw["model_version__version"])
+                            if raw["model_version_id"] else None)
+        row["deployments"].add(raw["deployment_id"])
+        if raw["model_version_id"] is not None:
+            row["sources"].add((raw["model_version_id"], raw["deployment_id"]))
 
     if share_unallocated:
         # Shares come from every team's allocated cost (not only what the caller sees), so a team's part
@@ -122,18 +169,24 @@ def cost_report(*, user, start: date, end: date, group_by: str = "team", team: s
                 row["shared_unallocated"] = pool * (row["gpu_cost"] + row["other_cost"]) / total
 
     counts = {}
-    if group_by == "version":
-        ids = [int(k) for k in rows if k.isdigit()]
-        counts = prediction_counts(model_version_ids=ids, start=start, end=end) if ids else {}
+    if {"model", "version", "deployment"} & set(dimensions):
+        ids = sorted({version for row in rows.values() for version, _ in row["sources"]})
+        counts = prediction_counts_by_deployment(model_version_ids=ids, start=start, end=end) if ids else {}
     cent = Decimal("0.01")
     result = []
     # Named rows first, then the catch-all lines (no team / no model), then unallocated capacity.
-    for row in sorted(rows.values(), key=lambda r: (r["kind"] == UsageKind.UNALLOCATED,
-                                                    r["key"] in ("unattributed", "none", "cpu"), r["label"].lower())):
+    for row in sorted(rows.values(), key=lambda r: (r["kind"] == UsageKind.UNALLOCATED, r["catch_all"],
+                                                    r["label"].lower())):
         total_cost = row["gpu_cost"] + row["other_cost"] + row["shared_unallocated"]
-        predictions = counts.get(int(row["key"])) if row["key"].isdigit() and group_by == "version" else None
+        predictions = (_predictions_behind(row["sources"], counts, by_deployment="deployment" in dimensions) or None
+                       if counts else None)
+        version = _one(row["versions"])
+        deployment = _one(row["deployments"])
         result.append({
-            "key": row["key"], "label": row["label"],
+            "key": row["key"], "label": row["label"], "team": _one(row["teams"]) or "",
+            "model": _one(row["models"]) or "", "version": f"{version[0]} v{version[1]}" if version else "",
+            "deployment": _deployment_label(deployment, names) if deployment is not None else "",
+            "currency": settings.COSTS_CURRENCY,
             "gpu_hours": row["gpu_hours"].quantize(Decimal("0.001")),
             "gpu_cost": row["gpu_cost"].quantize(cent), "other_cost": row["other_cost"].quantize(cent),
             "idle_gpu_hours": row["idle_gpu_hours"].quantize(Decimal("0.001")) if row["idle_gpu_hours"] is not None
@@ -148,17 +201,24 @@ def cost_report(*, user, start: date, end: date, group_by: str = "team", team: s
     return result
 
 
-def prediction_counts(*, model_version_ids: list[int], start: date, end: date) -> dict[int, int]:
-    """Predictions served per model version over the days [start, end], from the monitoring app's log."""
-    from apps.monitoring.selectors import prediction_counts as hourly_prediction_counts
+def _predictions_behind(sources: set[tuple[int, int | None]], counts: dict[tuple[int, int | None], int], *,
+                        by_deployment: bool) -> int:
+    """Predictions of the (version, deployment) pairs whose cost makes a row. Grouped without deployments, a
+    version's predictions through any deployment count; grouped by deployment, only that deployment's."""
+    if by_deployment:
+        return sum(counts.get(source, 0) for source in sources)
+    versions = {version for version, _ in sources}
+    return sum(n for (version, _), n in counts.items() if version in versions)
+
+
+def prediction_counts_by_deployment(*, model_version_ids: list[int], start: date,
+                                    end: date) -> dict[tuple[int, int | None], int]:
+    """Predictions served per (model version, deployment) over the days [start, end], from the monitoring log."""
+    from apps.monitoring.selectors import prediction_counts_by_deployment as logged_counts
 
     begin = datetime.combine(start, time.min, tzinfo=dt_timezone.utc)
     finish = datetime.combine(end + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
-    counts: dict[int, int] = {}
-    for (version_id, _hour), n in hourly_prediction_counts(model_version_ids=model_version_ids, start=begin,
-                                                           end=finish).items():
-        counts[version_id] = counts.get(version_id, 0) + n
-    return counts
+    return logged_counts(model_version_ids=model_version_ids, start=begin, end=finish)
 
 
 def daily_cost_by_team(*, user, start: date, end: date, cluster: str | None = None) -> dict[str, dict[str, float]]:

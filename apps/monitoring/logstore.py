@@ -213,11 +213,11 @@ def sample_frame(*, model_version_id: int, start: datetime, end: datetime, limit
     return pd.DataFrame.from_records(records)
 
 
-def count_by_hour(*, model_version_ids: list[int], start: datetime, end: datetime) -> dict:
+def count_by_deployment(*, model_version_ids: list[int], start: datetime, end: datetime) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT model_version_id, date_trunc('hour', ts), count(*) FROM {TABLE} "
+            f"SELECT model_version_id, deployment_id, count(*) FROM {TABLE} "
             f"WHERE model_version_id = ANY(%s) AND ts >= %s AND ts < %s GROUP BY 1, 2",
             [list(model_version_ids), start, end],
         )
-        return {(v, hour): n for v, hour, n in cursor.fetchall()}
+        return {(v, deployment): n for v, deployment, n in cursor.fetchall()}

@@ -1,4 +1,4 @@
-"""Every read of the monitoring app; always given the user (or, for prediction_counts, ids the caller scoped)."""
+"""Every read of the monitoring app; always given the user (or, for prediction_counts_by_deployment, ids the caller scoped)."""
 from __future__ import annotations
 
 import gzip
@@ -139,11 +139,12 @@ def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
     }
 
 
-def prediction_counts(*, model_version_ids, start: datetime, end: datetime) -> dict[tuple[int, datetime], int]:
-    """Predictions logged per model version per hour in [start, end): {(version_id, hour start UTC): count}.
+def prediction_counts_by_deployment(*, model_version_ids, start: datetime,
+                                    end: datetime) -> dict[tuple[int, int | None], int]:
+    """Predictions logged per (model version, deployment) in [start, end); deployment None for logs sent without one.
 
     For other apps (costs: cost per prediction). The caller decides which versions it may look at."""
     ids = [int(i) for i in model_version_ids]
     if not ids:
         return {}
-    return logstore.count_by_hour(model_version_ids=ids, start=start, end=end)
+    return logstore.count_by_deployment(model_version_ids=ids, start=start, end=end)

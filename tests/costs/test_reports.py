@@ -72,13 +72,6 @@ def test_per_model_version_and_deployment(usage, platform_admin):
     assert deployments["7"]["gpu_cost"] == 30 and deployments["none"]["gpu_cost"] == 30
 
 
-def test_cost_per_1000_predictions_uses_the_monitoring_counts(usage, platform_admin, monkeypatch):
-    v1, _ = usage
-    from apps.costs import selectors
-
-    monkeypatch.setattr(selectors, "prediction_counts", lambda **kw: {v1.pk: 60_000})
-    rows = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="version"))
-    assert rows[str(v1.pk)]["cost_per_1k_predictions"] == Decimal("0.5000")
 
 
 def test_api_report_and_exports(usage, team, client_for):
@@ -127,3 +120,69 @@ def test_cost_per_1000_predictions_from_the_real_prediction_log(usage, platform_
     assert by_version[str(v1.pk)]["predictions"] == 1500
     assert by_version[str(v1.pk)]["cost_per_1k_predictions"] == Decimal("20.0000")  # 30 / 1.5
     assert by_version[str(v2.pk)]["cost_per_1k_predictions"] is None
+
+
+@pytest.fixture
+def two_deployments(team):
+    """One version served by two deployments, each with its own cost and its own predictions."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from apps.deployments.models import Deployment
+    from apps.monitoring import logstore
+    from apps.registry.models import Environment
+
+    cluster, gtype = f.cluster(), f.gpu_type()
+    model = RegisteredModel.objects.create(name="ranker", team=team)
+    version = ModelVersion.objects.create(model=model, version=3)
+    production = Environment.objects.get(name="production")
+    blue, green = (Deployment.objects.create(team=team, name=name, model=model, cluster=cluster,
+                                             environment=production, namespace="fraud") for name in ("blue", "green"))
+    for deployment, cost in ((blue, "40"), (green, "10")):
+        UsageDaily.objects.create(day=DAY, team=team, cluster=cluster, gpu_type=gtype, model_version=version,
+                                  deployment_id=deployment.pk, gpu_hours=4, gpu_cost=Decimal(cost))
+    ts = datetime(2026, 10, 14, 12, tzinfo=timezone.utc)
+    logstore.ensure_partitions(ts, ts)
+    logstore.copy_rows([(version.pk, blue.pk, 1, ts, str(uuid.uuid4()), {"x": 1}, "1", 1.0, 0.9, 3.0, "")] * 1000
+                       + [(version.pk, green.pk, 1, ts, str(uuid.uuid4()), {"x": 1}, "1", 1.0, 0.9, 3.0, "")] * 4000)
+    return version, blue, green
+
+
+def test_cost_per_1000_predictions_per_deployment_and_per_version(two_deployments, platform_admin):
+    version, blue, green = two_deployments
+    per_deployment = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="deployment"))
+    assert per_deployment[str(blue.pk)]["label"] == "fraud/blue" and per_deployment[str(blue.pk)]["team"] == "fraud"
+    assert per_deployment[str(blue.pk)]["predictions"] == 1000
+    assert per_deployment[str(blue.pk)]["cost_per_1k_predictions"] == Decimal("40.0000")  # 40 / 1
+    assert per_deployment[str(green.pk)]["cost_per_1k_predictions"] == Decimal("2.5000")  # 10 / 4
+    per_version = by_key(cost_report(user=platform_admin, start=DAY, end=DAY, group_by="version"))
+    assert per_version[str(version.pk)]["predictions"] == 5000
+    assert per_version[str(version.pk)]["cost_per_1k_predictions"] == Decimal("10.0000")  # 50 / 5
+
+
+def test_multi_dimension_grouping_names_every_part(two_deployments, platform_admin):
+    version, blue, green = two_deployments
+    rows = cost_report(user=platform_admin, start=DAY, end=DAY, group_by="team,model,deployment")
+    assert [(r["key"], r["label"]) for r in rows] == [
+        (f"fraud|ranker|{blue.pk}", "fraud · ranker · fraud/blue"),
+        (f"fraud|ranker|{green.pk}", "fraud · ranker · fraud/green")]
+    assert {(r["team"], r["model"], r["version"], r["deployment"], r["currency"]) for r in rows} == {
+        ("fraud", "ranker", "ranker v3", "fraud/blue", "USD"), ("fraud", "ranker", "ranker v3", "fraud/green", "USD")}
+
+
+def test_api_amounts_are_decimal_strings_and_groupings_combine(two_deployments, team, client_for):
+    client = client_for(member(team, "viewer"))
+    response = client.get("/api/v1/costs/report/", {"month": "2026-10", "group_by": "model,deployment"})
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["group_by"] == "model,deployment"
+    assert {row["total_cost"] for row in body["results"]} == {"40.00", "10.00"}  # strings, as in CSV and JSONL
+    csv_response = client.get("/api/v1/costs/report/", {"month": "2026-10", "group_by": "team,deployment",
+                                                        "format": "csv"})
+    assert 'filename="costs-team-deployment-2026-10-01-2026-10-31.csv"' in csv_response["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(b"".join(csv_response.streaming_content).decode())))
+    assert {(row["team"], row["deployment"], row["currency"]) for row in table} == {
+        ("fraud", "fraud/blue", "USD"), ("fraud", "fraud/green", "USD")}
+    for bad in ("team,team", "team,planet", ","):
+        response = client.get("/api/v1/costs/report/", {"month": "2026-10", "group_by": bad})
+        assert response.status_code == 400 and "group_by" in response.json()["error"]["fields"]

@@ -1,6 +1,6 @@
 """Prediction log ingestion: JSON and files, rejections explained, idempotent batch ids, size limits, labels."""
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -141,13 +141,11 @@ def test_viewer_may_not_ingest(client_for, viewer, mon):
     assert response.status_code == 403 and "operate" in response.json()["error"]["message"]
 
 
-def test_prediction_counts_per_version_and_hour(mon):
+def test_prediction_counts_per_version_and_deployment(mon):
     f.logs(mon.model_version, f.frame(30), start=f.T0, span=timedelta(hours=3))
-    counts = selectors.prediction_counts(model_version_ids=[mon.model_version_id], start=f.T0,
-                                         end=f.T0 + timedelta(days=1))
-    assert sum(counts.values()) == 30
-    assert set(counts) == {(mon.model_version_id, f.T0 + timedelta(hours=h)) for h in range(3)}
-    assert counts[(mon.model_version_id, datetime(2026, 3, 2, 0, tzinfo=timezone.utc))] == 10
+    counts = selectors.prediction_counts_by_deployment(model_version_ids=[mon.model_version_id], start=f.T0,
+                                                       end=f.T0 + timedelta(hours=2))
+    assert counts == {(mon.model_version_id, None): 20}  # logged without a deployment; the third hour is outside
 
 
 def test_batch_larger_than_djangos_form_limit_is_accepted(client_for, engineer, mon, settings):

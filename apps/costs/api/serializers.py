@@ -3,6 +3,7 @@ from datetime import date
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
+from apps.core.errors import InvalidInput
 
 from ..choices import PricingClass
 from ..models import GpuPrice, GpuType, NodeToken, Quota
@@ -157,11 +158,20 @@ class ReportQuerySerializer(StrictInputSerializer):
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False)
     month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM instead of start/end")
-    group_by = serializers.ChoiceField(choices=["team", "model", "version", "deployment", "gpu_type", "day"],
-                                       default="team")
+    group_by = serializers.CharField(default="team", max_length=100,
+                                     help_text="team, model, version, deployment, gpu_type or day; several joined by "
+                                               "commas for a multi-dimension report, e.g. team,model,deployment")
     team = serializers.SlugField(required=False)
     cluster = serializers.CharField(required=False, max_length=63)
     share_unallocated = serializers.BooleanField(default=False)
+
+    def validate_group_by(self, value: str) -> str:
+        from ..selectors import group_by_dimensions
+
+        try:
+            return ",".join(group_by_dimensions(value))
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from None
     format = serializers.ChoiceField(choices=["json", "csv", "jsonl"], default="json")
     page = serializers.IntegerField(required=False)
 
@@ -241,8 +251,15 @@ class NodeTokenCreatedSerializer(NodeTokenSerializer):
 
 
 class ReportRowSerializer(serializers.Serializer):
+    """Amounts are decimal strings, as in the CSV and JSONL exports: exact, never floats."""
+
     key = serializers.CharField()
     label = serializers.CharField()
+    team = serializers.CharField(help_text="Empty when the row spans teams")
+    model = serializers.CharField()
+    version = serializers.CharField()
+    deployment = serializers.CharField()
+    currency = serializers.CharField(help_text="ISO 4217 (COSTS_CURRENCY)")
     gpu_hours = serializers.DecimalField(max_digits=16, decimal_places=3)
     gpu_cost = serializers.DecimalField(max_digits=16, decimal_places=2)
     other_cost = serializers.DecimalField(max_digits=16, decimal_places=2)

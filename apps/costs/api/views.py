@@ -180,10 +180,11 @@ class CostReportView(APIView):
         if data["format"] in EXPORT_FORMATS:
             response = StreamingHttpResponse(stream_rows(rows, fmt=data["format"], columns=selectors.REPORT_COLUMNS),
                                              content_type=EXPORT_FORMATS[data["format"]])
-            response["Content-Disposition"] = (f'attachment; filename="costs-{data["group_by"]}-{start}-{end}.'
-                                               f'{data["format"]}"')
+            response["Content-Disposition"] = (f'attachment; filename="costs-{data["group_by"].replace(",", "-")}-'
+                                               f'{start}-{end}.{data["format"]}"')
             return response
-        return Response({"start": start, "end": end, "group_by": data["group_by"], "results": rows})
+        return Response(s.ReportSerializer({"start": start, "end": end, "group_by": data["group_by"],
+                                            "results": rows}).data)
 
 
 class FocusExportView(APIView):
