@@ -3,7 +3,8 @@ from django.contrib import admin
 
 from apps.core.admin import ReadOnlyAdmin
 
-from .models import AliasHolding, ApprovalPolicy, Environment, ModelVersion, PromotionRequest, RegisteredModel, SyncRun
+from .models import (AliasHolding, ApprovalPolicy, Environment, ModelVersion, PolicyFloor, PromotionRequest,
+                     RegisteredModel, SyncRun)
 
 
 @admin.register(Environment)
@@ -28,6 +29,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(ReadOnlyAdmin):
     list_display = ["team", "environment", "approvals_required", "expiry_hours", "updated_at"]
+
+
+@admin.register(PolicyFloor)
+class PolicyFloorAdmin(ReadOnlyAdmin):
+    list_display = ["environment", "protected", "approvals_required", "updated_at"]
 
 
 @admin.register(PromotionRequest)

@@ -64,9 +64,9 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
                 _mark_model_deleted(model)
                 counts["models_deleted"] += 1
+        done = f"done: {counts['models']} models, {counts['versions']} versions"
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(),
-                                                 counts=counts, warnings=warnings, progress=f"done: {counts['models']} models, "
-                                                 f"{counts['versions']} versions")
+                                                 counts=counts, warnings=warnings, progress=done)
     except Exception as exc:
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, finished_at=timezone.now(), counts=counts,
                                                  warnings=warnings, error=f"{type(exc).__name__}: {exc}"[:2000])

@@ -133,8 +133,10 @@ def version_detail(request, pk):
     gates = []
     for env in envs:
         results = selectors.gate_results(version=version, environment=env)
-        policy = selectors.policy_for(team_id=version.model.team_id, environment=env)
-        gates.append({"environment": env, "policy": policy, "results": results,
+        policy = selectors.effective_policy(team_id=version.model.team_id, environment=env)
+        # A protected environment without the team's own policy: a request there is refused (409).
+        refused = bool(policy and (policy["floor"] or {}).get("protected") and policy["source"] != "team")
+        gates.append({"environment": env, "policy": policy, "results": results, "refused": refused,
                       "passed": all(r["passed"] for r in results),
                       "approved": selectors.version_approved_for(version=version, environment=env.name)})
     promotions = selectors.promotion_list(user=request.user, filters={"version_id": version.pk})

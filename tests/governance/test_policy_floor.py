@@ -92,6 +92,10 @@ def test_deleting_the_production_policy_refuses_promotion(production_floor, team
     assert not OutboxMessage.objects.filter(topic="registry.publish_promotion").exists()
     assert not AuditEvent.objects.filter(action__startswith="registry.promotion.").exists()
     assert not selectors.version_approved_for(version=version, environment="production")
+    page = Client()
+    page.force_login(people["dave"])
+    assert "promotions there are refused until a team admin creates one" in page.get(
+        f"/registry/versions/{version.pk}/").content.decode()
     # Not protected, no floor, no policy: nothing to approve there.
     assert selectors.version_approved_for(version=version, environment="staging")
 
@@ -135,7 +139,8 @@ def test_request_records_the_effective_policy_and_who_decided(production_floor, 
     page.force_login(people["vera"])
     model_page = page.get(f"/registry/models/{version.model_id}/").content.decode()
     assert "raised by the platform floor" in model_page
-    assert "platform floor for production: 3 approval(s)" in page.get(f"/registry/requests/{request.pk}/").content.decode()
+    request_page = page.get(f"/registry/requests/{request.pk}/").content.decode()
+    assert "platform floor for production: 3 approval(s)" in request_page
     policies_page = page.get("/registry/policies/").content.decode()
     assert 'id="floor-production"' in policies_page and "At least 3 approval(s)" in policies_page
 
