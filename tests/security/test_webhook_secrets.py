@@ -3,6 +3,7 @@ UI; deliveries are signed with a secret shown once (and rotatable); every attemp
 import hashlib
 import hmac
 import io
+import logging
 import time
 
 import pytest
@@ -80,14 +81,18 @@ def test_receiver_verifies_the_signature_with_the_secret_shown_once(client_for, 
     assert verify(http_receiver.requests[1], new_secret) and not verify(http_receiver.requests[1], created["secret"])
 
 
-def test_every_attempt_is_logged_with_outcome_status_and_latency(client, client_for, team, team_admin, http_receiver):
+def test_every_attempt_is_logged_with_outcome_status_and_latency(client, client_for, team, team_admin, http_receiver,
+                                                                 caplog):
+    caplog.set_level(logging.DEBUG)
     api = client_for(team_admin)
-    created = create_webhook(api, team, http_receiver.url)
+    created = create_webhook(api, team, http_receiver.url.replace("/hook", SECRET_PATH))
     http_receiver.statuses = [503]
     assert deliver(created["id"]).get()["result"] == "delivered"
+    assert http_receiver.requests[-1]["path"] == SECRET_PATH
+    assert "The receiver answered 503." in caplog.text and SECRET_PATH not in caplog.text  # the retry's log line
 
     response = api.get(f"/api/v1/webhooks/{created['id']}/deliveries/")
-    assert response.status_code == 200
+    assert response.status_code == 200 and SECRET_PATH not in response.content.decode()
     log = [{k: row[k] for k in ("attempt", "outcome", "status_code", "error")} for row in response.json()["results"]]
     assert log == [
         {"attempt": 2, "outcome": "delivered", "status_code": 200, "error": ""},
