@@ -66,7 +66,8 @@ def assert_exactly_what_fits(results, team) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_deployments_admit_exactly_what_fits(team, private_broker):
+def test_concurrent_submits_admit_exactly_what_fits(team, private_broker):
+    """Deployments, then jobs (one transactional test: each such test pays a database flush)."""
     engineer = member(team, "ml_engineer", "eng")
     environment("staging")
     gpu_quota(cluster=local_cluster(), team=team, guaranteed=FREE, capacity=64)
@@ -78,11 +79,7 @@ def test_concurrent_deployments_admit_exactly_what_fits(team, private_broker):
     assert Deployment.objects.count() == FREE // EACH
     assert GpuReservation.objects.filter(status="reserved").count() == FREE // EACH
 
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_jobs_admit_exactly_what_fits(team, private_broker):
-    engineer = member(team, "ml_engineer", "eng")
-    environment("staging")
+    GpuReservation.objects.update(status="released")  # the deployments went away: the quota is free again
     cluster = kube_cluster(team=team)
     gpu_quota(cluster=cluster, team=team, guaranteed=FREE, capacity=64)
     results = race(user=engineer, team=team, url="/api/v1/deployments/jobs/", body=lambda i: {
@@ -190,3 +187,20 @@ def test_missing_quota_row_refuses_with_what_to_configure(engineer, team, platfo
     with pytest.raises(Conflict, match="has no quota for a100-80gb on cluster 'local'. Ask a platform admin to set one"):
         _deploy(engineer, team, local_cluster())
     assert not Deployment.objects.exists() and not GpuReservation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_borrowed_gpus_are_reserved_against_the_cohort_too(team, other_team):
+    from apps.costs.errors import AdmissionRefused
+    from apps.costs.services import admission_check, admission_reserve
+    from tests.costs import factories as cf
+
+    gtype = cf.gpu_type(capacity=100)
+    cf.quota(team, gtype, guaranteed=2, borrow_limit=4, cohort="research")
+    cf.quota(other_team, gtype, guaranteed=4, cohort="research")
+    reservation = admission_reserve(team=team, cluster="local", gpu_type=gtype.name, gpu_count=4, job_id=1)
+    assert reservation.borrowed == 2
+    # The reserved borrow counts against the cohort's free GPUs at once, before anything runs.
+    assert admission_check(team=team, cluster="local", gpu_type=gtype.name, gpu_count=1).in_use == 4
+    with pytest.raises(AdmissionRefused, match="3 more do not fit, 2 would"):
+        admission_reserve(team=team, cluster="local", gpu_type=gtype.name, gpu_count=3, job_id=2)
