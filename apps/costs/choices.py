@@ -22,6 +22,7 @@ class ReservationStatus(models.TextChoices):
 class UsageKind(models.TextChoices):
     ALLOCATED = "allocated", "Allocated to a team (or unattributed when no team)"
     UNALLOCATED = "unallocated", "Cluster capacity nobody held"
+    ADJUSTMENT = "adjustment", "Correction to a closed month, booked in the next open month"
 
 
 BUDGET_THRESHOLDS = (50, 80, 100)

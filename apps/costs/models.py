@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .choices import AllocationSource, PricingClass, ReservationStatus, UsageKind
 
@@ -16,6 +18,9 @@ class GpuType(models.Model):
     mig_profile = models.CharField(max_length=32, blank=True, help_text="MIG profile such as 1g.10gb")
     memory_gb = models.PositiveIntegerField(default=0)
     capacity = models.PositiveIntegerField(default=0, help_text="How many of this type the cluster has in all")
+    # The unallocated-capacity line counts the capacity only from here on, so a type added on 1 December adds
+    # no idle capacity to November. Capacity can't be edited afterwards (the admin is read-only).
+    capacity_from = models.DateTimeField(default=timezone.now, help_text="When the capacity came into service")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -246,6 +251,10 @@ class UsageDaily(models.Model):
     other_cost = models.DecimalField(max_digits=16, decimal_places=6, default=0)
     idle_gpu_hours = models.DecimalField(max_digits=16, decimal_places=6, null=True)
     idle_cost = models.DecimalField(max_digits=16, decimal_places=6, null=True)
+    # Only on `adjustment` rows (written by apps.costs.closing, never rebuilt by the rollup): the closed month
+    # they correct and the kind of the figures they correct (allocated or unallocated).
+    adjusts_month = models.DateField(null=True, blank=True)
+    adjusts_kind = models.CharField(max_length=20, blank=True, choices=UsageKind.choices)
 
     class Meta:
         indexes = [models.Index(fields=["day"]), models.Index(fields=["team", "day"])]
@@ -304,6 +313,31 @@ class TeamBudget(models.Model):
 
     class Meta:
         ordering = ["team__slug"]
+
+
+class TeamBudgetPeriod(models.Model):
+    """A team's budget from a month on: the amount of month M is the latest period starting at or before M, so
+    changing a budget keeps the old amount for the months before the change."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="First day of the first month it applies to")
+    monthly_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    thresholds = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["team", "-month"]
+        constraints = [models.UniqueConstraint(fields=["team", "month"], name="costs_budgetperiod_unique_month")]
+
+
+class CostMonth(models.Model):
+    """A closed month: its rollup rows are never rebuilt again; late changes become adjustments."""
+
+    month = models.DateField(unique=True, help_text="First day of the month")
+    closed_at = models.DateTimeField()
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-month"]
 
 
 class BudgetAlert(models.Model):
