@@ -23,6 +23,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import stat
 import sys
 from dataclasses import dataclass
@@ -75,8 +76,12 @@ def plan(*, policy: SandboxPolicy, workdir: Path, reads: tuple[Path, ...] = ()) 
                                "on this host.") from None
         if user.pw_uid == 0:
             raise SandboxError(f"DEPLOYMENTS_LOCAL_RUN_AS={policy.run_as!r} is root; name an unprivileged user.")
-    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-    for path in (workdir, workdir / "tmp"):
+    # Fresh on every start, and handed over only once built: as root we never touch (chown, chmod, follow
+    # a symlink in) anything a previous sandboxed process could have left there.
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    (workdir / "tmp").mkdir(parents=True)
+    for path in (workdir / "tmp", workdir):
         if user is not None:
             os.chown(path, user.pw_uid, user.pw_gid)
         os.chmod(path, 0o700)
