@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 from django.db.models import Q
@@ -121,7 +122,14 @@ class GpuAllocation(models.Model):
                                       related_name="+")
     deployment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     job_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    revision_id = models.BigIntegerField(null=True, blank=True, db_index=True,
+                                         help_text="The deployment revision whose workload this interval costs")
     node = models.CharField(max_length=253, blank=True, help_text="Node it ran on, when known (joins NVML data)")
+    # The GPUs it held on `node` (NVML indexes, and uuids / MIG instance when the driver or pod reports them):
+    # idle time is computed from these GPUs' own samples; without them the idle figure is empty (no telemetry).
+    gpu_indexes = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
+    gpu_uuids = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    mig_instance = models.CharField(max_length=64, blank=True, help_text="MIG instance (e.g. MIG-<uuid>), when known")
     source = models.CharField(max_length=20, choices=AllocationSource.choices, default=AllocationSource.CONTROL_PLANE)
     external_uid = models.CharField(max_length=100, blank=True, help_text="Pod uid for collector-found work")
     started_at = models.DateTimeField()
