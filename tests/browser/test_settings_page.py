@@ -1,7 +1,9 @@
 import re
+from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.factories import UserFactory, member
@@ -28,6 +30,8 @@ def test_api_token_shown_once_works_then_revoked(page, login, live_server, admin
     expect(tokens.get_by_text("No tokens yet.")).to_be_visible()
 
     tokens.get_by_label("Name").fill("ci-pipeline")
+    tokens.get_by_label("Scope").select_option("operate")
+    tokens.get_by_label("Expires in (days)").fill("30")
     tokens.get_by_role("button", name="Create token").click()
 
     new_token = page.locator("#new-token")
@@ -40,6 +44,8 @@ def test_api_token_shown_once_works_then_revoked(page, login, live_server, admin
     row = tokens.locator("tbody tr", has_text="ci-pipeline")
     expect(row).to_have_count(1)
     expect(row.locator(".badge")).to_have_text("active")
+    expect(row).to_contain_text("operate")
+    expect(row).to_contain_text(f"{timezone.now() + timedelta(days=30):%Y-%m-%d}")
     # The table only shows the prefix, never the secret.
     expect(row).not_to_contain_text(plaintext)
 
