@@ -167,3 +167,21 @@ def test_team_policy_within_the_floor_approves_with_two(production_floor, team, 
     for approver, status in (("bob", PromotionStatus.REQUESTED), ("carol", PromotionStatus.APPROVED)):
         response = client_for(people[approver]).post(f"{API}/promotions/{request['id']}/approve/", {}, format="json")
         assert response.status_code == 200 and response.json()["status"] == status
+
+
+def test_platform_admin_edits_the_floor_on_the_policies_page(people, platform_admin):
+    floor = PolicyFloor.objects.get(environment__name="production")
+    form = {"protected": "1", "approvals_required": "2", "approver_roles": ["approver"],
+            "gates": "fairness_gap <= 0.05"}
+    team_admin = Client()
+    team_admin.force_login(people["admin"])
+    response = team_admin.post(f"/registry/policies/floors/{floor.pk}/", form, follow=True)
+    assert "Only platform admins may do this." in response.content.decode()
+    assert PolicyFloor.objects.get(pk=floor.pk).approvals_required == 1
+    admin = Client()
+    admin.force_login(platform_admin)
+    response = admin.post(f"/registry/policies/floors/{floor.pk}/", form, follow=True)
+    assert "Platform floor for production saved." in response.content.decode()
+    floor.refresh_from_db()
+    assert (floor.protected, floor.approvals_required, floor.approver_roles) == (True, 2, ["approver"])
+    assert floor.gates == [{"kind": "metric", "metric": "fairness_gap", "op": "<=", "threshold": 0.05, "name": ""}]
