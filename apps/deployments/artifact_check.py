@@ -36,10 +36,11 @@ def _problem(*, version, environment) -> dict | None:
         if not _approval_required(version=version, environment=environment):
             return None  # nothing in this environment needs approving, so no digest is bound to it
         return {"message": f"{version} has no approved promotion to {environment.name}, so no artifact digest "
-                           f"to check against; request a promotion.", "approved": None, "found": None, "changes": []}
+                           f"to check against; request one.", "approved": None, "found": None, "changes": []}
     if not approval.artifact_digest:
         return {"message": f"{version} was approved for {environment.name} (request #{approval.pk}) before "
-                           f"approvals were bound to artifact digests; request the promotion again.",
+                           f"approvals were bound to artifact digests; request the promotion again (revoke the "
+                           f"alias first if it still holds it).",
                 "approved": None, "found": None, "changes": []}
     try:
         current = version_manifest(version)
@@ -49,7 +50,8 @@ def _problem(*, version, environment) -> dict | None:
         return None
     changes = manifest_changes(approval.artifact_manifest or {}, current)
     return {"message": f"The artifacts of {version} changed since request #{approval.pk} approved them "
-                       f"({', '.join(changes[:5]) or 'different files'}); refusing to serve them.",
+                       f"({', '.join(changes[:5]) or 'different files'}); refusing to serve them. Restore the "
+                       f"approved files in MLflow, or have these approved (revoke the alias, request again).",
             "approved": approval.artifact_digest, "found": current["digest"], "changes": changes}
 
 

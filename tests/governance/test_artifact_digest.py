@@ -18,7 +18,9 @@ from apps.outbox.models import OutboxMessage
 from apps.registry import services as registry
 from apps.registry.models import ModelVersion, PromotionRequest, RegisteredModel
 from tests.deployments.conftest import ROWS, local, local_dir, staging  # noqa: F401 (fixtures)
+from tests.deployments.factories import kube_cluster
 from tests.factories import WebhookEndpointFactory, member
+from tests.harness.kube_server import kube_server  # noqa: F401 (fixture)
 from tests.registry.factories import ModelVersionFactory, RegisteredModelFactory, policy
 
 pytestmark = pytest.mark.mlflow
@@ -208,6 +210,22 @@ def test_rollback_to_a_revision_whose_artifacts_changed_is_refused(model, people
     assert_refused(deployment, 3, changes=[f"{MODEL_FILE} changed"])
     assert deployment.traffic == {"2": 100}
     assert not LocalProcess.objects.filter(deployment=deployment, role="server").exists()
+
+
+def test_kubernetes_target_gets_nothing_applied(model, people, team, staging, kube_server, tamper):
+    """The Kubernetes driver points the server at the storage URI; the check reads that location in MLflow
+    first, so a changed artifact never reaches the API server."""
+    v2 = model.versions.get(version=2)
+    approve(v2, people)
+    tamper(v2)
+    cluster = kube_cluster(url=kube_server.url, team=team)
+    deployment = deployment_create(actor=people["eng"], team=team, name="digest", model_version=v2,
+                                   environment=staging, cluster=cluster, resources=RESOURCES)
+    assert rollout_drive(deployment_id=deployment.pk).startswith("refused: The artifacts of")
+    assert_refused(deployment, 1, changes=[f"{MODEL_FILE} changed"])
+    assert deployment.revisions.get().apply_requested_at is None
+    for plural, name in (("apps/v1/deployments", "digest-r1"), ("v1/services", "digest")):
+        assert kube_server.call(lambda k: k.get(plural, deployment.namespace, name)) is None
 
 
 def test_an_approval_without_a_digest_does_not_deploy(model, people, team, staging, local, local_dir):
