@@ -262,7 +262,7 @@ class UsageDaily(models.Model):
     # Only on `adjustment` rows (written by apps.costs.closing, never rebuilt by the rollup): the closed month
     # they correct and the kind of the figures they correct (allocated or unallocated).
     adjusts_month = models.DateField(null=True, blank=True)
-    adjusts_kind = models.CharField(max_length=20, blank=True, choices=UsageKind.choices)
+    adjusts_kind = models.CharField(max_length=20, blank=True, db_default="", choices=UsageKind.choices)
 
     class Meta:
         indexes = [models.Index(fields=["day"]), models.Index(fields=["team", "day"])]

@@ -44,13 +44,15 @@ GROUP BY 1, 2, 3, 4
 
 # Allocation × hour segments, costed against every price period they overlap (a mid-hour price change is
 # split exactly), with CPU/memory at the resource rate in force at the segment's start, and idle time from
-# the node's measured utilization that hour (or the cluster's when the node is unknown).
+# the measured utilization that hour of the very GPUs the allocation held (node + NVML indexes). An allocation
+# whose GPUs are unknown, or any of whose GPUs has no samples that hour, has no idle figure (NULL: "no
+# telemetry"); so has a row that adds up such an allocation, rather than one understated or borrowed.
 USAGE_HOURLY = """
 WITH hours AS (
     SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS h
 ), segs AS (
     SELECT a.id, a.team_id, a.cluster_id, a.gpu_type_id, a.model_version_id, a.deployment_id, a.gpu_count,
-           a.cpu_cores, a.memory_gb, a.pricing_class, a.node, hours.h AS hour,
+           a.cpu_cores, a.memory_gb, a.pricing_class, a.node, a.gpu_indexes, hours.h AS hour,
            GREATEST(a.started_at, hours.h) AS s,
            LEAST(COALESCE(a.stopped_at, %(now)s), %(now)s, hours.h + interval '1 hour') AS e
     FROM costs_gpuallocation a
@@ -66,33 +68,33 @@ WITH hours AS (
            (SELECT r.cpu_core_hour * segs.cpu_cores + r.memory_gb_hour * segs.memory_gb FROM costs_resourcerate r
             WHERE r.cluster_id = segs.cluster_id AND r.effective_from <= segs.s
             ORDER BY r.effective_from DESC LIMIT 1) AS other_rate,
-           CASE WHEN segs.node <> '' THEN
-               (SELECT AVG(u.avg_util) FROM costs_utilizationhourly u
-                WHERE u.cluster_id = segs.cluster_id AND u.node = segs.node AND u.hour = segs.hour)
-           ELSE
-               (SELECT AVG(u.avg_util) FROM costs_utilizationhourly u
-                WHERE u.cluster_id = segs.cluster_id AND u.hour = segs.hour)
-           END AS util
+           (SELECT CASE WHEN COUNT(DISTINCT u.gpu_index) = cardinality(segs.gpu_indexes) THEN AVG(u.avg_util) END
+            FROM costs_utilizationhourly u
+            WHERE segs.node <> '' AND cardinality(segs.gpu_indexes) > 0 AND u.cluster_id = segs.cluster_id
+              AND u.node = segs.node AND u.hour = segs.hour AND u.gpu_index = ANY(segs.gpu_indexes)) AS util
     FROM segs WHERE e > s
 )
 INSERT INTO costs_usagehourly (hour, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
                                gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
 SELECT hour, 'allocated', team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
        SUM(gpu_count * frac), SUM(gpu_count * price_hours), SUM(COALESCE(other_rate, 0) * frac),
-       SUM(gpu_count * frac * (1 - util / 100.0)), SUM(gpu_count * price_hours * (1 - util / 100.0))
+       CASE WHEN bool_and(util IS NOT NULL) THEN SUM(gpu_count * frac * (1 - util / 100.0)) END,
+       CASE WHEN bool_and(util IS NOT NULL) THEN SUM(gpu_count * price_hours * (1 - util / 100.0)) END
 FROM costed
 GROUP BY hour, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id
 """
 
-# Capacity nobody held, per GPU type and hour, at the on-demand price of the hour's start.
+# Capacity nobody held, per GPU type and hour, at the on-demand price of the hour's start; capacity counts from
+# its type's capacity_from (a type added on 1 December adds no idle capacity to November).
 UNALLOCATED_HOURLY = """
 WITH hours AS (
     SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS h
 ), capacity AS (
     SELECT hours.h AS hour, g.id AS gpu_type_id, g.cluster_id,
-           g.capacity * EXTRACT(EPOCH FROM (LEAST(hours.h + interval '1 hour', %(now)s) - hours.h)) / 3600.0 AS gpu_hours
+           g.capacity * EXTRACT(EPOCH FROM (LEAST(hours.h + interval '1 hour', %(now)s)
+                                            - GREATEST(hours.h, g.capacity_from))) / 3600.0 AS gpu_hours
     FROM costs_gputype g CROSS JOIN hours
-    WHERE g.capacity > 0 AND hours.h < %(now)s
+    WHERE g.capacity > 0 AND hours.h < %(now)s AND g.capacity_from < hours.h + interval '1 hour'
 ), used AS (
     SELECT hour, gpu_type_id, SUM(gpu_hours) AS gpu_hours FROM costs_usagehourly
     WHERE kind = 'allocated' AND hour >= %(start)s AND hour < %(end)s GROUP BY 1, 2
@@ -133,33 +135,70 @@ GROUP BY 1, 2, 3, 4
 
 @transaction.atomic
 def rollup_window(*, start: datetime, end: datetime, now: datetime | None = None) -> dict:
-    """Rebuild the rollups of [start, end), widened to whole hours, and of the whole days it touches."""
+    """Rebuild the rollups of [start, end), widened to whole hours, and of the whole days it touches.
+
+    Hours of a closed month are never rebuilt: what they would be now is compared with what was closed, and the
+    difference is booked as adjustment rows in the next open month (apps.costs.closing)."""
+    from .closing import adjustments_post, closed_months
+
     now = now or timezone.now()
     start, end = floor_hour(start), ceil_hour(end)
+    result = {"window_start": start, "window_end": end, "usage_rows": 0, "utilization_rows": 0}
     if end <= start:
-        return {"window_start": start, "window_end": end, "usage_rows": 0, "utilization_rows": 0}
+        return result
+    with connection.cursor() as cursor:
+        rollup_lock()
+        closed = closed_months(start=start, end=end)
+        for part_start, part_end in month_parts(start=start, end=end):
+            if part_start.date().replace(day=1) in closed:
+                continue
+            usage_rows, utilization_rows = rebuild(cursor, start=part_start, end=part_end, now=now)
+            result["usage_rows"] += usage_rows
+            result["utilization_rows"] += utilization_rows
+    for month in sorted(closed):
+        adjustments_post(month=month, now=now)
+    return result
+
+
+def rollup_lock() -> None:
+    """Held until the transaction ends: rollups, month closes and catalog recomputes run one at a time.
+    Take it before any audit event in the same transaction (the audit chain lock comes second everywhere)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
+
+
+def month_parts(*, start: datetime, end: datetime):
+    """[start, end) cut at the first of each month (UTC), so each part lies in one month."""
+    while start < end:
+        first = start.replace(day=1, hour=0)
+        following = (first + timedelta(days=32)).replace(day=1)
+        yield start, min(end, following)
+        start = following
+
+
+def rebuild(cursor, *, start: datetime, end: datetime, now: datetime) -> tuple[int, int]:
+    """DELETE then INSERT the rollup rows of the whole hours [start, end) and of the days they touch (adjustment
+    rows excepted: they are booked, not derived). Returns (usage rows, utilization rows)."""
     day_start = start.replace(hour=0)
-    day_end = ceil_hour(end).replace(hour=0)
+    day_end = end.replace(hour=0)
     if day_end < end:
         day_end += timedelta(days=1)
     params = {"start": start, "end": end, "now": now, "day_start": day_start, "day_end": day_end}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
-        cursor.execute("DELETE FROM costs_utilizationhourly WHERE hour >= %(start)s AND hour < %(end)s", params)
-        cursor.execute(UTILIZATION_HOURLY, params)
-        utilization_rows = cursor.rowcount
-        cursor.execute("DELETE FROM costs_usagehourly WHERE hour >= %(start)s AND hour < %(end)s", params)
-        cursor.execute(USAGE_HOURLY, params)
-        usage_rows = cursor.rowcount
-        cursor.execute(UNALLOCATED_HOURLY, params)
-        usage_rows += cursor.rowcount
-        cursor.execute("DELETE FROM costs_usagedaily WHERE day >= %(day_start)s::date AND day < %(day_end)s::date",
-                       {k: v.date() if isinstance(v, datetime) else v for k, v in params.items()})
-        cursor.execute(USAGE_DAILY, params)
-        cursor.execute("DELETE FROM costs_utilizationdaily WHERE day >= %(day_start)s::date "
-                       "AND day < %(day_end)s::date", {"day_start": day_start.date(), "day_end": day_end.date()})
-        cursor.execute(UTILIZATION_DAILY, params)
-    return {"window_start": start, "window_end": end, "usage_rows": usage_rows, "utilization_rows": utilization_rows}
+    days = {"day_start": day_start.date(), "day_end": day_end.date()}
+    cursor.execute("DELETE FROM costs_utilizationhourly WHERE hour >= %(start)s AND hour < %(end)s", params)
+    cursor.execute(UTILIZATION_HOURLY, params)
+    utilization_rows = cursor.rowcount
+    cursor.execute("DELETE FROM costs_usagehourly WHERE hour >= %(start)s AND hour < %(end)s", params)
+    cursor.execute(USAGE_HOURLY, params)
+    usage_rows = cursor.rowcount
+    cursor.execute(UNALLOCATED_HOURLY, params)
+    usage_rows += cursor.rowcount
+    cursor.execute("DELETE FROM costs_usagedaily WHERE day >= %(day_start)s AND day < %(day_end)s "
+                   "AND kind <> 'adjustment'", days)
+    cursor.execute(USAGE_DAILY, params)
+    cursor.execute("DELETE FROM costs_utilizationdaily WHERE day >= %(day_start)s AND day < %(day_end)s", days)
+    cursor.execute(UTILIZATION_DAILY, params)
+    return usage_rows, utilization_rows
 
 
 def _dirty_since(since: datetime | None) -> datetime | None:

@@ -35,8 +35,10 @@ from apps.teams.selectors import require_platform_admin
 
 from .choices import BUDGET_THRESHOLDS, AllocationSource, PricingClass, ReservationStatus
 from .errors import AdmissionRefused
+from .closing import recompute_since
 from .models import (Cohort, GpuAllocation, GpuPrice, GpuReservation, GpuType, NodeToken, Quota, ResourceRate,
-                     TeamBudget)
+                     TeamBudget, TeamBudgetPeriod)
+from .rollup import rollup_lock
 
 HOURS_PER_MONTH = Decimal("730")  # 365 × 24 / 12: the usual cloud convention for monthly estimates
 NODE_TOKEN_PREFIX = "nt"
@@ -319,7 +321,7 @@ def allocation_start_reserved(*, team, cluster, gpu_type, gpu_count: int, revisi
     reservations = list(reservations.select_for_update())
     borrowed = min(sum(r.borrowed for r in reservations), gpu_count)
     started = allocation_start(team=team, cluster=cluster, gpu_type=gpu_type, gpu_count=gpu_count,
-                               borrowed=borrowed, **allocation)
+                               borrowed=borrowed, revision_id=revision_id, **allocation)
     GpuReservation.objects.filter(pk__in=[r.pk for r in reservations]).update(
         status=ReservationStatus.CONSUMED, closed_at=timezone.now(), close_reason=f"allocation {started.pk}")
     return started
@@ -344,12 +346,15 @@ def reservations_expire() -> int:
 
 def allocation_start(*, team, cluster, gpu_type, gpu_count: int, started_at: datetime | None = None,
                      model_version=None, deployment_id: int | None = None, job_id: int | None = None,
-                     borrowed: int = 0, source: str = AllocationSource.CONTROL_PLANE, node: str = "",
+                     revision_id: int | None = None, borrowed: int = 0, source: str = AllocationSource.CONTROL_PLANE,
+                     node: str = "", gpu_indexes: list[int] = (), gpu_uuids: list[str] = (), mig_instance: str = "",
                      cpu_cores: Decimal | float = 0, memory_gb: Decimal | float = 0,
                      pricing_class: str = PricingClass.ON_DEMAND, external_uid: str = "") -> GpuAllocation:
     """Open a ledger interval. Not audited on its own: the deployment/job action that causes it is.
 
     `gpu_type` is a GpuType or its name in the cluster's catalog; "" with gpu_count 0 records CPU-only work.
+    `node` and `gpu_indexes` (NVML indexes on that node) tie it to its GPUs' samples for the idle figure;
+    `memory_gb` is in GiB (apps.costs.ledger).
     """
     cluster = cluster_resolve(cluster)
     if gpu_count < 0 or (gpu_count == 0 and gpu_type):
@@ -369,9 +374,10 @@ def allocation_start(*, team, cluster, gpu_type, gpu_count: int, started_at: dat
         raise InvalidInput("started_at is in the future.", fields={"started_at": ["in the future"]})
     return GpuAllocation.objects.create(
         team=team, cluster=cluster, gpu_type=gtype, gpu_count=gpu_count, borrowed=borrowed, started_at=started_at,
-        model_version=model_version, deployment_id=deployment_id, job_id=job_id, source=source, node=node,
-        cpu_cores=Decimal(str(cpu_cores)), memory_gb=Decimal(str(memory_gb)), pricing_class=pricing_class,
-        external_uid=external_uid,
+        model_version=model_version, deployment_id=deployment_id, job_id=job_id, revision_id=revision_id,
+        source=source, node=node, gpu_indexes=sorted(set(gpu_indexes)), gpu_uuids=list(gpu_uuids),
+        mig_instance=mig_instance, cpu_cores=Decimal(str(cpu_cores)), memory_gb=Decimal(str(memory_gb)),
+        pricing_class=pricing_class, external_uid=external_uid,
     )
 
 
@@ -404,7 +410,8 @@ def allocations_stop_for(*, deployment_id: int | None = None, job_id: int | None
 
 @transaction.atomic
 def gpu_type_create(*, actor, cluster, name: str, memory_gb: int = 0, capacity: int = 0, parent: str = "",
-                    mig_profile: str = "") -> GpuType:
+                    mig_profile: str = "", capacity_from: datetime | None = None) -> GpuType:
+    """`capacity_from` (default now): when the capacity came into service; idle capacity counts from there."""
     require_platform_admin(user=actor)
     cluster = cluster_resolve(cluster)
     name = name.strip()
@@ -417,10 +424,12 @@ def gpu_type_create(*, actor, cluster, name: str, memory_gb: int = 0, capacity: 
         raise InvalidInput("A MIG profile needs the parent GPU type it is carved from.", fields={"parent": ["required"]})
     if GpuType.objects.filter(cluster=cluster, name=name).exists():
         raise Conflict(f"Cluster '{cluster.name}' already has GPU type '{name}'.", fields={"name": ["already exists"]})
+    capacity_from = capacity_from or timezone.now()
     gpu_type = GpuType.objects.create(cluster=cluster, name=name, memory_gb=memory_gb, capacity=capacity,
-                                      parent=parent_type, mig_profile=mig_profile)
+                                      parent=parent_type, mig_profile=mig_profile, capacity_from=capacity_from)
     audit_record(actor=actor, action="costs.gpu_type.create", target=gpu_type,
                  changes={"cluster": [None, cluster.name], "name": [None, name], "capacity": [None, capacity],
+                          "capacity_from": [None, capacity_from.isoformat()],
                           "memory_gb": [None, memory_gb], "mig_profile": [None, mig_profile or None]})
     return gpu_type
 
@@ -430,7 +439,8 @@ def gpu_price_set(*, actor, gpu_type: GpuType, hourly_price: Decimal, effective_
                   effective_to: datetime | None = None, pricing_class: str = PricingClass.ON_DEMAND,
                   close_previous: bool = False) -> GpuPrice:
     """Add a price period. Periods of one type and class may not overlap (400 naming the clash);
-    `close_previous` ends an open-ended period that covers `effective_from` there (a price change)."""
+    `close_previous` ends an open-ended period that covers `effective_from` there (a price change).
+    A back-dated period is costed at once (closing.recompute_since): open months rebuilt, closed ones adjusted."""
     require_platform_admin(user=actor)
     if pricing_class not in PricingClass.values:
         raise InvalidInput(f"Unknown pricing class '{pricing_class}'. Use one of: {', '.join(PricingClass.values)}.",
@@ -439,6 +449,7 @@ def gpu_price_set(*, actor, gpu_type: GpuType, hourly_price: Decimal, effective_
         raise InvalidInput("hourly_price can't be negative.", fields={"hourly_price": ["negative"]})
     if effective_to is not None and effective_to <= effective_from:
         raise InvalidInput("effective_to must be after effective_from.", fields={"effective_to": ["before start"]})
+    rollup_lock()
     periods = GpuPrice.objects.select_for_update().filter(gpu_type=gpu_type, pricing_class=pricing_class)
     if close_previous:
         current = periods.filter(effective_to__isnull=True, effective_from__lt=effective_from).first()
@@ -467,6 +478,7 @@ def gpu_price_set(*, actor, gpu_type: GpuType, hourly_price: Decimal, effective_
                  changes={"gpu_type": [None, gpu_type.name], "pricing_class": [None, pricing_class],
                           "hourly_price": [None, str(hourly_price)], "effective_from": [None, effective_from.isoformat()],
                           "effective_to": [None, effective_to.isoformat() if effective_to else None]})
+    recompute_since(start=effective_from, end=effective_to)
     return price
 
 
@@ -477,6 +489,7 @@ def resource_rate_set(*, actor, cluster, cpu_core_hour: Decimal, memory_gb_hour:
     cluster = cluster_resolve(cluster)
     if cpu_core_hour < 0 or memory_gb_hour < 0:
         raise InvalidInput("Rates can't be negative.")
+    rollup_lock()
     rate, created = ResourceRate.objects.update_or_create(
         cluster=cluster, effective_from=effective_from,
         defaults={"cpu_core_hour": cpu_core_hour, "memory_gb_hour": memory_gb_hour})
@@ -484,6 +497,7 @@ def resource_rate_set(*, actor, cluster, cpu_core_hour: Decimal, memory_gb_hour:
                  changes={"cluster": [None, cluster.name], "cpu_core_hour": [None, str(cpu_core_hour)],
                           "memory_gb_hour": [None, str(memory_gb_hour)],
                           "effective_from": [None, effective_from.isoformat()]})
+    recompute_since(start=effective_from)
     return rate
 
 
@@ -537,6 +551,9 @@ def budget_set(*, actor, team, monthly_amount: Decimal, thresholds: list[int] | 
     before = {"monthly_amount": str(budget.monthly_amount), "thresholds": budget.thresholds} if budget else {}
     budget, _ = TeamBudget.objects.update_or_create(team=team, defaults={"monthly_amount": monthly_amount,
                                                                          "thresholds": thresholds})
+    # The history keeps earlier months' amounts; a change applies to the whole current month.
+    TeamBudgetPeriod.objects.update_or_create(team=team, month=month_start(timezone.now()).date(),
+                                              defaults={"monthly_amount": monthly_amount, "thresholds": thresholds})
     changes = diff(before, {"monthly_amount": str(budget.monthly_amount), "thresholds": thresholds})
     if changes:
         audit_record(actor=actor, action="costs.budget.set", target=budget, team=team, changes=changes)

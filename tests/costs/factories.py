@@ -14,7 +14,8 @@ def cluster(name: str = "local") -> Cluster:
 def gpu_type(name: str = "A100-80GB", *, cluster_name: str = "local", capacity: int = 16, price: str = "2.50",
              memory_gb: int = 80) -> GpuType:
     gtype, created = GpuType.objects.get_or_create(cluster=cluster(cluster_name), name=name,
-                                                   defaults={"capacity": capacity, "memory_gb": memory_gb})
+                                                   defaults={"capacity": capacity, "memory_gb": memory_gb,
+                                                             "capacity_from": EPOCH})
     if created and price is not None:
         GpuPrice.objects.create(gpu_type=gtype, hourly_price=Decimal(price), effective_from=EPOCH)
     return gtype

@@ -77,7 +77,7 @@ class GpuTypeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GpuType
-        fields = ["id", "cluster", "name", "parent", "mig_profile", "memory_gb", "capacity"]
+        fields = ["id", "cluster", "name", "parent", "mig_profile", "memory_gb", "capacity", "capacity_from"]
 
 
 class GpuTypeCreateSerializer(StrictInputSerializer):
@@ -87,6 +87,8 @@ class GpuTypeCreateSerializer(StrictInputSerializer):
     capacity = serializers.IntegerField(default=0)
     parent = serializers.CharField(max_length=64, default="", allow_blank=True)
     mig_profile = serializers.CharField(max_length=32, default="", allow_blank=True)
+    capacity_from = serializers.DateTimeField(required=False, default=None, allow_null=True,
+                                              help_text="When the capacity came into service; default now")
 
 
 class GpuPriceSerializer(serializers.ModelSerializer):
@@ -211,6 +213,14 @@ class BudgetSetSerializer(StrictInputSerializer):
     monthly_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     thresholds = serializers.ListField(child=serializers.IntegerField(), required=False, default=None,
                                        allow_null=True)
+
+
+class CostMonthSerializer(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM")
+    state = serializers.ChoiceField(choices=["open", "closed"])
+    closed_at = serializers.DateTimeField(allow_null=True)
+    closed_by = serializers.CharField(allow_null=True)
+    closable = serializers.BooleanField(help_text="Open and ended: a platform admin may close it")
 
 
 class BudgetAlertSerializer(serializers.Serializer):

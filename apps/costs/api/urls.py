@@ -18,5 +18,7 @@ urlpatterns = [
     path("report/", views.CostReportView.as_view(), name="costs-report"),
     path("focus/", views.FocusExportView.as_view(), name="costs-focus"),
     path("samples/", views.SampleIngestView.as_view(), name="costs-samples"),
+    path("months/", views.CostMonthListView.as_view(), name="costs-month-list"),
+    path("months/<str:month>/close/", views.CostMonthCloseView.as_view(), name="costs-month-close"),
     *router.urls,
 ]

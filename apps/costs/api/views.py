@@ -16,7 +16,7 @@ from apps.core.export import EXPORT_FORMATS, stream_rows
 from apps.teams.authentication import ApiTokenAuthentication
 from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
-from .. import focus, selectors, services
+from .. import closing, focus, selectors, services
 from ..authentication import NodeTokenAuthentication
 from ..ingest import batch_decode, samples_ingest
 from ..models import NodeToken
@@ -202,6 +202,29 @@ class FocusExportView(APIView):
         response["Content-Disposition"] = (f'attachment; filename="focus-{data["month"]:%Y-%m}'
                                            f'{"-" + data["team"] if data.get("team") else ""}.{data["format"]}"')
         return response
+
+
+class CostMonthListView(APIView):
+    """Months from the first with usage to the current one, open or closed. Platform admins only."""
+
+    capabilities = {"get": "platform_admin"}
+
+    @extend_schema(responses={200: s.CostMonthSerializer(many=True)})
+    def get(self, request):
+        return Response({"results": s.CostMonthSerializer(closing.month_list(user=request.user), many=True).data})
+
+
+class CostMonthCloseView(APIView):
+    """Close a month that has ended: its figures never change again; late data goes to adjustments. 409 twice."""
+
+    capabilities = {"post": "platform_admin"}
+
+    @extend_schema(request=None, responses={200: s.CostMonthSerializer})
+    def post(self, request, month: str):
+        require_platform_admin(user=request.user)
+        closed = closing.month_close(actor=request.user, month=closing.month_parse(month))
+        entry = next(m for m in closing.month_list(user=request.user) if m["month"] == f"{closed.month:%Y-%m}")
+        return Response(s.CostMonthSerializer(entry).data)
 
 
 class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

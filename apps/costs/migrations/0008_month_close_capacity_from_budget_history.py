@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='usagedaily',
             name='adjusts_kind',
-            field=models.CharField(blank=True, choices=[('allocated', 'Allocated to a team (or unattributed when no team)'), ('unallocated', 'Cluster capacity nobody held'), ('adjustment', 'Correction to a closed month, booked in the next open month')], max_length=20),
+            field=models.CharField(blank=True, db_default='', choices=[('allocated', 'Allocated to a team (or unattributed when no team)'), ('unallocated', 'Cluster capacity nobody held'), ('adjustment', 'Correction to a closed month, booked in the next open month')], max_length=20),
         ),
         migrations.AddField(
             model_name='usagedaily',

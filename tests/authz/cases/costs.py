@@ -104,4 +104,6 @@ CASES |= {
     "api:costs-alert-detail": Case(make=_alert),
     "api:costs-allocation-list": Case(make=_allocation),
     "api:costs-allocation-detail": Case(make=_allocation),
+    "api:costs-month-list": Case(),
+    "api:costs-month-close": Case(kwargs=lambda obj: {"month": "2020-01"}, success={"post": 200}),
 }
