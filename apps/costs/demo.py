@@ -67,7 +67,7 @@ def seed_catalog(*, admin, log: Log) -> dict[str, GpuType]:
         _report(log, gtype is None, f"GPU type {name} on local ({capacity} GPUs)")
         if gtype is None:
             gtype = gpu_type_create(actor=admin, cluster=cluster, name=name, memory_gb=memory, capacity=capacity,
-                                    parent=parent, mig_profile=mig)
+                                    parent=parent, mig_profile=mig, capacity_from=start)
             for pricing_class, price in zip(PricingClass.values, prices):
                 gpu_price_set(actor=admin, gpu_type=gtype, pricing_class=pricing_class, hourly_price=Decimal(price),
                               effective_from=start)
