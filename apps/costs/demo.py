@@ -107,23 +107,25 @@ def seed_usage(*, teams: dict, types: dict, now: datetime, log: Log) -> None:
     v1, v2 = _model_versions(teams["fraud"])
     a100, mig, l4 = types["A100-80GB"], types["A100-80GB-1g.10gb"], types["L4"]
     plan = [
-        # uid, team, type, count, start offset h, duration h (None: still running), node, model version, deployment, job
-        ("demo-fraud-serving-v1", "fraud", a100, 2, 0, 24 * 12, "gpu-a", v1, 101, None),
-        ("demo-fraud-serving-v2", "fraud", a100, 2, 24 * 12, None, "gpu-a", v2, 102, None),
-        ("demo-fraud-retrain-1", "fraud", a100, 2, 24 * 3, 30, "gpu-b", v2, None, 201),
-        ("demo-fraud-retrain-2", "fraud", a100, 2, 24 * 17, 40, "gpu-b", v2, None, 202),
-        ("demo-fraud-shadow", "fraud", mig, 2, 24 * 20, None, "gpu-a", v2, 103, None),
-        ("demo-search-ranker", "search", l4, 3, 0, None, "gpu-b", None, 301, None),
-        ("demo-search-embed", "search", a100, 1, 24 * 5, 24 * 8, "gpu-b", None, None, 302),
-        ("demo-unlabelled-pod", None, l4, 1, 24 * 9, 24 * 6, "gpu-b", None, None, None),
+        # uid, team, type, count, start offset h, duration h (None: still running), node, its GPU indexes,
+        # model version, deployment, job
+        ("demo-fraud-serving-v1", "fraud", a100, 2, 0, 24 * 12, "gpu-a", [0, 1], v1, 101, None),
+        ("demo-fraud-serving-v2", "fraud", a100, 2, 24 * 12, None, "gpu-a", [0, 1], v2, 102, None),
+        ("demo-fraud-retrain-1", "fraud", a100, 2, 24 * 3, 30, "gpu-b", [2, 3], v2, None, 201),
+        ("demo-fraud-retrain-2", "fraud", a100, 2, 24 * 17, 40, "gpu-b", [2, 3], v2, None, 202),
+        ("demo-fraud-shadow", "fraud", mig, 2, 24 * 20, None, "gpu-a", [2], v2, 103, None),
+        ("demo-search-ranker", "search", l4, 3, 0, None, "gpu-b", [0, 1, 2], None, 301, None),
+        ("demo-search-embed", "search", a100, 1, 24 * 5, 24 * 8, "gpu-b", [3], None, None, 302),
+        # No GPU assignment known: its idle figure stays empty ("no telemetry").
+        ("demo-unlabelled-pod", None, l4, 1, 24 * 9, 24 * 6, "gpu-b", [], None, None, None),
     ]
-    for uid, slug, gtype, count, offset, duration, node, version, deployment, job in plan:
+    for uid, slug, gtype, count, offset, duration, node, indexes, version, deployment, job in plan:
         started = begin + timedelta(hours=offset)
         stopped = started + timedelta(hours=duration) if duration else None
         if stopped and stopped > now:
             stopped = None
         created = _allocation(uid, team=teams.get(slug), cluster=cluster, gpu_type=gtype, gpu_count=count,
-                              node=node, model_version=version, deployment_id=deployment, job_id=job,
+                              node=node, gpu_indexes=indexes, model_version=version, deployment_id=deployment, job_id=job,
                               started_at=started, stopped_at=stopped, cpu_cores=Decimal(4 * count),
                               memory_gb=Decimal(16 * count))
         _report(log, created, f"allocation {uid} ({slug or 'unattributed'}: {count} × {gtype.name})")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from apps.costs import ledger
 from apps.costs import services as costs
 
 logger = logging.getLogger(__name__)
@@ -21,11 +22,15 @@ class Admission:
     detail: dict = field(default_factory=dict)
 
 
+def replicas(resources: dict) -> int:
+    """The most replicas the work may run: what it reserves and is costed for."""
+    autoscaling = resources.get("autoscaling") or {}
+    return max(resources.get("replicas", 1), autoscaling.get("max", 0) or 0)
+
+
 def gpu_count(resources: dict) -> int:
     """GPUs the work may hold at its largest: per replica × the most replicas autoscaling allows."""
-    autoscaling = resources.get("autoscaling") or {}
-    replicas = max(resources.get("replicas", 1), autoscaling.get("max", 0) or 0)
-    return int(resources.get("gpu_count") or 0) * replicas
+    return int(resources.get("gpu_count") or 0) * replicas(resources)
 
 
 def admission_preview(*, team, cluster, resources: dict) -> Admission:
@@ -63,23 +68,26 @@ def revision_running(*, revision) -> None:
 
 
 def release(*, reason: str, deployment=None, revision=None, job=None) -> None:
-    """Give back the GPUs reserved for work that will not run (failed, aborted, superseded, torn down)."""
+    """Give back the GPUs reserved for work that will not run (failed, aborted, superseded, torn down); a
+    revision's workload that is gone also closes its ledger interval."""
     costs.reservations_release(reason=reason, deployment_id=deployment.pk if deployment else None,
                                revision_id=revision.pk if revision else None, job_id=job.pk if job else None)
+    if revision is not None:
+        ledger.intervals_stop_for_revision(revision_id=revision.pk)
 
 
 def allocation_start(*, deployment, revision):
-    """Open the GPU ledger interval of the revision now serving (closing the previous one); its reservation
-    becomes that usage in the same transaction."""
-    if not revision.resources.get("gpu_count"):
-        return None
+    """Open the ledger interval of the revision now serving, GPU or CPU-only, with its CPU and memory requests
+    (closing the previous revision's interval); its reservation becomes that usage in the same transaction."""
+    resources = revision.resources
     try:
         with transaction.atomic():
             costs.allocations_stop_for(deployment_id=deployment.pk)
             return costs.allocation_start_reserved(
-                team=deployment.team, cluster=deployment.cluster, gpu_type=revision.resources["gpu_type"],
-                gpu_count=gpu_count(revision.resources), revision_id=revision.pk,
-                model_version=revision.model_version, deployment_id=deployment.pk)
+                team=deployment.team, cluster=deployment.cluster, gpu_type=resources.get("gpu_type") or "",
+                gpu_count=gpu_count(resources), revision_id=revision.pk, model_version=revision.model_version,
+                deployment_id=deployment.pk,
+                **ledger.revision_requests(resources, replicas=replicas(resources)).ledger_fields())
     except Exception:
         # Serving must not stop over cost attribution. Nothing is under-counted meanwhile: the revision's
         # reservation keeps holding its GPUs until the ledger takes over.
@@ -87,11 +95,13 @@ def allocation_start(*, deployment, revision):
         return None
 
 
-def job_running(*, job) -> None:
-    """The job's pods run: its reservation becomes an open ledger interval."""
-    if job.gpu_count:
-        costs.allocation_start_reserved(team=job.team, cluster=job.cluster, gpu_type=job.gpu_type,
-                                        gpu_count=job.gpu_count, job_id=job.pk)
+def job_running(*, job, manifest: dict) -> None:
+    """The job was applied: its ledger interval opens (GPU or CPU-only, with the CPU and memory its manifest
+    requests) and its reservation becomes that usage. The pod collector adds the node and GPUs once it runs."""
+    requests = ledger.job_requests(manifest)
+    costs.allocation_start_reserved(team=job.team, cluster=job.cluster, gpu_type=job.gpu_type if job.gpu_count else "",
+                                    gpu_count=job.gpu_count, job_id=job.pk,
+                                    cpu_cores=requests.cpu_cores, memory_gb=requests.memory_gib)
 
 
 def job_finished(*, job) -> None:

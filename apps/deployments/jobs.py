@@ -31,7 +31,7 @@ def job_submit(*, job_id: int) -> str:
     with transaction.atomic():
         if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
                 status=JobStatus.RUNNING, manifest=manifest, logs_url=logs, started_at=timezone.now(), message=""):
-            capacity.job_running(job=job)  # its reservation becomes usage
+            capacity.job_running(job=job, manifest=manifest)  # its reservation becomes usage
     return "running"
 
 

@@ -44,7 +44,7 @@ def test_idle_cost_comes_from_measured_utilization(team):
     gtype = f.gpu_type(price="3", capacity=0)
     cluster = gtype.cluster
     allocation = allocation_start(team=team, cluster=cluster, gpu_type=gtype, gpu_count=1, started_at=T0,
-                                  node="node-a")
+                                  node="node-a", gpu_indexes=[0])
     allocation_stop(allocation=allocation, stopped_at=T0 + timedelta(hours=1))
     samples = [{"ts": (T0 + timedelta(minutes=m)).timestamp(), "gpu_index": 0, "util": util, "mem_used_mb": 1,
                 "mem_total_mb": 10} for m, util in [(5, 20), (35, 40)]]
