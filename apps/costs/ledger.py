@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -111,6 +111,22 @@ def indexes_from_uuids(*, cluster, node: str, uuids: list[str]) -> list[int]:
         return []
     return sorted(GpuDevice.objects.filter(cluster=cluster, node=node, uuid__in=uuids)
                   .values_list("gpu_index", flat=True))
+
+
+_LEDGER_LOCK = 7_351_011  # advisory lock class: one deployment's interval changes run one at a time
+
+
+def deployment_interval_open(*, deployment_id: int, revision_id: int, **allocation) -> GpuAllocation:
+    """The revision now serving gets the deployment's one open interval: whatever is open closes now and the
+    revision's interval opens from now (its reservation becomes that usage). Serialised per deployment, so
+    parallel revision changes leave exactly one interval open and close each of the others once."""
+    from .services import allocation_start_reserved, allocations_stop_for
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEDGER_LOCK, deployment_id % 2**31])
+        allocations_stop_for(deployment_id=deployment_id)
+        return allocation_start_reserved(deployment_id=deployment_id, revision_id=revision_id, **allocation)
 
 
 def intervals_stop_for_revision(*, revision_id: int, stopped_at: datetime | None = None) -> int:

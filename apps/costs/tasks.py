@@ -31,3 +31,11 @@ def expire_reservations_task() -> int:
     from .services import reservations_expire
 
     return reservations_expire()
+
+
+@shared_task(name="costs.open_intervals_check")
+def open_intervals_check_task() -> list[dict]:
+    """Nightly beat job: report ledger intervals open without a running workload (apps.costs.ledger)."""
+    from .ledger import open_intervals_check
+
+    return open_intervals_check()

@@ -5,8 +5,6 @@ through these functions. There is no "costs not installed" path: a control that 
 import logging
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from apps.costs import ledger
 from apps.costs import services as costs
 
@@ -81,13 +79,11 @@ def allocation_start(*, deployment, revision):
     (closing the previous revision's interval); its reservation becomes that usage in the same transaction."""
     resources = revision.resources
     try:
-        with transaction.atomic():
-            costs.allocations_stop_for(deployment_id=deployment.pk)
-            return costs.allocation_start_reserved(
-                team=deployment.team, cluster=deployment.cluster, gpu_type=resources.get("gpu_type") or "",
-                gpu_count=gpu_count(resources), revision_id=revision.pk, model_version=revision.model_version,
-                deployment_id=deployment.pk,
-                **ledger.revision_requests(resources, replicas=replicas(resources)).ledger_fields())
+        return ledger.deployment_interval_open(
+            deployment_id=deployment.pk, revision_id=revision.pk, team=deployment.team, cluster=deployment.cluster,
+            gpu_type=resources.get("gpu_type") or "", gpu_count=gpu_count(resources),
+            model_version=revision.model_version,
+            **ledger.revision_requests(resources, replicas=replicas(resources)).ledger_fields())
     except Exception:
         # Serving must not stop over cost attribution. Nothing is under-counted meanwhile: the revision's
         # reservation keeps holding its GPUs until the ledger takes over.

@@ -34,6 +34,8 @@ CELERY_BEAT_SCHEDULE = {
     "costs-rollup": {"task": "costs.rollup", "schedule": float(env_int("COSTS_ROLLUP_SECONDS", 300))},
     "costs-collect-pods": {"task": "costs.collect_pods", "schedule": float(env_int("COSTS_COLLECT_SECONDS", 120))},
     "costs-expire-reservations": {"task": "costs.expire_reservations", "schedule": 300.0},
+    # Nightly: ledger intervals still open without a running deployment revision or Job (logged and audited).
+    "costs-open-intervals-check": {"task": "costs.open_intervals_check", "schedule": 86400.0},
     "registry-sync": {"task": "registry.sync_scheduled", "schedule": float(env_int("REGISTRY_SYNC_SECONDS", 300))},
     "registry-expire-requests": {"task": "registry.expire_requests", "schedule": 300.0},
     # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.
