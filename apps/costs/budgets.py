@@ -42,13 +42,19 @@ def month_end_forecast(*, spent: Decimal, now: datetime) -> Decimal:
     return (daily_burn_rate(spent=spent, now=now) * days_in_month).quantize(Decimal("0.01"))
 
 
-def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict:
+def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict | None:
+    """The month of `now` against that month's budget (budget history); None when the team had none then."""
+    from .selectors import budget_amount_for_month
+
     now = now or timezone.now()
+    amount = budget_amount_for_month(budget=budget, month=month_start(now).date())
+    if amount is None:
+        return None
     spent = month_to_date_cost(team_id=budget.team_id, now=now).quantize(Decimal("0.01"))
     forecast = month_end_forecast(spent=spent, now=now)
-    percent = float(spent / budget.monthly_amount * 100) if budget.monthly_amount else 0.0
-    return {"team": budget.team.slug, "budget": budget.monthly_amount, "spent": spent, "forecast": forecast,
-            "percent": round(percent, 1), "forecast_percent": round(float(forecast / budget.monthly_amount * 100), 1),
+    percent = float(spent / amount * 100) if amount else 0.0
+    return {"team": budget.team.slug, "budget": amount, "spent": spent, "forecast": forecast,
+            "percent": round(percent, 1), "forecast_percent": round(float(forecast / amount * 100), 1),
             "thresholds": budget.thresholds}
 
 
@@ -59,6 +65,8 @@ def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
     created = []
     for budget in TeamBudget.objects.select_related("team"):
         status = budget_status(budget=budget, now=now)
+        if status is None:
+            continue
         for threshold in sorted(budget.thresholds):
             if status["percent"] < threshold:
                 break
@@ -67,17 +75,17 @@ def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
             try:
                 with transaction.atomic():
                     alert = BudgetAlert.objects.create(team=budget.team, month=month, threshold=threshold,
-                                                       spent=status["spent"], budget=budget.monthly_amount,
+                                                       spent=status["spent"], budget=status["budget"],
                                                        forecast=status["forecast"])
                     audit_record(actor=None, action="costs.budget.alert", target=alert, team=budget.team,
                                  changes={"threshold": [None, threshold], "spent": [None, str(status["spent"])]})
                     webhooks_notify(
                         team=budget.team, event=WEBHOOK_EVENT, key=f"{budget.team_id}:{month}:{threshold}",
-                        text=(f"Team {budget.team.slug} has spent {status['spent']} of its {budget.monthly_amount} "
+                        text=(f"Team {budget.team.slug} has spent {status['spent']} of its {status['budget']} "
                               f"GPU budget for {month:%B %Y} ({status['percent']:.0f} %, threshold {threshold} %); "
                               f"month-end forecast {status['forecast']}."),
                         data={"team": budget.team.slug, "month": str(month), "threshold": threshold,
-                              "spent": str(status["spent"]), "budget": str(budget.monthly_amount),
+                              "spent": str(status["spent"]), "budget": str(status["budget"]),
                               "forecast": str(status["forecast"])},
                     )
             except IntegrityError:  # another run created it first

@@ -85,7 +85,9 @@ def focus_rows(*, user, month: date, team: str | None = None) -> list[dict]:
 
 
 def _charges(usage, common: dict, names: dict[int, str]) -> list[dict]:
-    unallocated = usage.kind == UsageKind.UNALLOCATED
+    unallocated = UsageKind.UNALLOCATED in (usage.kind, usage.adjusts_kind)
+    # An adjustment corrects a closed month's figures (apps.costs.closing): FOCUS calls that a Correction.
+    correction = f"Correction to {usage.adjusts_month:%B %Y}: " if usage.kind == UsageKind.ADJUSTMENT else ""
     version = usage.model_version
     model_label = f"{version.model.name} v{version.version}" if version else None
     deployment = names.get(usage.deployment_id) if usage.deployment_id is not None else None
@@ -105,13 +107,15 @@ def _charges(usage, common: dict, names: dict[int, str]) -> list[dict]:
         "team": usage.team.slug if usage.team else None, "cluster": usage.cluster.name,
         "gpu_type": usage.gpu_type.name if usage.gpu_type else None,
         "model": version.model.name if version else None, "model_version": str(version.version) if version else None,
-        "deployment": deployment, "kind": usage.kind}.items() if value is not None}
+        "deployment": deployment, "kind": usage.kind,
+        "adjusts_month": f"{usage.adjusts_month:%Y-%m}" if usage.adjusts_month else None}.items() if value is not None}
     base = {
         **common, "ChargePeriodStart": _at(usage.day), "ChargePeriodEnd": _at(usage.day + timedelta(days=1)),
         "RegionId": usage.cluster.name, "RegionName": usage.cluster.name, "ResourceId": resource_id,
         "ResourceName": resource_name, "ResourceType": resource_type, "ServiceName": service,
         "SubAccountId": usage.team.slug if usage.team else None, "SubAccountName": usage.team.name if usage.team else None,
         "Tags": json.dumps(tags, sort_keys=True), "x_ModelVersion": model_label,
+        "ChargeClass": "Correction" if correction else None,
     }
     whose = f" for team {usage.team.slug}" if usage.team else ""
     what = "".join(f", {part}" for part in (model_label, deployment) if part)
@@ -122,7 +126,7 @@ def _charges(usage, common: dict, names: dict[int, str]) -> list[dict]:
         gpu = usage.gpu_type.name if usage.gpu_type else "unknown-gpu-type"
         sku = f"{usage.cluster.name}/{gpu}"
         charges.append({**base, **_amounts(cost, quantity=hours, unit="GPU-Hours", unit_price=unit_price),
-                        "ChargeDescription": f"{'Idle ' if unallocated else ''}{gpu} GPU time on "
+                        "ChargeDescription": f"{correction}{'Idle ' if unallocated else ''}{gpu} GPU time on "
                                              f"{usage.cluster.name}{whose}{what}",
                         "SkuId": sku, "SkuPriceId": f"{sku}/on_demand",
                         "x_IdleCost": usage.idle_cost, "x_IdleGpuHours": usage.idle_gpu_hours})
@@ -130,7 +134,7 @@ def _charges(usage, common: dict, names: dict[int, str]) -> list[dict]:
         # The rollups keep CPU and memory as one amount per day: one charge for the day at that price.
         charges.append({**base, **_amounts(usage.other_cost, quantity=Decimal(1), unit="Days",
                                            unit_price=usage.other_cost),
-                        "ChargeDescription": f"CPU and memory on {usage.cluster.name}{whose}{what}",
+                        "ChargeDescription": f"{correction}CPU and memory on {usage.cluster.name}{whose}{what}",
                         "SkuId": f"{usage.cluster.name}/cpu-memory", "SkuPriceId": f"{usage.cluster.name}/cpu-memory",
                         "x_IdleCost": None, "x_IdleGpuHours": None})
     return charges

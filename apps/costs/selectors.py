@@ -12,8 +12,8 @@ from apps.core.errors import InvalidInput
 from apps.teams.selectors import require_platform_admin, scope_to_teams, team_ids_for
 
 from .choices import UsageKind
-from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, TeamBudget, UsageDaily,
-                     UtilizationDaily)
+from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, TeamBudget, TeamBudgetPeriod,
+                     UsageDaily, UtilizationDaily)
 
 
 def quota_list(*, user) -> QuerySet[Quota]:
@@ -45,7 +45,8 @@ REPORT_COLUMNS = ["key", "label", "team", "model", "version", "deployment", "cur
                   "other_cost", "idle_gpu_hours", "idle_cost", "shared_unallocated", "total_cost", "predictions",
                   "cost_per_1k_predictions"]
 # Always read so that names, teams and prediction counts can be attached whatever the grouping.
-_DETAIL = ("team__slug", "model_version_id", "model_version__model__name", "model_version__version", "deployment_id")
+_DETAIL = ("team__slug", "model_version_id", "model_version__model__name", "model_version__version", "deployment_id",
+           "adjusts_month", "adjusts_kind")
 _CATCH_ALL = {"unattributed", "none", "cpu"}
 
 
@@ -135,6 +136,12 @@ def cost_report(*, user, start: date, end: date, group_by: str = "team", team: s
         parts = [_label(d, raw, names) for d in dimensions]
         if raw["kind"] == UsageKind.UNALLOCATED:
             parts = [("unallocated", "Unallocated capacity")]
+        if raw["kind"] == UsageKind.ADJUSTMENT:
+            # A correction to a closed month booked in this one: a line of its own, never merged into usage.
+            corrected = raw["adjusts_month"]
+            parts = [(f"adjustment-{corrected:%Y-%m}", f"Adjustment to {corrected:%B %Y}"),
+                     *([("unallocated", "Unallocated capacity")] if raw["adjusts_kind"] == UsageKind.UNALLOCATED
+                       else parts)]
         key, label = "|".join(k for k, _ in parts), " · ".join(lbl for _, lbl in parts)
         row = rows.setdefault(key, {"key": key, "label": label, "gpu_hours": Decimal(0), "gpu_cost": Decimal(0),
                                     "other_cost": Decimal(0), "idle_gpu_hours": None, "idle_cost": None,
@@ -174,8 +181,9 @@ def cost_report(*, user, start: date, end: date, group_by: str = "team", team: s
         counts = prediction_counts_by_deployment(model_version_ids=ids, start=start, end=end) if ids else {}
     cent = Decimal("0.01")
     result = []
-    # Named rows first, then the catch-all lines (no team / no model), then unallocated capacity.
-    for row in sorted(rows.values(), key=lambda r: (r["kind"] == UsageKind.UNALLOCATED, r["catch_all"],
+    # Named rows first, then the catch-all lines (no team / no model), unallocated capacity, adjustments.
+    for row in sorted(rows.values(), key=lambda r: (r["kind"] == UsageKind.ADJUSTMENT,
+                                                    r["kind"] == UsageKind.UNALLOCATED, r["catch_all"],
                                                     r["label"].lower())):
         total_cost = row["gpu_cost"] + row["other_cost"] + row["shared_unallocated"]
         predictions = (_predictions_behind(row["sources"], counts, by_deployment="deployment" in dimensions) or None
@@ -225,8 +233,9 @@ def daily_cost_by_team(*, user, start: date, end: date, cluster: str | None = No
     """{label: {day: cost}} for the stacked chart (unallocated and unattributed lines for platform admins)."""
     qs = usage_daily_rows(user=user, start=start, end=end, cluster=cluster)
     series: dict[str, dict[str, float]] = {}
-    for row in qs.values("day", "kind", "team__slug").annotate(c=Sum(F("gpu_cost") + F("other_cost"))):
-        label = ("unallocated" if row["kind"] == UsageKind.UNALLOCATED else row["team__slug"] or "unattributed")
+    for row in qs.values("day", "kind", "adjusts_kind", "team__slug").annotate(c=Sum(F("gpu_cost") + F("other_cost"))):
+        unallocated = UsageKind.UNALLOCATED in (row["kind"], row["adjusts_kind"])
+        label = "unallocated" if unallocated else row["team__slug"] or "unattributed"
         series.setdefault(label, {})[str(row["day"])] = float(row["c"] or 0)
     return series
 
@@ -264,19 +273,33 @@ def node_token_list(*, user) -> QuerySet[NodeToken]:
                                                                 "node", "-created_at")
 
 
-def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -> dict:
+def budget_amount_for_month(*, budget: TeamBudget, month: date) -> Decimal | None:
+    """The team's budget in force for `month`: the latest period from that month or before; None when the budget
+    only started later. A budget without any history (written before there was one) applies to every month."""
+    periods = TeamBudgetPeriod.objects.filter(team_id=budget.team_id)
+    amount = periods.filter(month__lte=month).order_by("-month").values_list("monthly_amount", flat=True).first()
+    if amount is None and not periods.exists():
+        return budget.monthly_amount
+    return amount
+
+
+def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -> dict | None:
     """Budget left at the end of each day of the month and, for the current month, the forecast of the rest at
     the month-to-date burn rate: the same rate (budgets.daily_burn_rate) as the budget table and the banner, so
-    the chart's last point is the budget minus the table's month-end forecast."""
+    the chart's last point is the budget minus the table's month-end forecast. The budget is the month's own
+    (budget history); None when the team had no budget that month."""
     from .budgets import daily_burn_rate
 
+    amount = budget_amount_for_month(budget=budget, month=month)
+    if amount is None:
+        return None
     now = now or timezone.now()
     days_in_month = calendar.monthrange(month.year, month.month)[1]
     last = month.replace(day=days_in_month)
     daily = dict(UsageDaily.objects.filter(team=budget.team, kind=UsageKind.ALLOCATED, day__gte=month, day__lte=last)
                  .values("day").annotate(c=Sum(F("gpu_cost") + F("other_cost"))).values_list("day", "c"))
     today = min(now.date(), last)
-    left, spent, days, remaining = budget.monthly_amount, Decimal(0), [], []
+    left, spent, days, remaining = amount, Decimal(0), [], []
     for offset in range((today - month).days + 1):
         day = month + timedelta(days=offset)
         spent += daily.get(day) or 0

@@ -540,7 +540,9 @@ def quota_set(*, actor, team, gpu_type: GpuType, guaranteed: int, borrow_limit: 
 
 
 @transaction.atomic
-def budget_set(*, actor, team, monthly_amount: Decimal, thresholds: list[int] | None = None) -> TeamBudget:
+def budget_set(*, actor, team, monthly_amount: Decimal, thresholds: list[int] | None = None,
+               now: datetime | None = None) -> TeamBudget:
+    """Set the team's budget from the month of `now` on (default: this month); earlier months keep theirs."""
     require_platform_admin(user=actor)
     thresholds = sorted(set(thresholds or BUDGET_THRESHOLDS))
     if monthly_amount <= 0:
@@ -552,7 +554,7 @@ def budget_set(*, actor, team, monthly_amount: Decimal, thresholds: list[int] | 
     budget, _ = TeamBudget.objects.update_or_create(team=team, defaults={"monthly_amount": monthly_amount,
                                                                          "thresholds": thresholds})
     # The history keeps earlier months' amounts; a change applies to the whole current month.
-    TeamBudgetPeriod.objects.update_or_create(team=team, month=month_start(timezone.now()).date(),
+    TeamBudgetPeriod.objects.update_or_create(team=team, month=month_start(now or timezone.now()).date(),
                                               defaults={"monthly_amount": monthly_amount, "thresholds": thresholds})
     changes = diff(before, {"monthly_amount": str(budget.monthly_amount), "thresholds": thresholds})
     if changes:

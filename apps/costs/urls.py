@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("quotas/", views.quotas, name="quotas"),
     path("nodes/", views.nodes, name="nodes"),
+    path("months/<str:month>/close/", views.month_close, name="month_close"),
 ]

@@ -9,14 +9,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 from django.utils import timezone
 
 from apps.core.errors import DomainError
 from apps.teams.selectors import current_team, team_list
 
-from . import budgets, selectors, services
+from . import budgets, closing, selectors, services
 from .budgets import budget_status
-from .models import BudgetAlert, GpuAllocation, GpuType, NodeToken
+from .models import BudgetAlert, CostMonth, GpuAllocation, GpuType, NodeToken
 from .selectors import GROUPINGS
 from .services import month_start
 
@@ -65,14 +67,17 @@ def index(request):
     budgets = selectors.budget_list(user=request.user)
     if filters["team"]:
         budgets = budgets.filter(team__slug=filters["team"])
-    burn = [selectors.burn_down(budget=b, month=first) for b in budgets]
+    burn = [chart for chart in (selectors.burn_down(budget=b, month=first) for b in budgets) if chart is not None]
     current = first == month_start(timezone.now()).date()
-    statuses = {b.team_id: budget_status(budget=b) for b in budgets} if current else {}
+    statuses = {b.team_id: status for b in budgets if (status := budget_status(budget=b))} if current else {}
     alerts = selectors.budget_alert_list(user=request.user).filter(month=first)
     if filters["team"]:
         alerts = alerts.filter(team__slug=filters["team"])
     banners = [_banner(alert, statuses.get(alert.team_id), last)
                for alert in alerts.order_by("team__slug", "-threshold").distinct("team__slug")]
+
+    closed = CostMonth.objects.select_related("closed_by").filter(month=first).first()
+    month_state = {"closed": closed, "closable": closed is None and closing.next_month(first) <= timezone.now().date()}
 
     export = {k: v for k, v in {"month": filters["month"], "group_by": filters["group_by"], "team": filters["team"],
                                  "cluster": filters["cluster"]}.items() if v}
@@ -81,11 +86,25 @@ def index(request):
     return render(request, "costs/index.html", {
         "filters": filters, "teams": teams, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
         "groupings": UI_GROUPINGS, "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
-        "burn": burn, "statuses": list(statuses.values()), "banners": banners, "first": first, "last": last,
+        "burn": burn, "statuses": list(statuses.values()), "month_state": month_state, "banners": banners,
+        "first": first, "last": last,
         "export_query": urlencode(export), "currency": settings.COSTS_CURRENCY,
         "group_by_words": filters["group_by"].replace(",", " × ").replace("_", " "),
         "per_prediction": bool({"model", "version", "deployment"} & set(filters["group_by"].split(","))),
     })
+
+
+@login_required
+@require_POST
+def month_close(request, month: str):
+    """The Close month button (platform admins): the same service as POST /api/v1/costs/months/{month}/close/."""
+    try:
+        closed = closing.month_close(actor=request.user, month=closing.month_parse(month))
+        messages.success(request, f"{closed.month:%B %Y} is closed: its figures won't change; late data goes to "
+                                  "the adjustments line of the next open month.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(f"{reverse('costs:index')}?{urlencode({'month': month})}")
 
 
 def _banner(alert: BudgetAlert, status: dict | None, last: date) -> dict:
