@@ -195,10 +195,16 @@ def test_job_dispatch_runs_to_completion_with_logs_link_and_retry(kube_server, e
     job.refresh_from_db()
     assert V1Job.from_dict(job.manifest).spec.template.spec.containers[0].image == "python:3.11"
     assert "labelSelector=job-name" in job.logs_url
+    from apps.costs.models import GpuAllocation
+
+    interval = GpuAllocation.objects.get(job_id=job.pk)  # the job is costed from its start
+    assert (interval.team, interval.gpu_count, interval.stopped_at) == (team, 1, None)
     import time
 
     time.sleep(0.5)
     assert job_poll(job=job) == "succeeded"
+    interval.refresh_from_db()
+    assert interval.stopped_at is not None  # and until it finished
 
     from apps.deployments.services import job_retry
 
@@ -229,16 +235,31 @@ def test_gpu_deployments_are_admitted_and_recorded_in_the_cost_ledger(kube_serve
     rollout_drive(deployment_id=deployment.pk)
     first = GpuAllocation.objects.get(deployment_id=deployment.pk)
     assert first.gpu_count == 1 and first.stopped_at is None and first.model_version_id == v1.pk
+    assert (first.cpu_cores, first.memory_gb) == (1, 4)  # the revision's requests, memory in GiB
     deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v2,
                       resources=gpu)
     rollout_drive(deployment_id=deployment.pk)
     first.refresh_from_db()
     assert first.stopped_at is not None
-    assert GpuAllocation.objects.get(deployment_id=deployment.pk, stopped_at__isnull=True).model_version_id == v2.pk
+    second = GpuAllocation.objects.get(deployment_id=deployment.pk, stopped_at__isnull=True)
+    assert second.model_version_id == v2.pk and second.revision_id is not None
     with pytest.raises(Conflict, match="do not fit"):
         deployment_create(
             actor=engineer, team=team, name="too-big", model_version=v1, environment=staging, cluster=cluster,
             resources={**gpu, "gpu_count": 2})
+
+    # Redeployed CPU-only: the GPU revision's interval closes, the quota shows no GPU in use, CPU and memory
+    # stay costed.
+    from apps.costs.services import admission_check
+
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v2,
+                      resources={"cpu": "2", "memory": "1Gi"})
+    rollout_drive(deployment_id=deployment.pk)
+    second.refresh_from_db()
+    assert second.stopped_at is not None
+    cpu_only = GpuAllocation.objects.get(deployment_id=deployment.pk, stopped_at__isnull=True)
+    assert (cpu_only.gpu_type, cpu_only.gpu_count, cpu_only.cpu_cores, cpu_only.memory_gb) == (None, 0, 2, 1)
+    assert admission_check(team=team, cluster=cluster, gpu_type="a100-80gb", gpu_count=1).in_use == 0
 
 
 def test_unavailable_cluster_is_retried_through_the_outbox_with_backoff(kube_server, engineer, team, staging,  # noqa: F811
