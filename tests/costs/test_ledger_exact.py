@@ -45,7 +45,7 @@ def _samples(node: str) -> list[dict]:
 
 
 @pytest.mark.django_db
-def test_hand_computed_scenario_to_the_cent(team, other_team, platform_admin):
+def test_hand_computed_scenario_to_the_cent(team, other_team, platform_admin, client):
     gtype = f.gpu_type(price=str(GPU_PRICE), capacity=0)
     cluster = gtype.cluster
     ResourceRate.objects.create(cluster=cluster, cpu_core_hour=CPU_RATE, memory_gb_hour=MEMORY_RATE,
@@ -102,6 +102,12 @@ def test_hand_computed_scenario_to_the_cent(team, other_team, platform_admin):
     [row] = [r for r in by_deployment.values() if r["deployment"] and "501" in r["deployment"]]
     assert (row["gpu_cost"], row["other_cost"], row["total_cost"]) == (Decimal("6.00"), Decimal("0.25"),
                                                                        Decimal("6.25"))
+
+    # The Costs page says why the unattributed row has no idle figure.
+    client.force_login(platform_admin)
+    page = client.get("/costs/", {"month": f"{T0:%Y-%m}"}).content.decode()
+    unattributed_row = page.split("Unattributed", 1)[1].split("</tr>", 1)[0]
+    assert "no telemetry" in unattributed_row and "4.50" in page
 
 
 @pytest.mark.django_db
