@@ -183,7 +183,8 @@ def _timeline(promotion) -> list[dict]:
     if promotion.decided_at and promotion.status != PromotionStatus.REQUESTED:
         label = {"approved": "approved — publishing to MLflow", "published": "approved"}.get(
             promotion.status, promotion.status)
-        events.append({"at": promotion.decided_at, "who": "control plane", "what": label, "comment": ""})
+        events.append({"at": promotion.decided_at, "who": "control plane", "what": label,
+                       "comment": f"decided by {promotion.decided_by}"})
     if promotion.published_at:
         prev = f" (previously v{promotion.previous_version.version})" if promotion.previous_version else ""
         events.append({"at": promotion.published_at, "who": "control plane",

@@ -167,6 +167,10 @@ def test_team_policy_within_the_floor_approves_with_two(production_floor, team, 
     for approver, status in (("bob", PromotionStatus.REQUESTED), ("carol", PromotionStatus.APPROVED)):
         response = client_for(people[approver]).post(f"{API}/promotions/{request['id']}/approve/", {}, format="json")
         assert response.status_code == 200 and response.json()["status"] == status
+    page = Client()
+    page.force_login(people["bob"])
+    timeline = page.get(f"/registry/requests/{request['id']}/").content.decode()
+    assert "decided by team policy: 2 approval(s) from approver (raised by the platform floor: gates)" in timeline
 
 
 def test_platform_admin_edits_the_floor_on_the_policies_page(people, platform_admin):
