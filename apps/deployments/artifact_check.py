@@ -8,7 +8,8 @@ and a webhook notification record it.
 from django.db import transaction
 
 from apps.core.errors import Conflict
-from apps.registry.artifacts import ArtifactUnreadable, approved_request, manifest_changes, version_manifest
+from apps.registry.artifacts import (ArtifactUnreadable, approved_request, digest_signature_valid, manifest_changes,
+                                     version_manifest)
 from apps.teams.services import webhooks_notify
 from workers.drivers import DriverUnavailable
 
@@ -42,6 +43,11 @@ def _problem(*, version, environment) -> dict | None:
                            f"approvals were bound to artifact digests; request the promotion again (revoke the "
                            f"alias first if it still holds it).",
                 "approved": None, "found": None, "changes": []}
+    if digest_signature_valid(approval) is False:
+        return {"message": f"The artifact digest of request #{approval.pk} does not carry this platform's "
+                           f"signature (altered in the database, or signed with another key); request the promotion "
+                           f"again (revoke the alias first if it still holds it).",
+                "approved": approval.artifact_digest, "found": None, "changes": []}
     try:
         current = version_manifest(version)
     except ArtifactUnreadable as exc:

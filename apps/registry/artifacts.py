@@ -6,9 +6,13 @@ changes when any file is added, removed, renamed or rewritten. Files are hashed 
 multi-gigabyte model never sits in memory. Artifacts on a local path (file:// stores) are hashed in
 place; any other store is downloaded through MLflow's client into a temporary folder first.
 
+The control plane signs {model, version, environment, digest} with its Ed25519 key (REGISTRY_SIGNING_KEY),
+so a digest edited in the database afterwards no longer verifies.
+
 (The OpenSSF `model-signing` library computes a similar manifest, but it pulls in sigstore and its
-dependency tree; this module is the same idea in ~50 lines with no new dependency.)
+dependency tree; this module is the same idea with `cryptography`, already a dependency.)
 """
+import base64
 import hashlib
 import json
 import tempfile
@@ -94,6 +98,48 @@ def manifest_changes(approved: dict, current: dict) -> list[str]:
     changes += [f"{path} removed" for path in sorted(set(before) - set(after))]
     changes += [f"{path} added" for path in sorted(set(after) - set(before))]
     return changes
+
+
+def _signing_key():
+    """The platform's Ed25519 key, or None in production without REGISTRY_SIGNING_KEY (digests unsigned)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if settings.REGISTRY_SIGNING_KEY:
+        seed = base64.urlsafe_b64decode(settings.REGISTRY_SIGNING_KEY.encode())
+    elif settings.PRODUCTION:
+        return None
+    else:
+        seed = hashlib.sha256(f"registry-signing:{settings.SECRET_KEY}".encode()).digest()
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def _statement(*, version, environment, digest: str) -> bytes:
+    return json.dumps({"model": version.model.name, "version": version.version, "environment": environment.name,
+                       "digest": digest}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def digest_sign(*, version, environment, digest: str) -> str:
+    key = _signing_key()
+    if key is None:
+        return ""
+    return base64.urlsafe_b64encode(key.sign(_statement(version=version, environment=environment,
+                                                        digest=digest))).decode()
+
+
+def digest_signature_valid(request) -> bool | None:
+    """Whether the request's digest carries this platform's signature (None: no signing key configured)."""
+    from cryptography.exceptions import InvalidSignature
+
+    key = _signing_key()
+    if key is None:
+        return None
+    try:
+        key.public_key().verify(base64.urlsafe_b64decode(request.artifact_signature.encode()),
+                                _statement(version=request.version, environment=request.environment,
+                                           digest=request.artifact_digest))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def approved_request(*, version, environment):

@@ -208,6 +208,9 @@ class PromotionRequest(models.Model):
     # artifact file, computed when the request was made (see artifacts.py). Every apply re-checks it.
     artifact_digest = models.CharField(max_length=80, blank=True)
     artifact_manifest = models.JSONField(default=dict, blank=True)
+    # Ed25519 signature by the platform key over {model, version, environment, digest} (artifacts.py): a digest
+    # edited in the database no longer verifies.
+    artifact_signature = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

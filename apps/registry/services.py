@@ -14,7 +14,7 @@ from apps.teams.services import webhooks_notify
 
 from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PolicySource, PromotionKind,
                       PromotionStatus, SyncStatus, SyncTrigger, TeamSource)
-from .artifacts import ArtifactUnreadable, version_manifest
+from .artifacts import ArtifactUnreadable, digest_sign, version_manifest
 from .gates import evaluate_gate
 from .models import (AliasHolding, Approval, ApprovalPolicy, ModelVersion, PolicyFloor, PromotionRequest,
                      QualityGate, RegisteredModel, SyncRun)
@@ -339,6 +339,7 @@ def promotion_request(*, actor, version: ModelVersion, environment: str, comment
         with transaction.atomic():
             request = PromotionRequest.objects.create(
                 artifact_digest=manifest["digest"], artifact_manifest=manifest,
+                artifact_signature=digest_sign(version=version, environment=env, digest=manifest["digest"]),
                 team=model.team, version=version, environment=env, requested_by=actor, comment=comment,
                 policy=snapshot, policy_source=snapshot["source"], gate_results=results,
                 gates_passed=all(r["passed"] for r in results),

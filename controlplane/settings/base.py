@@ -131,6 +131,11 @@ for _key in CONTROLPLANE_FERNET_KEYS:
                                    "32 bytes: python -c 'from cryptography.fernet import Fernet; "
                                    "print(Fernet.generate_key().decode())')")
 
+# Ed25519 key the registry signs approved artifact digests with (url-safe base64 of a 32-byte seed:
+# python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'). Unset in local
+# development: derived from SECRET_KEY; unset in production: digests are not signed (README, registry).
+REGISTRY_SIGNING_KEY = env("REGISTRY_SIGNING_KEY", "")
+
 # SSRF guard (apps/core/netguard.py): server-side requests to user-supplied URLs (webhooks, cluster API
 # URLs) never reach loopback, private, link-local, multicast, reserved or metadata addresses except inside
 # these CIDRs. Local development and the tests allow loopback (receivers and the Kubernetes API emulator

@@ -241,6 +241,23 @@ def test_an_approval_without_a_digest_does_not_deploy(model, people, team, stagi
     assert not LocalProcess.objects.filter(deployment=deployment).exists()
 
 
+def test_a_digest_edited_in_the_database_fails_its_signature(model, people, team, staging, local, local_dir, tamper):
+    """Someone with database access re-binds the approval to replaced files: the platform's signature over
+    {model, version, environment, digest} no longer verifies, so nothing is served."""
+    from apps.registry.artifacts import version_manifest
+
+    v2 = model.versions.get(version=2)
+    request = approve(v2, people)
+    assert request.artifact_signature
+    tamper(v2)
+    forged = version_manifest(v2)
+    PromotionRequest.objects.filter(pk=request.pk).update(artifact_digest=forged["digest"], artifact_manifest=forged)
+    deployment = deployment_create(actor=people["eng"], team=team, name="digest", model_version=v2,
+                                   environment=staging, cluster=local, resources=RESOURCES)
+    assert "does not carry this platform's signature" in rollout_drive(deployment_id=deployment.pk)
+    assert not LocalProcess.objects.filter(deployment=deployment).exists()
+
+
 def test_unreadable_artifacts_cannot_be_requested(team, people, staging, client_for, tmp_path):
     version = ModelVersionFactory(model=RegisteredModelFactory(team=team, team_source="assigned"),
                                   artifact_uri=(tmp_path / "gone").as_uri())
