@@ -117,3 +117,14 @@ def test_platform_admin_sets_a_quota(page, login, team, platform_admin):
     row = page.locator("#quota-table tbody tr[data-gpu='A100-80GB']")
     expect(row.locator("td").nth(2)).to_have_text("6")
     expect(row.locator("td").nth(6)).to_have_text("ml-shared")
+
+
+def test_platform_admin_closes_last_month(page, login, platform_admin):
+    last_month = date.today().replace(day=1) - timedelta(days=1)
+    login(page, platform_admin)
+    page.goto(f"/costs/?month={last_month:%Y-%m}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Close {last_month:%B %Y}").click()
+    expect(page.locator("#month-state")).to_contain_text(f"{last_month:%B %Y} was closed on")
+    expect(page.get_by_text(f"{last_month:%B %Y} is closed: its figures won't change")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Close {last_month:%B %Y}")).to_have_count(0)
