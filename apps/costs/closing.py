@@ -54,6 +54,17 @@ def closed_months(*, start: datetime, end: datetime) -> set[date]:
     return set(CostMonth.objects.filter(month__gte=first, month__lte=last).values_list("month", flat=True))
 
 
+def first_open_moment(at: datetime) -> datetime:
+    """`at`, or the start of the first open month after it when its month is closed."""
+    month = at.date().replace(day=1)
+    closed = set(CostMonth.objects.filter(month__gte=month).values_list("month", flat=True))
+    if month not in closed:
+        return at
+    while month in closed:
+        month = next_month(month)
+    return _at(month)
+
+
 def month_list(*, user, now: datetime | None = None) -> list[dict]:
     """Every month from the first with usage to the current one, newest first, with its state."""
     require_platform_admin(user=user)

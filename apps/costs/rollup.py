@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .closing import adjustments_post, closed_months, first_open_moment
 from .models import RollupRun
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,6 @@ def rollup_window(*, start: datetime, end: datetime, now: datetime | None = None
 
     Hours of a closed month are never rebuilt: what they would be now is compared with what was closed, and the
     difference is booked as adjustment rows in the next open month (apps.costs.closing)."""
-    from .closing import adjustments_post, closed_months
-
     now = now or timezone.now()
     start, end = floor_hour(start), ceil_hour(end)
     result = {"window_start": start, "window_end": end, "usage_rows": 0, "utilization_rows": 0}
@@ -227,6 +226,10 @@ def rollup_incremental(*, now: datetime | None = None) -> dict:
     if last is not None:
         # If the job didn't run for a while (beat down), catch up from where the last run stopped.
         start = max(min(start, last.window_end - HOUR), oldest)
+    # A closed month was rebuilt as it closed: it is recomputed for late data in it, not for the trailing hours.
+    open_start = first_open_moment(start)
+    if dirty is None or dirty >= open_start:
+        start = max(start, open_start)
     run = RollupRun.objects.create(started_at=now, window_start=floor_hour(start), window_end=ceil_hour(now))
     result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
     run.window_start, run.window_end = result["window_start"], result["window_end"]

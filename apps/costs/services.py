@@ -411,7 +411,8 @@ def allocations_stop_for(*, deployment_id: int | None = None, job_id: int | None
 @transaction.atomic
 def gpu_type_create(*, actor, cluster, name: str, memory_gb: int = 0, capacity: int = 0, parent: str = "",
                     mig_profile: str = "", capacity_from: datetime | None = None) -> GpuType:
-    """`capacity_from` (default now): when the capacity came into service; idle capacity counts from there."""
+    """`capacity_from` (default now): when the capacity came into service; idle capacity counts from there
+    (back-dated: costed at once, like a back-dated price)."""
     require_platform_admin(user=actor)
     cluster = cluster_resolve(cluster)
     name = name.strip()
@@ -425,12 +426,14 @@ def gpu_type_create(*, actor, cluster, name: str, memory_gb: int = 0, capacity: 
     if GpuType.objects.filter(cluster=cluster, name=name).exists():
         raise Conflict(f"Cluster '{cluster.name}' already has GPU type '{name}'.", fields={"name": ["already exists"]})
     capacity_from = capacity_from or timezone.now()
+    rollup_lock()
     gpu_type = GpuType.objects.create(cluster=cluster, name=name, memory_gb=memory_gb, capacity=capacity,
                                       parent=parent_type, mig_profile=mig_profile, capacity_from=capacity_from)
     audit_record(actor=actor, action="costs.gpu_type.create", target=gpu_type,
                  changes={"cluster": [None, cluster.name], "name": [None, name], "capacity": [None, capacity],
                           "capacity_from": [None, capacity_from.isoformat()],
                           "memory_gb": [None, memory_gb], "mig_profile": [None, mig_profile or None]})
+    recompute_since(start=capacity_from)
     return gpu_type
 
 

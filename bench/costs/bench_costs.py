@@ -204,8 +204,10 @@ def main():
     from apps.deployments.models import Cluster
 
     cluster = Cluster.objects.get_or_create(name="bench", defaults={"kind": "local"})[0]
-    gtype = GpuType.objects.get_or_create(cluster=cluster, name="A100-80GB", defaults={"capacity": args.gpus})[0]
     now = datetime.now(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    # In service (and priced) well before the month, so every hour has its unallocated-capacity line.
+    gtype = GpuType.objects.update_or_create(cluster=cluster, name="A100-80GB", defaults={
+        "capacity": args.gpus, "capacity_from": now - timedelta(days=90)})[0]
     if not gtype.prices.exists():
         GpuPrice.objects.create(gpu_type=gtype, hourly_price=Decimal("3.40"), effective_from=now - timedelta(days=90))
     with connection.cursor() as cursor:
