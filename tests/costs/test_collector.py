@@ -120,3 +120,25 @@ def test_control_plane_jobs_are_reconciled_not_skipped(cluster, kube, team):
     assert collect_pods(cluster=cluster, api_client=api)["jobs_closed"] == 1
     interval.refresh_from_db()
     assert interval.stopped_at == ended and GpuAllocation.objects.filter(job_id=job.pk).count() == 1
+
+
+def test_serving_pods_tell_their_interval_its_node_and_gpus(cluster, kube, team):
+    from apps.costs.models import GpuDevice
+    from apps.costs.services import allocation_start
+    from tests.deployments.factories import deployment_in
+
+    api, core = kube
+    deployment = deployment_in(team, cluster=cluster)
+    serving = allocation_start(team=team, cluster=cluster, gpu_type="L4", gpu_count=1, deployment_id=deployment.pk,
+                               revision_id=deployment.current_revision_id)
+    GpuDevice.objects.create(cluster=cluster, node="gpu-node-3", gpu_index=5, uuid="GPU-abc", last_seen_at=STARTED)
+    labels = {"app.kubernetes.io/managed-by": "controlplane", "controlplane.io/deployment": deployment.name,
+              "controlplane.io/team": team.slug, "controlplane.io/revision": "2"}
+    core.create_namespaced_pod("ml", pod("fraud-r2-x", labels=labels, annotations={
+        "controlplane.io/gpu-uuids": "GPU-abc", "controlplane.io/mig-instance": "MIG-1"}))
+    result = collect_pods(cluster=cluster, api_client=api)
+    assert (result["pods"], result["started"], result["located"]) == (0, 0, 1)  # not counted again
+    serving.refresh_from_db()
+    assert (serving.node, serving.gpu_indexes, serving.gpu_uuids, serving.mig_instance) == (
+        "gpu-node-3", [5], ["GPU-abc"], "MIG-1")
+    assert GpuAllocation.objects.count() == 1

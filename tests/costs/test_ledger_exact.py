@@ -19,6 +19,8 @@ from apps.costs.services import allocation_start, allocations_stop_for, node_tok
 from apps.deployments.choices import JobStatus
 from apps.deployments.models import Job
 
+from tests.deployments.factories import deployment_in
+
 from . import factories as f
 
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -164,9 +166,16 @@ def test_nightly_check_reports_intervals_open_without_a_running_workload(team, p
     for job in jobs.values():
         allocation_start(team=team, cluster=cluster, gpu_type=gtype, gpu_count=1, job_id=job.pk, started_at=T0)
     orphan = GpuAllocation.objects.get(job_id=jobs[JobStatus.SUCCEEDED].pk)
+    deployment = deployment_in(team)  # r2 serves, r1 was replaced
+    for revision in deployment.revisions.all():
+        allocation_start(team=team, cluster=cluster, gpu_type="", gpu_count=0, deployment_id=deployment.pk,
+                         revision_id=revision.pk, started_at=T0)
+    replaced = GpuAllocation.objects.get(revision_id=deployment.revisions.get(number=1).pk)
 
     found = open_intervals_check(now=NOW)
-    assert [(i["allocation"], i["reason"]) for i in found] == [(orphan.pk, "job train-succeeded is succeeded")]
+    assert sorted((i["allocation"], i["reason"]) for i in found) == [
+        (orphan.pk, "job train-succeeded is succeeded"),
+        (replaced.pk, f"revision {replaced.revision_id} of deployment fraud no longer serves")]
     event = AuditEvent.objects.get(action="costs.ledger.open_intervals")
     assert event.changes["open_without_workload"][1][0]["allocation"] == orphan.pk
     orphan.refresh_from_db()
