@@ -13,8 +13,8 @@ from django.db.models import Sum
 from apps.audit.models import AuditEvent
 from apps.costs.closing import month_close
 from apps.costs.ingest import samples_ingest
-from apps.costs.models import CostMonth, GpuPrice, UsageDaily, UsageHourly
-from apps.costs.rollup import rollup_window
+from apps.costs.models import CostMonth, GpuPrice, RollupRun, UsageDaily, UsageHourly
+from apps.costs.rollup import rollup_incremental, rollup_window
 from apps.costs.services import allocation_start, allocation_stop, gpu_type_create
 
 from . import factories as f
@@ -48,6 +48,13 @@ def adjustments(**filters) -> dict:
                           idle_cost=Sum("idle_cost"))
 
 
+def late_samples(gtype):
+    """NVML samples at 25 % on both of node-a's GPUs, in both hours fraud held them."""
+    samples = [{"ts": (T + timedelta(minutes=m)).timestamp(), "gpu_index": gpu, "util": 25, "mem_used_mb": 1,
+                "mem_total_mb": 10} for m in (30, 90) for gpu in (0, 1)]
+    samples_ingest(cluster=gtype.cluster, node="node-a", batch_id=uuid.uuid4(), samples=samples)
+
+
 @pytest.fixture
 def november(team):
     """fraud held 2 GPUs of node-a (indexes 0 and 1) 10:00–12:00 on 21 November; 4 GPUs at 2.00; no NVML data yet."""
@@ -72,9 +79,7 @@ def test_closed_month_stays_to_the_cent_and_late_data_becomes_december_adjustmen
     assert AuditEvent.objects.filter(action="costs.month.close", object_id=str(CostMonth.objects.get().pk)).exists()
 
     # Late: NVML samples at 25 % on both GPUs for both hours, and search's 1 GPU for 3 hours on 25 November.
-    samples = [{"ts": (T + timedelta(minutes=m)).timestamp(), "gpu_index": gpu, "util": 25, "mem_used_mb": 1,
-                "mem_total_mb": 10} for m in (30, 90) for gpu in (0, 1)]
-    samples_ingest(cluster=november.cluster, node="node-a", batch_id=uuid.uuid4(), samples=samples)
+    late_samples(november)
     late = allocation_start(team=other_team, cluster="local", gpu_type=november, gpu_count=1, started_at=LATE)
     allocation_stop(allocation=late, stopped_at=LATE + timedelta(hours=3))
     rollup_window(start=T, end=NOW)
@@ -121,6 +126,20 @@ def test_closed_month_stays_to_the_cent_and_late_data_becomes_december_adjustmen
     assert {row["ChargeClass"] for row in corrections} == {"Correction"}
     assert sum(Decimal(row["BilledCost"]) for row in corrections if row["SubAccountId"] == "search") == Decimal("9")
     assert all(row["ChargeDescription"].startswith(f"Correction to {NOV:%B %Y}") for row in corrections)
+
+
+def test_the_beat_rollup_books_late_samples_of_a_closed_month(november, team, platform_admin):
+    month_close(actor=platform_admin, month=NOV.date())
+    closed = frozen(NOV, DEC)
+    rollup_incremental()
+    assert not UsageDaily.objects.filter(kind="adjustment").exists()
+    late_samples(november)
+    rollup_incremental()
+    # 2 GPUs × 2 h at 2.00 × (1 − 25 %) idle, booked in December; November as closed.
+    assert adjustments(team=team)["idle_cost"] == Decimal("6.00") and frozen(NOV, DEC) == closed
+    rollup_incremental()  # nothing late: only the trailing hours, never back into November
+    assert RollupRun.objects.order_by("-started_at").first().window_start >= DEC
+    assert UsageDaily.objects.filter(kind="adjustment").count() == 1
 
 
 def test_a_gpu_type_added_on_the_first_adds_no_idle_capacity_to_the_month_before(november, platform_admin):
