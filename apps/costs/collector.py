@@ -107,12 +107,13 @@ def _reconcile_control_plane(*, cluster, pods: list, now: datetime) -> dict:
         interval = GpuAllocation.objects.filter(job_id=job.pk, stopped_at__isnull=True).first()
         if interval is None:
             started = min([(p.status.start_time if p.status else None) or now for p, _ in job_pods] + [now])
+            # One pod: its node and GPUs too; several: their requests summed, placed by _locate if on one node.
             total = placements[0] if len(placements) == 1 else Requests(
                 cpu_cores=sum(p.cpu_cores for p in placements), memory_gib=sum(p.memory_gib for p in placements))
-            fields = total.ledger_fields() | {"node": total.node if len(placements) == 1 else ""}
             interval = allocation_start_reserved(team=job.team, cluster=cluster, gpu_count=job.gpu_count,
                                                  gpu_type=job.gpu_type if job.gpu_count else "", job_id=job.pk,
-                                                 started_at=max(started, job.started_at or started), **fields)
+                                                 started_at=max(started, job.started_at or started),
+                                                 **total.ledger_fields())
             counts["jobs_opened"] += 1
             logger.warning("Job %s ran without a ledger interval; the collector opened one", job.name)
         counts["located"] += _locate(interval, placements)
