@@ -30,5 +30,6 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "apps.teams.choices.Role",
         "ClusterKindEnum": "apps.deployments.choices.ClusterKind",
+        "MonitorStateEnum": "apps.monitoring.choices.MonitorState",
     },
 }

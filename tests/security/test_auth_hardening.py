@@ -208,4 +208,6 @@ def test_production_settings_pass_check_deploy():
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "System check identified no issues (0 silenced)." in result.stdout, result.stdout + result.stderr[-3000:]
+    # drf_spectacular.W001 is the API schema generator's: a choice set named twice goes into
+    # ENUM_NAME_OVERRIDES (controlplane/settings/api.py), a queryset it can't read into an @extend_schema.
+    assert "System check identified no issues (0 silenced)." in result.stdout, result.stderr[-3000:]
