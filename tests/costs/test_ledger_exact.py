@@ -113,7 +113,7 @@ def test_hand_computed_scenario_to_the_cent(team, other_team, platform_admin, cl
 
 
 @pytest.mark.django_db
-def test_an_allocation_without_node_or_gpus_has_no_idle_figure(team, platform_admin):
+def test_an_allocation_without_node_or_gpus_has_no_idle_figure(team, platform_admin, client_for):
     gtype = f.gpu_type(price="2", capacity=0)
     node_token_create(actor=platform_admin, cluster=gtype.cluster, node="node-a", gpu_count=4)
     samples_ingest(cluster=gtype.cluster, node="node-a", batch_id=uuid.uuid4(), samples=_samples("node-a"), now=NOW)
@@ -121,6 +121,8 @@ def test_an_allocation_without_node_or_gpus_has_no_idle_figure(team, platform_ad
     rollup_window(start=T0, end=T0 + 2 * H, now=T0 + 2 * H)
     [row] = cost_report(user=platform_admin, start=T0.date(), end=(T0 + 2 * H).date())
     assert row["gpu_cost"] == Decimal("4.00") and row["idle_cost"] is None  # node known, GPU not: no telemetry
+    [listed] = client_for(platform_admin).get("/api/v1/costs/allocations/").json()["results"]
+    assert (listed["node"], listed["gpu_indexes"], listed["mig_instance"]) == ("node-a", [], "")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -247,7 +247,12 @@ class AllocationSerializer(serializers.Serializer):
     model_version_id = serializers.IntegerField(allow_null=True)
     deployment_id = serializers.IntegerField(allow_null=True)
     job_id = serializers.IntegerField(allow_null=True)
+    revision_id = serializers.IntegerField(allow_null=True)
     node = serializers.CharField()
+    gpu_indexes = serializers.ListField(child=serializers.IntegerField(),
+                                        help_text="NVML indexes on `node`; empty: unknown, so no idle figure")
+    gpu_uuids = serializers.ListField(child=serializers.CharField())
+    mig_instance = serializers.CharField()
     source = serializers.CharField()
     started_at = serializers.DateTimeField()
     stopped_at = serializers.DateTimeField(allow_null=True)
