@@ -167,6 +167,28 @@ def test_token_lifetime_is_bounded(client_for, team_admin, days):
     assert response.status_code == 400 and "expires_in_days" in error(response)["fields"]
 
 
+def test_migration_gives_existing_tokens_admin_scope_and_90_days():
+    """Migrates inside the test's transaction (PostgreSQL DDL is transactional), so the rollback undoes it."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("teams", "0004_webhook_encrypt_existing_urls")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_apps = executor.loader.project_state(before).apps
+    user = old_apps.get_model("auth", "User").objects.create(username="integration")
+    old_apps.get_model("teams", "ApiToken").objects.create(user=user, name="legacy-ci", prefix="0ld0ld00",
+                                                           secret_hash="0" * 64)
+    with connection.cursor() as cursor:  # check the foreign key now, not while 0005 alters the table
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    token = ApiToken.objects.get(name="legacy-ci")
+    assert token.scope == "admin"
+    assert timedelta(days=89, hours=23) < token.expires_at - timezone.now() <= timedelta(days=90)
+
+
 # --- /metrics -------------------------------------------------------------------------------------------------
 
 def test_metrics_need_the_scraper_token_or_a_platform_admin(settings, team_admin, platform_admin, client_for):
