@@ -545,23 +545,27 @@ def quota_set(*, actor, team, gpu_type: GpuType, guaranteed: int, borrow_limit: 
 @transaction.atomic
 def budget_set(*, actor, team, monthly_amount: Decimal, thresholds: list[int] | None = None,
                now: datetime | None = None) -> TeamBudget:
-    """Set the team's budget from the month of `now` on (default: this month); earlier months keep theirs."""
+    """Set the team's budget from the month of `now` on (default: this month); earlier months keep theirs
+    (TeamBudgetPeriod). The team's TeamBudget is the latest period: what the API lists and alerts use."""
     require_platform_admin(user=actor)
     thresholds = sorted(set(thresholds or BUDGET_THRESHOLDS))
     if monthly_amount <= 0:
         raise InvalidInput("monthly_amount must be more than 0.", fields={"monthly_amount": ["must be > 0"]})
     if any(not isinstance(t, int) or t <= 0 or t > 1000 for t in thresholds):
         raise InvalidInput("Thresholds are whole percentages between 1 and 1000.", fields={"thresholds": ["range"]})
-    budget = TeamBudget.objects.select_for_update().filter(team=team).first()
-    before = {"monthly_amount": str(budget.monthly_amount), "thresholds": budget.thresholds} if budget else {}
-    budget, _ = TeamBudget.objects.update_or_create(team=team, defaults={"monthly_amount": monthly_amount,
-                                                                         "thresholds": thresholds})
-    # The history keeps earlier months' amounts; a change applies to the whole current month.
-    TeamBudgetPeriod.objects.update_or_create(team=team, month=month_start(now or timezone.now()).date(),
-                                              defaults={"monthly_amount": monthly_amount, "thresholds": thresholds})
-    changes = diff(before, {"monthly_amount": str(budget.monthly_amount), "thresholds": thresholds})
+    month = month_start(now or timezone.now()).date()
+    periods = TeamBudgetPeriod.objects.select_for_update().filter(team=team)
+    period = periods.filter(month=month).first()
+    before = {"monthly_amount": str(period.monthly_amount), "thresholds": period.thresholds} if period else {}
+    TeamBudgetPeriod.objects.update_or_create(team=team, month=month, defaults={"monthly_amount": monthly_amount,
+                                                                              "thresholds": thresholds})
+    latest = periods.order_by("-month").first()
+    budget, _ = TeamBudget.objects.update_or_create(team=team, defaults={"monthly_amount": latest.monthly_amount,
+                                                                         "thresholds": latest.thresholds})
+    changes = diff(before, {"monthly_amount": str(monthly_amount), "thresholds": thresholds})
     if changes:
-        audit_record(actor=actor, action="costs.budget.set", target=budget, team=team, changes=changes)
+        audit_record(actor=actor, action="costs.budget.set", target=budget, team=team,
+                     changes={"month": [None, f"{month:%Y-%m}"]} | changes)
     return budget
 
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from apps.audit.models import AuditEvent
 from apps.costs.budgets import budget_status, budgets_check
 from apps.costs.models import BudgetAlert, TeamBudget, UsageDaily
 from apps.costs.selectors import burn_down
@@ -50,3 +51,11 @@ def test_the_costs_page_draws_november_with_novembers_budget(budget, team, platf
     page = client.get("/costs/", {"month": "2026-11", "team": team.slug})
     assert page.status_code == 200
     assert [chart["budget"] for chart in page.context["burn"]] == [1000.0]
+
+
+def test_correcting_an_earlier_month_keeps_todays_budget(budget, team, platform_admin):
+    budget_set(actor=platform_admin, team=team, monthly_amount=Decimal("1200"), now=NOV + timedelta(days=1))
+    assert TeamBudget.objects.get(team=team).monthly_amount == Decimal("3000")
+    assert burn_down(budget=TeamBudget.objects.get(team=team), month=NOV.date(), now=DEC_CHANGE)["budget"] == 1200.0
+    event = AuditEvent.objects.filter(action="costs.budget.set").order_by("-id").first()
+    assert event.changes["month"] == [None, "2026-11"] and event.changes["monthly_amount"] == ["1000.00", "1200"]
