@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidInput
-from apps.teams.selectors import require_platform_admin
+from apps.teams.choices import Capability, PlatformRole
+from apps.teams.selectors import require_platform_role
 
 from .choices import UsageKind
 from .models import CostMonth, UsageDaily
@@ -67,7 +68,7 @@ def first_open_moment(at: datetime) -> datetime:
 
 def month_list(*, user, now: datetime | None = None) -> list[dict]:
     """Every month from the first with usage to the current one, newest first, with its state."""
-    require_platform_admin(user=user)
+    require_platform_role(user=user, role=PlatformRole.FINANCE)
     today = (now or timezone.now()).date()
     closed = {m.month: m for m in CostMonth.objects.select_related("closed_by")}
     earliest = UsageDaily.objects.order_by("day").values_list("day", flat=True).first() or today
@@ -88,7 +89,8 @@ def month_close(*, actor, month: date, now: datetime | None = None) -> CostMonth
     """Rebuild the month's rollups once more and freeze them. Only a month that has ended; twice → 409."""
     from .rollup import rollup_lock, rollup_window
 
-    require_platform_admin(user=actor)
+    # Platform admins and finance; through an API token, an admin-scoped one (a platform-level write).
+    require_platform_role(user=actor, role=PlatformRole.FINANCE, capability=Capability.ADMINISTER)
     now = now or timezone.now()
     if next_month(month) > now.date():
         raise InvalidInput(f"{month:%B %Y} has not ended yet; a month can be closed from the 1st of the next one.",

@@ -1,4 +1,5 @@
-"""Reads for the costs app. Team-owned rows always go through scope_to_teams."""
+"""Reads for the costs app. Team-owned rows always go through cost_scope: the user's teams, or every team for
+platform admins and the finance role (apps.teams.selectors.cost_team_ids_for)."""
 import calendar
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -9,15 +10,27 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from apps.core.errors import InvalidInput
-from apps.teams.selectors import require_platform_admin, scope_to_teams, team_ids_for
+from apps.teams.models import Team
+from apps.teams.selectors import cost_team_ids_for, require_platform_admin
 
 from .choices import UsageKind
 from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, TeamBudget, TeamBudgetPeriod,
                      UsageDaily, UtilizationDaily)
 
 
+def cost_scope(queryset: QuerySet, *, user, field: str = "team") -> QuerySet:
+    """Team-owned cost rows the user may read. Fails closed for anonymous users."""
+    ids = cost_team_ids_for(user=user)
+    return queryset if ids is None else queryset.filter(**{f"{field}__in": ids})
+
+
+def cost_team_list(*, user) -> QuerySet[Team]:
+    """The teams whose costs the user may read (the Costs pages' team filter)."""
+    return cost_scope(Team.objects.all(), user=user, field="pk")
+
+
 def quota_list(*, user) -> QuerySet[Quota]:
-    return scope_to_teams(Quota.objects.select_related("team", "gpu_type__cluster", "cohort"), user=user)
+    return cost_scope(Quota.objects.select_related("team", "gpu_type__cluster", "cohort"), user=user)
 
 
 def gpu_type_list() -> QuerySet[GpuType]:
@@ -61,12 +74,12 @@ def group_by_dimensions(group_by: str) -> list[str]:
 
 
 def usage_daily_rows(*, user, start: date, end: date, team: str | None = None, cluster: str | None = None):
-    """UsageDaily rows in [start, end] the user may see: their teams' rows; platform admins also see the
-    unattributed (no team label) and unallocated (capacity nobody held) lines."""
+    """UsageDaily rows in [start, end] the user may see: their teams' rows; platform admins and finance see every
+    team's and also the unattributed (no team label) and unallocated (capacity nobody held) lines."""
     qs = UsageDaily.objects.filter(day__gte=start, day__lte=end)
     if cluster:
         qs = qs.filter(cluster__name=cluster)
-    ids = team_ids_for(user=user)
+    ids = cost_team_ids_for(user=user)
     if ids is not None:
         qs = qs.filter(team_id__in=ids)
     if team:
@@ -255,15 +268,15 @@ def utilization_heatmap(*, start: date, end: date, cluster: str | None = None) -
 
 
 def budget_list(*, user) -> QuerySet[TeamBudget]:
-    return scope_to_teams(TeamBudget.objects.select_related("team"), user=user)
+    return cost_scope(TeamBudget.objects.select_related("team"), user=user)
 
 
 def budget_alert_list(*, user) -> QuerySet[BudgetAlert]:
-    return scope_to_teams(BudgetAlert.objects.select_related("team"), user=user)
+    return cost_scope(BudgetAlert.objects.select_related("team"), user=user)
 
 
 def allocation_list(*, user) -> QuerySet[GpuAllocation]:
-    return scope_to_teams(GpuAllocation.objects.select_related("team", "cluster", "gpu_type"), user=user)
+    return cost_scope(GpuAllocation.objects.select_related("team", "cluster", "gpu_type"), user=user)
 
 
 def node_token_list(*, user) -> QuerySet[NodeToken]:

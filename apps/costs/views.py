@@ -14,7 +14,8 @@ from django.views.decorators.http import require_POST
 from django.utils import timezone
 
 from apps.core.errors import DomainError
-from apps.teams.selectors import current_team, team_list
+from apps.teams.choices import PlatformRole
+from apps.teams.selectors import current_team, platform_roles_for
 
 from . import budgets, closing, selectors, services
 from .budgets import budget_status
@@ -45,7 +46,7 @@ def index(request):
         "group_by": request.GET.get("group_by", "team") if request.GET.get("group_by") in UI_GROUPINGS else "team",
         "share_unallocated": request.GET.get("share_unallocated") == "on",
     }
-    teams = list(team_list(user=request.user))
+    teams = list(selectors.cost_team_list(user=request.user))
     rows = []
     try:
         rows = selectors.cost_report(user=request.user, start=first, end=last, group_by=filters["group_by"],
@@ -87,6 +88,7 @@ def index(request):
         "filters": filters, "teams": teams, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
         "groupings": UI_GROUPINGS, "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
         "burn": burn, "statuses": list(statuses.values()), "month_state": month_state, "banners": banners,
+        "closes_months": PlatformRole.FINANCE in platform_roles_for(user=request.user),
         "first": first, "last": last,
         "export_query": urlencode(export), "currency": settings.COSTS_CURRENCY,
         "group_by_words": filters["group_by"].replace(",", " × ").replace("_", " "),
@@ -97,7 +99,7 @@ def index(request):
 @login_required
 @require_POST
 def month_close(request, month: str):
-    """The Close month button (platform admins): the same service as POST /api/v1/costs/months/{month}/close/."""
+    """The Close month button (platform admins and finance): the same service as POST /api/v1/costs/months/{month}/close/."""
     try:
         closed = closing.month_close(actor=request.user, month=closing.month_parse(month))
         messages.success(request, f"{closed.month:%B %Y} is closed: its figures won't change; late data goes to "
@@ -136,7 +138,7 @@ def _quota_rows(team):
 
 @login_required
 def quotas(request):
-    teams = list(team_list(user=request.user))
+    teams = list(selectors.cost_team_list(user=request.user))
     slug = request.GET.get("team") or request.POST.get("team")
     team = next((t for t in teams if t.slug == slug), None) or current_team(request=request, teams=teams)
     if request.method == "POST" and team is not None:

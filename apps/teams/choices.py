@@ -24,6 +24,12 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
 }
 
 
+class PlatformRole(models.TextChoices):
+    """Platform-wide grants, beside the per-team roles; platform admins (superusers) hold them all."""
+
+    FINANCE = "finance", "Finance: reads the costs of every team and closes months, nothing else"
+
+
 class TokenScope(models.TextChoices):
     READ = "read", "Read: see the user's teams (GET only)"
     OPERATE = "operate", "Operate: register, deploy, roll back, request promotions"

@@ -5,7 +5,7 @@ from django.utils import timezone
 from apps.core import crypto
 from apps.core.masking import mask_url
 
-from .choices import DeliveryOutcome, Role, TokenScope
+from .choices import DeliveryOutcome, PlatformRole, Role, TokenScope
 
 
 class Team(models.Model):
@@ -32,6 +32,23 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} as {self.role}"
+
+
+class PlatformRoleGrant(models.Model):
+    """A platform-wide role held by a user (see PlatformRole); granted and revoked by platform admins, audited."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="platform_role_grants")
+    role = models.CharField(max_length=20, choices=PlatformRole.choices)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    granted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["role", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="platform_role_grant_unique_user_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role}"
 
 
 class ApiToken(models.Model):

@@ -3,8 +3,8 @@ from django.db.models import QuerySet
 
 from apps.core.errors import Forbidden, NotFound
 
-from .choices import ROLE_CAPABILITIES, SCOPE_CAPABILITIES, Capability
-from .models import ApiToken, Membership, Team
+from .choices import ROLE_CAPABILITIES, SCOPE_CAPABILITIES, Capability, PlatformRole
+from .models import ApiToken, Membership, PlatformRoleGrant, Team
 
 User = get_user_model()
 
@@ -85,6 +85,36 @@ def require_platform_admin(*, user) -> None:
         raise _scope_forbidden(user=user, capability=Capability.ADMINISTER)
 
 
+def platform_roles_for(*, user) -> frozenset[str]:
+    """The platform-wide roles granted to the user (a platform admin holds them all without a grant)."""
+    if user.is_superuser:
+        return frozenset(PlatformRole.values)
+    if not user.is_authenticated or user.pk is None:  # anonymous, or a node agent (apps.costs.authentication)
+        return frozenset()
+    cache = getattr(user, "_platform_roles", None)
+    if cache is None:
+        cache = frozenset(PlatformRoleGrant.objects.filter(user=user).values_list("role", flat=True))
+        user._platform_roles = cache
+    return cache
+
+
+def require_platform_role(*, user, role: str, capability: str = Capability.VIEW) -> None:
+    """Platform admins and holders of `role`; `capability` is what a token's scope must allow (VIEW to read,
+    ADMINISTER for a platform-level write such as closing a month)."""
+    if role not in platform_roles_for(user=user):
+        raise Forbidden(f"Only platform admins and users with the '{role}' role may do this.")
+    if not scope_allows(user=user, capability=capability):
+        raise _scope_forbidden(user=user, capability=capability)
+
+
+def cost_team_ids_for(*, user) -> set[int] | None:
+    """Teams whose costs the user may read: every team (None) for platform admins and finance, else the teams
+    where the user may view. Costs only: finance sees no other team data (team_ids_for is unchanged)."""
+    if PlatformRole.FINANCE in platform_roles_for(user=user) and scope_allows(user=user, capability=Capability.VIEW):
+        return None
+    return team_ids_for(user=user)
+
+
 def _scope_forbidden(*, user, capability: str) -> Forbidden:
     """`capability` is a team capability, or ADMINISTER standing for platform-admin rights."""
     enough = [scope for scope, caps in SCOPE_CAPABILITIES.items() if capability in caps]
@@ -108,6 +138,11 @@ def team_get_by_slug(*, user, slug: str) -> Team:
         return team_list(user=user).get(slug=slug)
     except Team.DoesNotExist:
         raise NotFound(f"Team '{slug}' not found.")
+
+
+def platform_role_grant_list(*, user) -> QuerySet[PlatformRoleGrant]:
+    require_platform_admin(user=user)
+    return PlatformRoleGrant.objects.select_related("user", "granted_by")
 
 
 def membership_list(*, user) -> QuerySet[Membership]:

@@ -15,9 +15,9 @@ from apps.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, 
 from apps.core.masking import MASK, mask_url
 from apps.outbox.services import outbox_enqueue
 
-from .choices import SCOPE_CAPABILITIES, Capability, Role, TokenScope
-from .models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
-from .selectors import capabilities_for, require_capability, require_platform_admin, token_scope
+from .choices import SCOPE_CAPABILITIES, Capability, PlatformRole, Role, TokenScope
+from .models import ApiToken, Membership, PlatformRoleGrant, Team, WebhookDelivery, WebhookEndpoint
+from .selectors import capabilities_for, platform_roles_for, require_capability, require_platform_admin, token_scope
 from .throttling import login_lockout_message
 
 User = get_user_model()
@@ -86,6 +86,35 @@ def membership_remove(*, actor, membership: Membership) -> None:
 
 
 @transaction.atomic
+def platform_role_grant(*, actor, username: str, role: str) -> PlatformRoleGrant:
+    """Give a user a platform-wide role (finance). Platform admins only; twice → 409."""
+    require_platform_admin(user=actor)
+    if role not in PlatformRole.values:
+        raise InvalidInput(f"Unknown platform role '{role}'. Use one of: {', '.join(PlatformRole.values)}.",
+                           fields={"role": ["unknown"]})
+    try:
+        user = User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise InvalidInput(f"No user named '{username}'.", fields={"username": ["unknown user"]})
+    try:
+        with transaction.atomic():
+            grant = PlatformRoleGrant.objects.create(user=user, role=role, granted_by=actor)
+    except IntegrityError:
+        raise Conflict(f"'{username}' has the '{role}' role already.", fields={"role": ["already granted"]})
+    audit_record(actor=actor, action="platform_role.grant", target=grant,
+                 changes={"user": [None, username], "role": [None, role]})
+    return grant
+
+
+@transaction.atomic
+def platform_role_revoke(*, actor, grant: PlatformRoleGrant) -> None:
+    require_platform_admin(user=actor)
+    audit_record(actor=actor, action="platform_role.revoke", target=grant,
+                 changes={"user": [grant.user.username, None], "role": [grant.role, None]})
+    grant.delete()
+
+
+@transaction.atomic
 def api_token_create(*, actor, name: str, scope: str = TokenScope.READ,
                      expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Returns the token and its plaintext, which is never stored and can't be shown again."""
@@ -123,6 +152,10 @@ def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | Non
     # Never more than the user's roles allow anywhere (VIEW is every member's), nor more than the
     # token this request came with.
     ceiling = capabilities_for(user=actor) | {Capability.VIEW}
+    if platform_roles_for(user=actor):
+        # A platform role's writes (finance closing a month) need an admin-scoped token; such a token still
+        # holds in each team no more than the user's role there, and platform-admin rights need a superuser.
+        ceiling = frozenset(Capability.values)
     via_scope = token_scope(user=actor)
     if via_scope is not None:
         ceiling &= SCOPE_CAPABILITIES[via_scope]

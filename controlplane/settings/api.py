@@ -29,6 +29,7 @@ SPECTACULAR_SETTINGS = {
     # reports a guessed name as a warning).
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "apps.teams.choices.Role",
+        "PlatformRoleEnum": "apps.teams.choices.PlatformRole",
         "ClusterKindEnum": "apps.deployments.choices.ClusterKind",
         "MonitorStateEnum": "apps.monitoring.choices.MonitorState",
     },

@@ -7,13 +7,18 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from apps.teams.choices import ROLE_CAPABILITIES, Role
+from apps.teams.choices import ROLE_CAPABILITIES, PlatformRole, Role
+from apps.teams.models import PlatformRoleGrant
 from tests.authz.cases import CASES
 from tests.authz.routes import api_routes
 from tests.factories import TeamFactory, UserFactory, member
 
 ROUTES = api_routes()
-ROLES = ["anonymous", *Role.values, "platform_admin"]
+# `finance` is a platform role held by a user in no team: it reads the costs of every team, nothing else.
+ROLES = ["anonymous", *Role.values, "finance", "platform_admin"]
+# Capabilities finance holds on every team: costs_view is a team's "view" for members, every team for finance and
+# platform admins; finance marks platform-level cost routes (months, catalog reads) for platform admins and finance.
+FINANCE_CAPABILITIES = {"costs_view", "finance"}
 DEFAULT_SUCCESS = {"get": 200, "post": 201, "put": 200, "patch": 200, "delete": 204}
 
 
@@ -36,18 +41,26 @@ def expected_outcome(route, case, role: str, target: str) -> tuple[int, bool | N
         if route.is_detail and target == "other":
             return 404, None
         return success, (target == "own") if list_like else None
-    if role == "platform_admin":
+    if role == "platform_admin" or (role == "finance" and route.capability in FINANCE_CAPABILITIES):
         return success, True if list_like else None
-    if route.capability == "platform_admin":
+    if route.capability in ("platform_admin", "finance"):
         return 403, None
+    if role == "finance":  # a member of no team: every team's objects are another team's
+        target = "other"
     capabilities = ROLE_CAPABILITIES[role] if target == "own" else frozenset()
+    capability, lookup_capability = (_team_capability(route.capability), _team_capability(route.lookup_capability))
     if list_like:
-        return 200, route.capability in capabilities
-    if route.is_detail and route.lookup_capability not in capabilities:
+        return 200, capability in capabilities
+    if route.is_detail and lookup_capability not in capabilities:
         return 404, None
     if route.is_detail or target == "own":
-        return (success if route.capability in capabilities else 403), None
+        return (success if capability in capabilities else 403), None
     return 404, None  # acting on a team the caller is not in
+
+
+def _team_capability(capability: str) -> str:
+    """What a route's capability asks of a team member (costs_view is "view" in the team)."""
+    return "view" if capability == "costs_view" else capability
 
 
 @pytest.mark.parametrize("target", ["own", "other"])
@@ -59,6 +72,9 @@ def test_authorization(route, role, target, db):
     actor = None
     if role == "platform_admin":
         actor = UserFactory(username="platform", is_superuser=True, is_staff=True)
+    elif role == "finance":
+        actor = UserFactory(username="finance")
+        PlatformRoleGrant.objects.create(user=actor, role=PlatformRole.FINANCE)
     elif role != "anonymous":
         actor = member(own_team, role, "actor")
     object_team = own_team if target == "own" else other_team

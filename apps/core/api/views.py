@@ -13,8 +13,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
     """
 
     # action -> capability in the object's team ("view", "operate", ...), "platform_admin", "self"
-    # (the caller's own objects such as API tokens), or "authenticated" (platform-wide rules every signed-in
-    # user reads, such as policy floors).
+    # (the caller's own objects such as API tokens), "authenticated" (platform-wide rules every signed-in
+    # user reads, such as policy floors), "costs_view" ("view" in the team, or any team for platform admins and the
+    # finance role) or "finance" (platform admins and the finance role only).
     capabilities: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):

@@ -14,7 +14,8 @@ from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import Forbidden, InvalidInput
 from apps.core.export import EXPORT_FORMATS, stream_rows
 from apps.teams.authentication import ApiTokenAuthentication
-from apps.teams.selectors import require_platform_admin, team_get_by_slug
+from apps.teams.choices import PlatformRole
+from apps.teams.selectors import require_platform_admin, require_platform_role, team_get_by_slug
 
 from .. import closing, focus, selectors, services
 from ..authentication import NodeTokenAuthentication
@@ -40,7 +41,7 @@ class QuotaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
     """Quotas per team and GPU type; platform admins create or change them (POST is an upsert)."""
 
     serializer_class = s.QuotaSerializer
-    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+    capabilities = {"list": "costs_view", "retrieve": "costs_view", "create": "platform_admin"}
 
     def select(self, *, user):
         return selectors.quota_list(user=user)
@@ -57,15 +58,15 @@ class QuotaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
 
 
 class GpuTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
-    """The GPU catalog (platform admins; everyone sees it on the Costs → Quotas page)."""
+    """The GPU catalog (platform admins and finance; everyone sees it on the Costs → Quotas page)."""
 
     serializer_class = s.GpuTypeSerializer
-    capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin"}
+    capabilities = {"list": "finance", "retrieve": "finance", "create": "platform_admin"}
 
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return selectors.gpu_type_list().none()
-        require_platform_admin(user=user)
+        require_platform_role(user=user, role=PlatformRole.FINANCE)
         return selectors.gpu_type_list()
 
     @extend_schema(request=s.GpuTypeCreateSerializer, responses={201: s.GpuTypeSerializer})
@@ -78,12 +79,12 @@ class GpuTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
 
 class GpuPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     serializer_class = s.GpuPriceSerializer
-    capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin"}
+    capabilities = {"list": "finance", "retrieve": "finance", "create": "platform_admin"}
 
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):
             return selectors.gpu_price_list().none()
-        require_platform_admin(user=user)
+        require_platform_role(user=user, role=PlatformRole.FINANCE)
         return selectors.gpu_price_list()
 
     @extend_schema(request=s.GpuPriceCreateSerializer, responses={201: s.GpuPriceSerializer})
@@ -168,7 +169,7 @@ def report_period(data: dict) -> tuple[date, date]:
 class CostReportView(APIView):
     """Cost per team/model/version/deployment/GPU type/day from the daily rollups; ?format=csv|jsonl exports."""
 
-    capabilities = {"get": "view"}
+    capabilities = {"get": "costs_view"}
 
     @extend_schema(parameters=[s.ReportQuerySerializer], responses={200: s.ReportSerializer})
     def get(self, request):
@@ -190,7 +191,7 @@ class CostReportView(APIView):
 class FocusExportView(APIView):
     """The month's charges as a FinOps FOCUS 1.0 dataset (CSV or Parquet), scoped like the cost report."""
 
-    capabilities = {"get": "view"}
+    capabilities = {"get": "costs_view"}
 
     @extend_schema(parameters=[s.FocusQuerySerializer], responses={(200, "text/csv"): bytes,
                                                                    (200, "application/vnd.apache.parquet"): bytes})
@@ -205,9 +206,9 @@ class FocusExportView(APIView):
 
 
 class CostMonthListView(APIView):
-    """Months from the first with usage to the current one, open or closed. Platform admins only."""
+    """Months from the first with usage to the current one, open or closed. Platform admins and finance."""
 
-    capabilities = {"get": "platform_admin"}
+    capabilities = {"get": "finance"}
 
     @extend_schema(responses={200: s.CostMonthSerializer(many=True)})
     def get(self, request):
@@ -217,11 +218,10 @@ class CostMonthListView(APIView):
 class CostMonthCloseView(APIView):
     """Close a month that has ended: its figures never change again; late data goes to adjustments. 409 twice."""
 
-    capabilities = {"post": "platform_admin"}
+    capabilities = {"post": "finance"}
 
     @extend_schema(request=None, responses={200: s.CostMonthSerializer})
     def post(self, request, month: str):
-        require_platform_admin(user=request.user)
         closed = closing.month_close(actor=request.user, month=closing.month_parse(month))
         entry = next(m for m in closing.month_list(user=request.user) if m["month"] == f"{closed.month:%Y-%m}")
         return Response(s.CostMonthSerializer(entry).data)
@@ -229,7 +229,7 @@ class CostMonthCloseView(APIView):
 
 class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     serializer_class = s.BudgetSerializer
-    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+    capabilities = {"list": "costs_view", "retrieve": "costs_view", "create": "platform_admin"}
 
     def select(self, *, user):
         return selectors.budget_list(user=user)
@@ -245,7 +245,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedView
 
 class BudgetAlertViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.BudgetAlertSerializer
-    capabilities = {"list": "view", "retrieve": "view"}
+    capabilities = {"list": "costs_view", "retrieve": "costs_view"}
 
     def select(self, *, user):
         return selectors.budget_alert_list(user=user)
@@ -255,7 +255,7 @@ class AllocationViewSet(ScopedReadOnlyViewSet):
     """The GPU allocation ledger (what the control plane dispatched and what the collector found)."""
 
     serializer_class = s.AllocationSerializer
-    capabilities = {"list": "view", "retrieve": "view"}
+    capabilities = {"list": "costs_view", "retrieve": "costs_view"}
 
     def select(self, *, user):
         return selectors.allocation_list(user=user)

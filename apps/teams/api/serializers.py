@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
-from apps.teams.choices import Role, TokenScope
-from apps.teams.models import ApiToken, Membership, Team, WebhookDelivery, WebhookEndpoint
+from apps.teams.choices import PlatformRole, Role, TokenScope
+from apps.teams.models import ApiToken, Membership, PlatformRoleGrant, Team, WebhookDelivery, WebhookEndpoint
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -33,6 +33,20 @@ class MembershipCreateSerializer(StrictInputSerializer):
 
 class MembershipUpdateSerializer(StrictInputSerializer):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class PlatformRoleGrantSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    granted_by = serializers.CharField(source="granted_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = PlatformRoleGrant
+        fields = ["id", "username", "role", "granted_by", "granted_at"]
+
+
+class PlatformRoleGrantCreateSerializer(StrictInputSerializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=PlatformRole.choices)
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

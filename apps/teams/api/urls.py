@@ -1,11 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import ApiTokenViewSet, MembershipViewSet, MeView, TeamViewSet, TokenExchangeView, WebhookEndpointViewSet
+from .views import (ApiTokenViewSet, MembershipViewSet, MeView, PlatformRoleGrantViewSet, TeamViewSet, TokenExchangeView,
+                    WebhookEndpointViewSet)
 
 router = SimpleRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("memberships", MembershipViewSet, basename="membership")
+router.register("platform-roles", PlatformRoleGrantViewSet, basename="platform-role")
 router.register("tokens", ApiTokenViewSet, basename="api-token")
 router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 

@@ -56,6 +56,28 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class PlatformRoleGrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    """Platform-wide roles (finance) held by users: platform admins grant and revoke them, audited."""
+
+    serializer_class = s.PlatformRoleGrantSerializer
+    capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin",
+                    "destroy": "platform_admin"}
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def select(self, *, user):
+        return selectors.platform_role_grant_list(user=user)
+
+    @extend_schema(request=s.PlatformRoleGrantCreateSerializer, responses={201: s.PlatformRoleGrantSerializer})
+    def create(self, request):
+        data = s.PlatformRoleGrantCreateSerializer.validated(request.data)
+        grant = services.platform_role_grant(actor=request.user, **data)
+        return Response(s.PlatformRoleGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, pk=None):
+        services.platform_role_revoke(actor=request.user, grant=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     serializer_class = s.ApiTokenSerializer
     capabilities = {"list": "self", "retrieve": "self", "create": "self", "revoke": "self"}

@@ -6,7 +6,7 @@ from apps.audit.services import audit_record
 from apps.core.models import AllowedNetwork
 from apps.outbox.choices import OutboxStatus
 from apps.outbox.models import OutboxMessage
-from apps.teams.models import Membership
+from apps.teams.models import Membership, PlatformRoleGrant
 from apps.teams.services import api_token_create
 from tests.factories import PASSWORD, UserFactory, WebhookEndpointFactory
 
@@ -19,6 +19,10 @@ def _token(team, actor):
 
 def _membership(team, actor):
     return Membership.objects.create(team=team, user=UserFactory(), role="viewer")
+
+
+def _platform_role(team, actor):
+    return PlatformRoleGrant.objects.create(user=UserFactory(), role="finance")
 
 
 def _audit_event(team, actor):
@@ -52,6 +56,10 @@ CASES: dict[str, Case] = {
         body={"post": lambda team, obj: {"team": team.slug, "username": UserFactory().username, "role": "viewer"}},
     ),
     "api:membership-detail": Case(make=_membership, body={"patch": lambda team, obj: {"role": "approver"}}),
+    "api:platform-role-list": Case(
+        make=_platform_role, body={"post": lambda team, obj: {"username": UserFactory().username, "role": "finance"}},
+    ),
+    "api:platform-role-detail": Case(make=_platform_role),
     "api:api-token-list": Case(make=_token, body={"post": lambda team, obj: {"name": "ci-pipeline"}}),
     "api:api-token-detail": Case(make=_token),
     "api:api-token-revoke": Case(make=_token, success={"post": 200}),
