@@ -118,14 +118,15 @@ _LEDGER_LOCK = 7_351_011  # advisory lock class: one deployment's interval chang
 
 def deployment_interval_open(*, deployment_id: int, revision_id: int, **allocation) -> GpuAllocation:
     """The revision now serving gets the deployment's one open interval: whatever is open closes now and the
-    revision's interval opens from now (its reservation becomes that usage). Serialised per deployment, so
+    revision's interval opens from now (its reservation becomes that usage); given `started_at`, the change
+    happened then and the previous interval closes then too. Serialised per deployment, so
     parallel revision changes leave exactly one interval open and close each of the others once."""
     from .services import allocation_start_reserved, allocations_stop_for
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LEDGER_LOCK, deployment_id % 2**31])
-        allocations_stop_for(deployment_id=deployment_id)
+        allocations_stop_for(deployment_id=deployment_id, stopped_at=allocation.get("started_at"))
         return allocation_start_reserved(deployment_id=deployment_id, revision_id=revision_id, **allocation)
 
 
