@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import ApiToken, Membership, Team, WebhookEndpoint
+from . import services
+from .models import ApiToken, Membership, PlatformRoleGrant, Team, WebhookEndpoint
 
 
 class MembershipInline(admin.TabularInline):
@@ -13,6 +14,27 @@ class TeamAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
+
+
+@admin.register(PlatformRoleGrant)
+class PlatformRoleGrantAdmin(admin.ModelAdmin):
+    """Grant and revoke through the services, so the admin's changes are audited like the API's."""
+
+    list_display = ["user", "role", "granted_by", "granted_at"]
+    fields = ["user", "role"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a grant is added or revoked, never edited
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = services.platform_role_grant(actor=request.user, username=obj.user.username, role=obj.role).pk
+
+    def delete_model(self, request, obj):
+        services.platform_role_revoke(actor=request.user, grant=obj)
+
+    def delete_queryset(self, request, queryset):
+        for grant in queryset.select_related("user"):
+            services.platform_role_revoke(actor=request.user, grant=grant)
 
 
 @admin.register(ApiToken)

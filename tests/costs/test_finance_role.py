@@ -162,3 +162,17 @@ def test_costs_page_shows_finance_every_team_and_the_month_close(finance, usage)
     html = page.content.decode()
     assert 'value="fraud"' in html and 'value="search"' in html and 'id="close-month"' in html
     assert 'id="nodes-link"' not in html  # node registration stays with platform admins
+
+
+def test_django_admin_grants_and_revokes_through_the_audited_services(platform_admin):
+    analyst = UserFactory(username="analyst")
+    browser = Client()
+    browser.force_login(platform_admin)
+    added = browser.post("/admin/teams/platformrolegrant/add/", {"user": analyst.pk, "role": "finance"})
+    assert added.status_code == 302, added.content
+    grant = PlatformRoleGrant.objects.get(user=analyst, role="finance")
+    assert grant.granted_by == platform_admin
+    deleted = browser.post(f"/admin/teams/platformrolegrant/{grant.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302 and not PlatformRoleGrant.objects.exists()
+    assert list(AuditEvent.objects.filter(action__startswith="platform_role.").values_list("action", flat=True)
+                .order_by("id")) == ["platform_role.grant", "platform_role.revoke"]
