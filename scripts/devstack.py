@@ -51,6 +51,7 @@ DEMO_LOGINS = [
     ("alice", "fraud: team_admin"), ("bob", "fraud: approver"), ("carol", "fraud: approver"),
     ("dave", "fraud: ml_engineer"), ("vera", "fraud: viewer"),
     ("sam", "search: team_admin"), ("erin", "search: ml_engineer"),
+    ("fiona", "finance: every team's costs"),
 ]
 
 

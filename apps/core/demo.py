@@ -13,11 +13,13 @@ import requests
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from apps.teams.models import Membership, Team
-from apps.teams.services import membership_add, team_create
+from apps.teams.choices import PlatformRole
+from apps.teams.models import Membership, PlatformRoleGrant, Team
+from apps.teams.services import membership_add, platform_role_grant, team_create
 
 DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_USERNAME = "admin"
+FINANCE_USERNAME = "fiona"  # the finance role: reads every team's costs, in no team
 # (slug, name, [(username, role), ...]). scripts/devstack.py prints the same logins after `make run`;
 # tests/core/test_seed_demo.py checks the two agree.
 TEAMS = [
@@ -69,6 +71,16 @@ def seed_accounts(*, log: Log) -> None:
                 membership_add(actor=admin, team=team, username=username, role=role)
             _report(log, membership is None,
                     f"membership {username} in {slug} as {membership.role if membership else role}")
+
+    finance = User.objects.filter(username=FINANCE_USERNAME).first()
+    _report(log, finance is None, f"user {FINANCE_USERNAME}")
+    if finance is None:
+        finance = User.objects.create_user(FINANCE_USERNAME, f"{FINANCE_USERNAME}@example.test", DEMO_PASSWORD,
+                                           first_name=FINANCE_USERNAME.title())
+    granted = PlatformRoleGrant.objects.filter(user=finance, role=PlatformRole.FINANCE).exists()
+    if not granted:
+        platform_role_grant(actor=admin, username=FINANCE_USERNAME, role=PlatformRole.FINANCE)
+    _report(log, not granted, f"platform role finance for {FINANCE_USERNAME}")
 
     from apps.costs.demo import seed_costs  # GPU catalog, quotas, a month of usage, budgets (apps/costs/demo.py)
 

@@ -53,6 +53,10 @@ def test_seed_demo_creates_everything_once(db, mlflow_client, capsys):
         user = authenticate(login_request(), username=username, password="demo-pass-2026")
         assert user is not None and not user.is_superuser
 
+    finance = authenticate(login_request(), username="fiona", password="demo-pass-2026")
+    assert list(finance.platform_role_grants.values_list("role", flat=True)) == ["finance"]
+    assert AuditEvent.objects.filter(action="platform_role.grant", actor=admin).count() == 1
+
     # Written once, by the admin, through the team services.
     team_events = AuditEvent.objects.filter(action="team.create")
     assert sorted(team_events.values_list("changes__slug", flat=True)) == [[None, "fraud"], [None, "search"]]
@@ -83,6 +87,7 @@ def test_devstack_prints_the_seeded_logins():
     spec.loader.exec_module(devstack)
 
     seeded = [(demo.ADMIN_USERNAME, "platform admin")] + [
-        (username, f"{slug}: {role}") for slug, _, members in demo.TEAMS for username, role in members]
+        (username, f"{slug}: {role}") for slug, _, members in demo.TEAMS for username, role in members] + [
+        (demo.FINANCE_USERNAME, "finance: every team's costs")]
     assert devstack.DEMO_LOGINS == seeded
     assert devstack.DEMO_PASSWORD == demo.DEMO_PASSWORD
