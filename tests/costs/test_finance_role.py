@@ -81,6 +81,13 @@ def test_a_read_token_of_finance_reads_every_team_and_writes_nothing(finance, us
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "token_scope"
     assert not CostMonth.objects.exists()
 
+    # Closing a month is a platform-level write: an admin-scoped token, which gives finance nothing more.
+    _, token = api_token_create(actor=finance, name="month-end", scope="admin")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.post(f"/api/v1/costs/months/{LAST_MONTH:%Y-%m}/close/").status_code == 200
+    assert api.post("/api/v1/costs/budgets/", {"team": "fraud", "monthly_amount": "1"}, format="json").status_code == 403
+    assert api.get(reverse("api:registry-model-list")).json()["results"] == []
+
 
 def test_finance_writes_no_prices_quotas_or_budgets(finance, team, usage):
     gtype = f.gpu_type()
