@@ -85,15 +85,19 @@ FROM costed
 GROUP BY hour, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id
 """
 
-# Capacity nobody held, per GPU type and hour, at the on-demand price of the hour's start; capacity counts from
-# its type's capacity_from (a type added on 1 December adds no idle capacity to November).
+# Capacity nobody held, per GPU type and hour, at the on-demand price in force. In the rare hour a price period
+# starts or ends inside, each part is costed at its own price: what the capacity was worth over the hour less
+# what the allocations of that type held of it, valued the same way (a mid-hour price change splits exactly).
+# Capacity counts from its type's capacity_from (a type added on 1 December adds no idle capacity to November).
 UNALLOCATED_HOURLY = """
 WITH hours AS (
     SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour', interval '1 hour') AS h
+), on_demand AS (
+    SELECT gpu_type_id, hourly_price, effective_from AS s, COALESCE(effective_to, 'infinity') AS e
+    FROM costs_gpuprice WHERE pricing_class = 'on_demand'
 ), capacity AS (
-    SELECT hours.h AS hour, g.id AS gpu_type_id, g.cluster_id,
-           g.capacity * EXTRACT(EPOCH FROM (LEAST(hours.h + interval '1 hour', %(now)s)
-                                            - GREATEST(hours.h, g.capacity_from))) / 3600.0 AS gpu_hours
+    SELECT hours.h AS hour, g.id AS gpu_type_id, g.cluster_id, g.capacity,
+           GREATEST(hours.h, g.capacity_from) AS s, LEAST(hours.h + interval '1 hour', %(now)s) AS e
     FROM costs_gputype g CROSS JOIN hours
     WHERE g.capacity > 0 AND hours.h < %(now)s AND g.capacity_from < hours.h + interval '1 hour'
 ), used AS (
@@ -103,14 +107,25 @@ WITH hours AS (
 INSERT INTO costs_usagehourly (hour, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
                                gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
 SELECT c.hour, 'unallocated', NULL, c.cluster_id, c.gpu_type_id, NULL, NULL, free.hours,
-       free.hours * COALESCE((SELECT p.hourly_price FROM costs_gpuprice p
-                              WHERE p.gpu_type_id = c.gpu_type_id AND p.pricing_class = 'on_demand'
-                                AND p.effective_from <= c.hour AND COALESCE(p.effective_to, 'infinity') > c.hour
-                              LIMIT 1), 0),
+       CASE WHEN EXISTS (SELECT 1 FROM on_demand p WHERE p.gpu_type_id = c.gpu_type_id
+                           AND (p.s > c.hour AND p.s < c.e OR p.e > c.hour AND p.e < c.e))
+       THEN (c.capacity * (SELECT SUM(p.hourly_price * EXTRACT(EPOCH FROM LEAST(c.e, p.e) - GREATEST(c.s, p.s)))
+                           FROM on_demand p WHERE p.gpu_type_id = c.gpu_type_id AND p.s < c.e AND p.e > c.s)
+             - COALESCE((SELECT SUM(a.gpu_count * p.hourly_price * EXTRACT(EPOCH FROM
+                                    LEAST(COALESCE(a.stopped_at, %(now)s), c.e, p.e) - GREATEST(a.started_at, c.hour, p.s)))
+                         FROM costs_gpuallocation a
+                         JOIN on_demand p ON p.gpu_type_id = a.gpu_type_id
+                          AND p.s < LEAST(COALESCE(a.stopped_at, %(now)s), c.e) AND p.e > GREATEST(a.started_at, c.hour)
+                         WHERE a.gpu_type_id = c.gpu_type_id AND a.started_at < c.e
+                           AND COALESCE(a.stopped_at, %(now)s) > c.hour), 0)) / 3600.0
+       ELSE free.hours * COALESCE((SELECT p.hourly_price FROM on_demand p
+                                   WHERE p.gpu_type_id = c.gpu_type_id AND p.s <= c.hour AND p.e > c.hour LIMIT 1), 0)
+       END,
        0, NULL, NULL
 FROM capacity c
 LEFT JOIN used u ON u.hour = c.hour AND u.gpu_type_id = c.gpu_type_id
-CROSS JOIN LATERAL (SELECT c.gpu_hours - COALESCE(u.gpu_hours, 0) AS hours) free
+CROSS JOIN LATERAL (SELECT c.capacity * EXTRACT(EPOCH FROM (c.e - c.s)) / 3600.0 - COALESCE(u.gpu_hours, 0)
+                    AS hours) free
 WHERE free.hours > 0.000001
 """
 

@@ -1,7 +1,7 @@
 """Issue 17's hand-computed scenario, end to end through the product's entry points, every figure to the cent.
 
 September 2026 (a fixed past month): two teams on two nodes with different utilisation, a GPU price change
-mid-month (2.00 → 3.00 per GPU-hour at 12:00 on the 15th), fraud's deployment serving on GPUs with CPU and
+mid-month (2.00 → 3.00 per GPU-hour at 12:30 on the 15th, mid-hour), fraud's deployment serving on GPUs with CPU and
 memory and then redeployed CPU-only, search's Job with CPU, memory and GPUs on another node, 8 GPUs of capacity,
 the month closed, then node-b's NVML samples arriving late and the next beat rollup booking them in October.
 
@@ -50,7 +50,8 @@ DAY = datetime(2026, 9, 15, tzinfo=timezone.utc)
 H = timedelta(hours=1)
 CENT, MILLI = Decimal("0.01"), Decimal("0.001")
 
-PRICES = [(SEP, DAY + 12 * H, Decimal("2.00")), (DAY + 12 * H, None, Decimal("3.00"))]  # per GPU-hour
+PRICE_CHANGE = DAY + 12 * H + timedelta(minutes=30)  # mid-hour, while both teams hold GPUs
+PRICES = [(SEP, PRICE_CHANGE, Decimal("2.00")), (PRICE_CHANGE, None, Decimal("3.00"))]  # per GPU-hour
 CPU_RATE, MEMORY_RATE = Decimal("0.04"), Decimal("0.005")  # per core-hour, per GiB-hour
 CAPACITY = 8
 # Each GPU's own utilisation (samples alternate ±10 around it, so each hour's mean is exact).
@@ -114,7 +115,7 @@ def expected(*, gpus=0, gpu_span=None, util=None, cpu_memory=()) -> dict:
 
 
 def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other_team, platform_admin):
-    # The catalog, as a platform admin enters it: 8 A100s from 1 September at 2.00, 3.00 from the 15th at 12:00.
+    # The catalog, as a platform admin enters it: 8 A100s from 1 September at 2.00, 3.00 from the 15th at 12:30.
     cluster = f.cluster()
     gtype = gpu_type_create(actor=platform_admin, cluster=cluster, name="A100-80GB", capacity=CAPACITY,
                             capacity_from=SEP)
@@ -172,15 +173,16 @@ def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other
     unallocated = {"gpu_hours": (CAPACITY * hours(SEP, OCT) - allocated).quantize(MILLI),
                    "gpu_cost": unallocated_priced.quantize(CENT), "other_cost": Decimal("0.00"),
                    "idle_gpu_hours": None, "idle_cost": None, "total_cost": unallocated_priced.quantize(CENT)}
-    # The hand arithmetic, written out once: 2 GPUs × (2 h × 2.00 + 2 h × 3.00) = 20.00, idle 70 % of it;
+    # The hand arithmetic, written out once: 2 GPUs × (2.5 h × 2.00 + 1.5 h × 3.00) = 19.00, idle 70 % of it;
     # 4 cores × 4 h × 0.04 + 8 GiB × 4 h × 0.005 + 1 core × 4 h × 0.04 + 3 GiB × 4 h × 0.005 = 1.02.
-    assert fraud == {"gpu_hours": Decimal("8.000"), "gpu_cost": Decimal("20.00"), "other_cost": Decimal("1.02"),
-                     "idle_gpu_hours": Decimal("5.600"), "idle_cost": Decimal("14.00"), "total_cost": Decimal("21.02")}
-    # 2 GPUs × (1 h × 2.00 + 1.5 h × 3.00) = 13.00; 6.25 cores × 2.5 h × 0.04 + 24.5 GiB × 2.5 h × 0.005 = 0.93.
+    assert fraud == {"gpu_hours": Decimal("8.000"), "gpu_cost": Decimal("19.00"), "other_cost": Decimal("1.02"),
+                     "idle_gpu_hours": Decimal("5.600"), "idle_cost": Decimal("13.30"), "total_cost": Decimal("20.02")}
+    # 2 GPUs × (1.5 h × 2.00 + 1 h × 3.00) = 12.00; 6.25 cores × 2.5 h × 0.04 + 24.5 GiB × 2.5 h × 0.005 = 0.93.
     assert (search["gpu_cost"], search["other_cost"], search["total_cost"]) == (
-        Decimal("13.00"), Decimal("0.93"), Decimal("13.93"))
-    # (8 × 348 − 4 − 2) GPU-hours × 2.00 + (8 × 372 − 4 − 3) × 3.00.
-    assert unallocated["gpu_cost"] == Decimal("14463.00") and unallocated["gpu_hours"] == Decimal("5747.000")
+        Decimal("12.00"), Decimal("0.93"), Decimal("12.93"))
+    # (8 × 348.5 − 5 − 3) GPU-hours × 2.00 + (8 × 371.5 − 3 − 2) × 3.00: the hour of the change split at 12:30
+    # for the unused capacity too (priced at the hour's start, it would be 14,459.00).
+    assert unallocated["gpu_cost"] == Decimal("14461.00") and unallocated["gpu_hours"] == Decimal("5747.000")
 
     def september(group_by="team"):
         return {r["key"]: r for r in cost_report(user=platform_admin, start=SEP.date(),
@@ -206,8 +208,8 @@ def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other
     october = {r["key"]: r for r in cost_report(user=platform_admin, start=OCT.date(), end=OCT.date())}
     adjustments = {k: r for k, r in october.items() if k.startswith("adjustment-")}
     late = expected(gpus=2, gpu_span=JOB, util=node_b)
-    # Only the idle figure changes: 5 GPU-hours × 40 % idle = 2 GPU-hours, 13.00 × 40 % = 5.20; no cost moves.
-    assert (late["idle_gpu_hours"], late["idle_cost"]) == (Decimal("2.000"), Decimal("5.20"))
+    # Only the idle figure changes: 5 GPU-hours × 40 % idle = 2 GPU-hours, 12.00 × 40 % = 4.80; no cost moves.
+    assert (late["idle_gpu_hours"], late["idle_cost"]) == (Decimal("2.000"), Decimal("4.80"))
     assert set(adjustments) == {"adjustment-2026-09|search"}
     assert adjustments["adjustment-2026-09|search"]["label"] == "Adjustment to September 2026 · search"
     assert figures(adjustments["adjustment-2026-09|search"]) == {
