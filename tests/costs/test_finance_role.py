@@ -169,6 +169,8 @@ def test_costs_page_shows_finance_every_team_and_the_month_close(finance, usage)
     html = page.content.decode()
     assert 'value="fraud"' in html and 'value="search"' in html and 'id="close-month"' in html
     assert 'id="nodes-link"' not in html  # node registration stays with platform admins
+    quotas = browser.get("/costs/quotas/", {"team": "search"}).content.decode()
+    assert 'team search</small>' in quotas and 'id="quota-form"' not in quotas  # reads any team's quotas, edits none
 
 
 def test_django_admin_grants_and_revokes_through_the_audited_services(platform_admin):
