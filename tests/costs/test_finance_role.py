@@ -149,6 +149,7 @@ def test_only_platform_admins_grant_and_revoke_finance_audited(finance, platform
                                           format="json")
     assert unknown.status_code == 400 and unknown.json()["error"]["fields"] == {"username": ["unknown user"]}
     assert set(report(client(analyst))) == {"fraud", "search", "unallocated"}
+    assert client(analyst).get(reverse("api:me")).json()["platform_roles"] == ["finance"]
 
     grant_id = granted.json()["id"]
     assert client(platform_admin).delete(f"/api/v1/platform-roles/{grant_id}/").status_code == 204

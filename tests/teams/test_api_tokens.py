@@ -34,7 +34,8 @@ def test_token_authenticates_and_audits_as_the_user_via_token(client_for, team, 
     plaintext = create_token(client_for, team_admin, name="ci-bot", scope="admin")["token"]
     me = bearer(plaintext).get("/api/v1/me/")
     assert me.status_code == 200
-    assert me.json() == {"username": "tadmin", "is_platform_admin": False, "teams": {team.slug: "team_admin"}}
+    assert me.json() == {"username": "tadmin", "is_platform_admin": False, "platform_roles": [],
+                         "teams": {team.slug: "team_admin"}}
     response = bearer(plaintext).post("/api/v1/webhooks/", {"team": team.slug, "name": "slack",
                                                              "url": "http://127.0.0.1:9/x"}, format="json")
     assert response.status_code == 201

@@ -110,4 +110,6 @@ class WebhookEndpointCreateSerializer(StrictInputSerializer):
 class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     is_platform_admin = serializers.BooleanField()
+    platform_roles = serializers.ListField(child=serializers.CharField(),
+                                           help_text="Platform-wide roles (finance); a platform admin holds them all")
     teams = serializers.DictField(child=serializers.CharField(), help_text="team slug → role")

@@ -161,4 +161,4 @@ class MeView(APIView):
     def get(self, request):
         teams = {m.team.slug: m.role for m in selectors.membership_list(user=request.user).filter(user=request.user)}
         return Response({"username": request.user.username, "is_platform_admin": request.user.is_superuser,
-                         "teams": teams})
+                         "platform_roles": sorted(selectors.platform_roles_for(user=request.user)), "teams": teams})
