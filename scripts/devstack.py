@@ -6,7 +6,8 @@ Standard library only, so the system python3.11 runs it before the virtualenv ex
   prepare   virtualenv and dependencies, PostgreSQL and Redis, the databases
   venv      only the virtualenv and dependencies
   services  only PostgreSQL, Redis and the databases
-  run       prepare, then MLflow, migrations, demo seed, gunicorn, Celery worker and beat; Ctrl-C stops them
+  run       prepare, then MLflow, migrations, demo seed, gunicorn, Celery workers (control, bulk) and beat;
+            Ctrl-C stops them
   test      prepare, Chromium for the browser tests, then pytest with $PYTEST_ARGS
   createdb  create the control plane and MLflow databases if missing (docker-compose uses it too)
 
@@ -524,11 +525,14 @@ def cmd_run() -> int:
         say(f"Seeding demo data (log: {rel(LOGS / 'seed.log')})")
         print(stack.run_once("seed", [str(VENV_PYTHON), "manage.py", "seed_demo"]).rstrip(), flush=True)
 
-        say(f"Starting gunicorn, Celery worker and Celery beat (logs: {rel(LOGS)}/web.log, worker.log, beat.log)")
+        say(f"Starting gunicorn, the control and bulk Celery workers and Celery beat (logs: {rel(LOGS)}/web.log, "
+            "worker-control.log, worker-bulk.log, beat.log)")
         stack.start("web", [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--bind", f"127.0.0.1:{web_port}",
                             "--workers", "2", "--access-logfile", "-"])
-        stack.start("worker", [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-l", "info",
-                               "--concurrency", "2"])
+        # One worker per queue (controlplane/settings/tasks.py): a rollback never waits behind a drift run.
+        for queue in ("control", "bulk"):
+            stack.start(f"worker-{queue}", [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-l", "info",
+                                            "-Q", queue, "-n", f"{queue}@%h", "--concurrency", "2"])
         stack.start("beat", [str(VENV_BIN / "celery"), "-A", "controlplane", "beat", "-l", "info"])
         url = f"http://127.0.0.1:{web_port}/"
         stack.wait_http(f"{url}readyz", 120, "The control plane")

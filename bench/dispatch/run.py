@@ -44,7 +44,7 @@ def start_worker(concurrency: int, log: Path) -> subprocess.Popen:
     out = open(log, "w")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("celery")), "-A", "controlplane", "worker",
                              "--pool", "threads", "--concurrency", str(concurrency), "--loglevel", "WARNING",
-                             "--without-mingle", "--without-gossip", "-Q", "celery"],
+                             "--without-mingle", "--without-gossip", "-Q", "control,bulk"],
                             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     time.sleep(6)  # the worker imports Django and connects; the first messages simply wait in Redis
     return proc

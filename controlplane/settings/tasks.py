@@ -25,6 +25,33 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Two queues, one worker pool each (README → Architecture → Queues): a rollback never waits behind a
+# drift run. Every task of ours is listed here by name; tests/outbox/test_queues.py fails on one that is
+# not, because a message on a queue no worker consumes would wait forever.
+CONTROL_QUEUE = "control"
+BULK_QUEUE = "bulk"
+CELERY_TASK_ROUTES = {
+    # Control: short, latency-sensitive steps a person is waiting for.
+    "deployments.drive": {"queue": CONTROL_QUEUE},  # rollouts, rollbacks, canary promotions, aborts
+    "deployments.dispatch_job": {"queue": CONTROL_QUEUE},
+    "registry.publish_promotion": {"queue": CONTROL_QUEUE},
+    "teams.deliver_webhook": {"queue": CONTROL_QUEUE},
+    "outbox.sweep": {"queue": CONTROL_QUEUE},  # publishes deferred drive retries; must not queue behind bulk
+    # Bulk: long or periodic work over many rows.
+    "deployments.reconcile": {"queue": BULK_QUEUE},  # the fallback sweep over every deployment
+    "monitoring.run_monitor": {"queue": BULK_QUEUE},
+    "monitoring.schedule_monitor": {"queue": BULK_QUEUE},
+    "monitoring.render_report": {"queue": BULK_QUEUE},
+    "registry.sync": {"queue": BULK_QUEUE},
+    "registry.sync_scheduled": {"queue": BULK_QUEUE},
+    "registry.expire_requests": {"queue": BULK_QUEUE},
+    "costs.rollup": {"queue": BULK_QUEUE},
+    "costs.collect_pods": {"queue": BULK_QUEUE},
+    "costs.expire_reservations": {"queue": BULK_QUEUE},
+    "costs.open_intervals_check": {"queue": BULK_QUEUE},
+    "audit.checkpoint": {"queue": BULK_QUEUE},
+}
+
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 12)
 OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 15)
 

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def queued_messages(broker) -> list[dict]:
-    """Messages waiting in the broker's default Celery queue (kombu's Redis transport keeps a list)."""
-    return [json.loads(raw) for raw in broker.client().lrange("celery", 0, -1)]
+    """Messages waiting in the broker's `control` queue, where webhook deliveries go (kombu's Redis transport
+    keeps a list per queue)."""
+    return [json.loads(raw) for raw in broker.client().lrange("control", 0, -1)]
 
 
 def test_rolled_back_transaction_leaves_no_message(private_broker, django_capture_on_commit_callbacks):
