@@ -129,11 +129,14 @@ CROSS JOIN LATERAL (SELECT c.capacity * EXTRACT(EPOCH FROM (c.e - c.s)) / 3600.0
 WHERE free.hours > 0.000001
 """
 
+# A day with an hour of no telemetry has no idle figure either (the idle of the other hours would understate it).
 USAGE_DAILY = """
 INSERT INTO costs_usagedaily (day, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
                               gpu_hours, gpu_cost, other_cost, idle_gpu_hours, idle_cost)
 SELECT (hour AT TIME ZONE 'UTC')::date, kind, team_id, cluster_id, gpu_type_id, model_version_id, deployment_id,
-       SUM(gpu_hours), SUM(gpu_cost), SUM(other_cost), SUM(idle_gpu_hours), SUM(idle_cost)
+       SUM(gpu_hours), SUM(gpu_cost), SUM(other_cost),
+       CASE WHEN bool_and(idle_cost IS NOT NULL) THEN SUM(idle_gpu_hours) END,
+       CASE WHEN bool_and(idle_cost IS NOT NULL) THEN SUM(idle_cost) END
 FROM costs_usagehourly WHERE hour >= %(day_start)s AND hour < %(day_end)s
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """

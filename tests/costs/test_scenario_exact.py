@@ -68,6 +68,7 @@ JOB_MANIFEST = {"spec": {"template": {"spec": {"containers": [  # 2 GPUs, 6.25 c
 FRAUD_GPU = (DAY + 10 * H, DAY + 14 * H)  # r1 serves on node-a's GPUs 0 and 1, redeployed CPU-only at 14:00
 FRAUD_CPU = (DAY + 14 * H, DAY + 18 * H)  # r2 (CPU-only) serves until it is torn down
 JOB = (DAY + 11 * H, DAY + 13 * H + timedelta(minutes=30))  # on node-b's GPUs 0 and 1
+LATE = DAY + 13 * H  # node-b's samples from here on arrive after the month is closed
 
 
 def hours(start, end) -> Decimal:
@@ -128,6 +129,9 @@ def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other
         node_token_create(actor=platform_admin, cluster=cluster, node=node, gpu_count=2)
     samples_ingest(cluster=cluster, node="node-a", batch_id=uuid.uuid4(), samples=samples("node-a", *FRAUD_GPU),
                    now=CLOSED_AT)
+    # node-b's agent reports the Job's first two hours; its 13:00 hour arrives only after the close.
+    samples_ingest(cluster=cluster, node="node-b", batch_id=uuid.uuid4(), samples=samples("node-b", JOB[0], LATE),
+                   now=CLOSED_AT)
 
     # fraud's deployment: r1 serves on GPUs, then r2 (CPU-only) replaces it, then r2 is torn down.
     deployment = deployment_in(team)
@@ -162,7 +166,8 @@ def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other
     assert allocations_stop_for(job_id=job.pk, stopped_at=JOB[1]) == 1
     assert (requests.gpus, requests.cpu_cores, requests.memory_gib) == (2, Decimal("6.25"), Decimal("24.5"))
 
-    # Closing September rebuilds it one last time. node-b's agent has not reported yet: search has no telemetry.
+    # Closing September rebuilds it one last time. Half an hour of the Job has no samples yet, so search's idle
+    # figure is "no telemetry" (None), not the idle of the hours that have them (an understated figure).
     month_close(actor=platform_admin, month=SEP.date(), now=CLOSED_AT)
     node_a = (UTIL[("node-a", 0)] + UTIL[("node-a", 1)]) / 2  # fraud's own GPUs: 30 %, not the cluster's mean
     node_b = (UTIL[("node-b", 0)] + UTIL[("node-b", 1)]) / 2
@@ -200,9 +205,9 @@ def test_a_month_of_two_teams_costed_closed_and_adjusted_to_the_cent(team, other
     assert figures(by_deployment["none"]) == search  # the Job: no deployment
     closed = {group_by: september(group_by) for group_by in ("team", "deployment")}
 
-    # Late: node-b's samples for the Job's hours arrive on 2 October; the beat rollup books them in October.
-    samples_ingest(cluster=cluster, node="node-b", batch_id=uuid.uuid4(),
-                   samples=samples("node-b", JOB[0], DAY + 14 * H), now=CLOSED_AT)
+    # Late: node-b's 13:00 hour arrives on 2 October; the beat rollup books the Job's idle figure in October.
+    samples_ingest(cluster=cluster, node="node-b", batch_id=uuid.uuid4(), samples=samples("node-b", LATE, DAY + 14 * H),
+                   now=CLOSED_AT)
     rollup_incremental(now=CLOSED_AT)
     assert {g: september(g) for g in closed} == closed  # September as closed, to the cent
     october = {r["key"]: r for r in cost_report(user=platform_admin, start=OCT.date(), end=OCT.date())}
