@@ -3,7 +3,8 @@
 September 2026 (a fixed past month): two teams on two nodes with different utilisation, a GPU price change
 mid-month (2.00 → 3.00 per GPU-hour at 12:30 on the 15th, mid-hour), fraud's deployment serving on GPUs with CPU and
 memory and then redeployed CPU-only, search's Job with CPU, memory and GPUs on another node, 8 GPUs of capacity,
-the month closed, then node-b's NVML samples arriving late and the next beat rollup booking them in October.
+the month closed, then node-b's last hour of NVML samples arriving late and the next beat rollup booking them in
+October.
 
 The catalog goes through the services a platform admin's API calls (gpu_type_create, gpu_price_set with
 close_previous, resource_rate_set); samples through ingest.samples_ingest; the month through closing.month_close
