@@ -46,14 +46,18 @@ def _validate_role(role: str) -> None:
         raise InvalidInput(f"Unknown role '{role}'. Use one of: {', '.join(Role.values)}.", fields={"role": ["unknown"]})
 
 
+def _user_named(username: str):
+    try:
+        return User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise InvalidInput(f"No user named '{username}'.", fields={"username": ["unknown user"]}) from None
+
+
 @transaction.atomic
 def membership_add(*, actor, team: Team, username: str, role: str) -> Membership:
     require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
     _validate_role(role)
-    try:
-        user = User.objects.get(username=username)
-    except User.DoesNotExist:
-        raise InvalidInput(f"No user named '{username}'.", fields={"username": ["unknown user"]})
+    user = _user_named(username)
     try:
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
@@ -92,10 +96,7 @@ def platform_role_grant(*, actor, username: str, role: str) -> PlatformRoleGrant
     if role not in PlatformRole.values:
         raise InvalidInput(f"Unknown platform role '{role}'. Use one of: {', '.join(PlatformRole.values)}.",
                            fields={"role": ["unknown"]})
-    try:
-        user = User.objects.get(username=username)
-    except User.DoesNotExist:
-        raise InvalidInput(f"No user named '{username}'.", fields={"username": ["unknown user"]})
+    user = _user_named(username)
     try:
         with transaction.atomic():
             grant = PlatformRoleGrant.objects.create(user=user, role=role, granted_by=actor)
