@@ -1,0 +1,317 @@
+"""Monitor runs: queue a window, compute drift and performance, store the report."""
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, InvalidInput
+from apps.outbox.services import outbox_enqueue
+from apps.teams.choices import Capability
+from apps.teams.selectors import require_capability
+
+from .. import engine, logstore
+from ..choices import ColumnKind, ColumnRole, MonitorState, RunStatus, Window
+from ..models import FeatureDrift, Monitor, MonitorRun, ReferenceDataset, RunReport
+from .alerts import _evaluate_alerts
+
+logger = logging.getLogger(__name__)
+
+WINDOW_LENGTH = {Window.HOURLY: timedelta(hours=1), Window.DAILY: timedelta(days=1)}
+
+
+def _floor(ts: datetime, window: str) -> datetime:
+    ts = ts.astimezone(dt_timezone.utc)
+    if window == Window.HOURLY:
+        return ts.replace(minute=0, second=0, microsecond=0)
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def last_complete_window(monitor: Monitor, now: datetime | None = None) -> tuple[datetime, datetime]:
+    end = _floor(now or timezone.now(), monitor.window)
+    return end - WINDOW_LENGTH[monitor.window], end
+
+
+@transaction.atomic
+def monitor_run_request(*, actor, monitor: Monitor, window_start: datetime | None = None,
+                        window_end: datetime | None = None, trigger: str = "manual") -> MonitorRun:
+    """Queue a run ("Run now" or the schedule). Without a window: the one that ends now (manual) or
+    the last complete window (schedule). A scheduled window is queued once."""
+    if trigger == "manual":
+        require_capability(user=actor, team=monitor.team, capability=Capability.OPERATE)
+    if monitor.reference_id is None:
+        raise Conflict(f"Monitor '{monitor.name}' has no reference data yet; upload or select a reference first.")
+    if (window_start is None) != (window_end is None):
+        raise InvalidInput("Give both window_start and window_end, or neither (the window that ends now).",
+                           fields={"window_end" if window_end is None else "window_start": ["Required with the other."]})
+    if window_start is None:
+        if trigger == "manual":
+            window_end = timezone.now()
+            window_start = window_end - WINDOW_LENGTH[monitor.window]
+        else:
+            window_start, window_end = last_complete_window(monitor)
+    if window_end <= window_start:
+        raise InvalidInput("window_end must be after window_start.", fields={"window_end": ["Before the start."]})
+    if window_end - window_start > timedelta(days=31):
+        raise InvalidInput("A window may span at most 31 days.", fields={"window_end": ["Window too long."]})
+    if trigger != "manual":
+        existing = MonitorRun.objects.filter(monitor=monitor, window_start=window_start, window_end=window_end,
+                                             trigger=trigger).first()
+        if existing:
+            return existing
+    run = MonitorRun.objects.create(monitor=monitor, window_start=window_start, window_end=window_end, trigger=trigger,
+                                    created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                                    progress_message="Queued")
+    audit_record(actor=actor, action="monitoring.run.request", target=run, team=monitor.team,
+                 changes={"monitor": [None, monitor.name], "window": [None, f"{window_start.isoformat()} – {window_end.isoformat()}"],
+                          "trigger": [None, trigger]})
+    outbox_enqueue(topic="monitoring.run_monitor", payload={"run_id": run.pk}, dedup_key=f"monitoring-run:{run.pk}",
+                   team=monitor.team)
+    return run
+
+
+def _progress(run_id: int):
+    def update(percent: int, message: str):
+        MonitorRun.objects.filter(pk=run_id).update(progress=min(percent, 99), progress_message=message[:200])
+    return update
+
+
+def _specs(monitor: Monitor, reference: ReferenceDataset) -> list[engine.ColumnSpec]:
+    watched = set(monitor.features)
+    specs = []
+    for col in reference.schema:
+        if col["role"] == ColumnRole.FEATURE and (not watched or col["name"] in watched):
+            pass
+        elif col["role"] == ColumnRole.PREDICTION and monitor.prediction_drift:
+            pass
+        else:
+            continue
+        numeric = col["kind"] == ColumnKind.NUMERIC
+        specs.append(engine.ColumnSpec(
+            name=col["name"], kind=col["kind"], role=col["role"],
+            method=monitor.numeric_method if numeric else monitor.categorical_method,
+            threshold=monitor.numeric_threshold if numeric else monitor.categorical_threshold))
+    return specs
+
+
+def _performance(monitor: Monitor, reference: ReferenceDataset, start, end) -> dict:
+    pairs = logstore.labelled_pairs(model_version_id=monitor.model_version_id, start=start, end=end)
+    if not pairs:
+        return {}
+    target = next((c for c in reference.schema if c["role"] == ColumnRole.TARGET), None)
+    regression = target is not None and target["kind"] == ColumnKind.NUMERIC
+    if regression:
+        import numpy as np
+
+        rows = [(p, l) for _, p, _, l in pairs if p is not None and l is not None]
+        if not rows:
+            return {"labelled_rows": len(pairs)}
+        pred, truth = np.array(rows, dtype=float).T
+        err = pred - truth
+        return {"labelled_rows": len(rows), "mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2)))}
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def norm(text, num):
+        if num is not None and float(num).is_integer():
+            return str(int(num))
+        return str(num) if num is not None else str(text)
+
+    pred = [norm(p, pn) for p, pn, _, _ in pairs]
+    truth = [norm(v, vn) for _, _, v, vn in pairs]
+    return {"labelled_rows": len(pairs), "accuracy": float(accuracy_score(truth, pred)),
+            "f1": float(f1_score(truth, pred, average="macro"))}
+
+
+def run_performance_refresh(*, run: MonitorRun) -> MonitorRun:
+    """Recompute a finished run's performance from the labels that have arrived since (labels come late)."""
+    if run.monitor.reference_id is None:
+        return run
+    run.performance = _performance(run.monitor, run.monitor.reference, run.window_start, run.window_end)
+    run.save(update_fields=["performance"])
+    return run
+
+
+def monitor_run_execute(*, run_id: int, report: bool = True) -> MonitorRun | None:
+    """The work of a run (called by the task; not in one transaction, so progress is visible).
+
+    Compare-and-set queued → running first: a redelivered task finds the run already taken and stops."""
+    if MonitorRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, progress=1, progress_message="Reading the window") == 0:
+        return None
+    run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=run_id)
+    monitor, reference = run.monitor, run.monitor.reference
+    started = time.perf_counter()
+    progress = _progress(run.pk)
+    try:
+        specs = _specs(monitor, reference)
+        summary = logstore.window_summary(model_version_id=monitor.model_version_id, start=run.window_start,
+                                          end=run.window_end)
+        run.current_rows = summary["rows"]
+        run.latency_p50, run.latency_p95, run.error_rate = summary["latency_p50"], summary["latency_p95"], summary["error_rate"]
+        run.reference_rows = reference.row_count
+        run.performance = _performance(monitor, reference, run.window_start, run.window_end)
+        features = [s for s in specs if s.role == ColumnRole.FEATURE]
+        run.feature_count = len(features)
+        if summary["rows"] < max(monitor.min_rows, 1):
+            run.status = RunStatus.NOT_ENOUGH_DATA
+            run.state = MonitorState.NO_DATA
+            run.message = (f"Not enough data: {summary['rows']} rows in this window, the monitor needs at least "
+                           f"{monitor.min_rows}.")
+            _finish(run, started, [])
+            return run
+        result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
+                                     end=run.window_end, specs=specs, reference=engine.load_reference(reference),
+                                     progress=progress)
+        rows = []
+        for spec, res in result.results:
+            key = engine.PREDICTION if spec.role == ColumnRole.PREDICTION else spec.name
+            rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, method=res.method,
+                                     score=_finite(res.score), score_kind=res.score_kind, threshold=res.threshold,
+                                     drifted=res.drifted, reference_count=res.reference_count,
+                                     current_count=res.current_count, null_count=result.null_counts.get(key, 0),
+                                     notes="; ".join(res.notes)[:1000], distribution=result.distributions.get(spec.name, {})))
+        for spec in specs:
+            if spec.name in result.failures:
+                rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, status="not_enough_data",
+                                         notes=result.failures[spec.name][:1000]))
+        tested = [r for r in rows if r.role == ColumnRole.FEATURE and r.status == "ok"]
+        run.drifted_count = sum(r.drifted for r in tested)
+        run.drift_share = run.drifted_count / len(tested) if tested else None
+        run.dataset_drift = bool(tested) and run.drift_share >= monitor.drift_share
+        pred = next((r for r in rows if r.role == ColumnRole.PREDICTION and r.status == "ok"), None)
+        run.prediction_score = pred.score if pred else None
+        run.prediction_drifted = pred.drifted if pred else None
+        if not tested:
+            run.status, run.state = RunStatus.NOT_ENOUGH_DATA, MonitorState.NO_DATA
+            run.message = "Not enough data: every watched feature is empty or null in this window. " + \
+                "; ".join(result.failures.values())[:1500]
+        else:
+            run.status = RunStatus.SUCCEEDED
+            run.state = (MonitorState.DRIFTING if run.dataset_drift
+                         else MonitorState.WARNING if run.drifted_count or run.prediction_drifted else MonitorState.OK)
+            run.message = (f"{run.drifted_count} of {len(tested)} features drifted "
+                           f"(dataset drift at {monitor.drift_share:.0%}).")
+            if result.failures:
+                run.message += " Not enough data for: " + ", ".join(result.failures) + "."
+        if report and tested:
+            progress(92, "Rendering the Evidently report")
+            try:
+                _store_report(run, reference, rows)
+            except Exception as exc:  # the verdicts stand without the HTML
+                logger.exception("Evidently report failed for run %s", run.pk)
+                run.message += f" (The Evidently report could not be rendered: {str(exc)[:200]})"
+        _finish(run, started, rows)
+        return run
+    except Exception as exc:
+        logger.exception("Monitor run %s failed", run.pk)
+        MonitorRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, message=f"Run failed: {str(exc)[:1900]}",
+                                                    finished_at=timezone.now(), progress=100)
+        raise
+
+
+def _finite(value):
+    return value if value is not None and math.isfinite(value) else (None if value is None or math.isnan(value) else
+                                                                     (1e308 if value > 0 else -1e308))
+
+
+@transaction.atomic
+def _finish(run: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
+    run.duration_s = time.perf_counter() - started
+    run.finished_at = timezone.now()
+    run.progress, run.progress_message = 100, "Done"
+    FeatureDrift.objects.filter(run=run).delete()
+    FeatureDrift.objects.bulk_create(rows)
+    run.save()
+    monitor = run.monitor
+    latest = MonitorRun.objects.filter(monitor=monitor).exclude(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
+                                                                            RunStatus.FAILED]).order_by(
+        "-window_end", "-id").first()
+    if latest and latest.pk == run.pk:
+        Monitor.objects.filter(pk=monitor.pk).update(state=run.state, last_run_at=run.finished_at)
+    audit_record(actor=None, action="monitoring.run.finish", target=run, team=monitor.team,
+                 changes={"status": [RunStatus.RUNNING, run.status], "state": [None, run.state],
+                          "drift_share": [None, run.drift_share]})
+    _evaluate_alerts(run)
+
+
+def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[FeatureDrift], full: bool = False) -> None:
+    """The Evidently HTML report of a run, with each column's method and threshold set to the ones the run
+    used, so it shows the same tests.
+
+    By default on samples (≤ MONITORING_REPORT_SAMPLE rows per side, fixed seed): Evidently on full
+    windows costs minutes and GBs (see bench/drift) while the verdicts stored on the run always come
+    from the full data. `full=True` (asked for from the UI/API) renders every row of both sides."""
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    limit = settings.MONITORING_FULL_REPORT_MAX_ROWS if full else settings.MONITORING_REPORT_SAMPLE
+    ok = [r for r in rows if r.status == "ok"]
+    stored = reference.full_parquet if full and reference.full_parquet else reference.sample_parquet
+    ref = pd.read_parquet(io.BytesIO(bytes(stored)))
+    cur = logstore.sample_frame(model_version_id=run.monitor.model_version_id, start=run.window_start,
+                                end=run.window_end, limit=limit)
+    rename = {r.column: engine.PREDICTION for r in ok if r.role == ColumnRole.PREDICTION}
+    ref = ref.rename(columns=rename)
+    names = [rename.get(r.column, r.column) for r in ok]
+    for name in names:
+        if name not in cur.columns:
+            cur[name] = None
+    ref, cur = ref[names].copy(), cur[names].copy()
+    numeric = [rename.get(r.column, r.column) for r in ok if r.kind == ColumnKind.NUMERIC]
+    categorical = [rename.get(r.column, r.column) for r in ok if r.kind == ColumnKind.CATEGORICAL]
+    for name in numeric:
+        ref[name] = pd.to_numeric(ref[name], errors="coerce")
+        cur[name] = pd.to_numeric(cur[name], errors="coerce")
+    for name in categorical:
+        ref[name] = ref[name].astype("string")
+        cur[name] = cur[name].astype("string")
+    preset = DataDriftPreset(per_column_method={rename.get(r.column, r.column): r.method for r in ok},
+                             per_column_threshold={rename.get(r.column, r.column): r.threshold for r in ok},
+                             drift_share=run.monitor.drift_share)
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    snapshot = Report([preset]).run(Dataset.from_pandas(cur, data_definition=definition),
+                                    Dataset.from_pandas(ref, data_definition=definition))
+    html = snapshot.get_html_str(as_iframe=False)
+    RunReport.objects.update_or_create(run=run, defaults={
+        "html_gz": gzip.compress(html.encode(), 5), "sampled": len(ref) < reference.row_count or len(cur) < run.current_rows,
+        "reference_rows": len(ref), "current_rows": len(cur)})
+
+
+@transaction.atomic
+def run_full_report_request(*, actor, run: MonitorRun) -> MonitorRun:
+    """Queue a full-data Evidently report for a run (replaces its sampled report when done)."""
+    monitor = run.monitor
+    require_capability(user=actor, team=monitor.team, capability=Capability.OPERATE)
+    limit = settings.MONITORING_FULL_REPORT_MAX_ROWS
+    if run.status != RunStatus.SUCCEEDED:
+        raise Conflict(f"Run {run.pk} is {run.status}; only a finished run with results has a report.")
+    report = RunReport.objects.filter(run=run).only("sampled").first()
+    if report is not None and not report.sampled:
+        raise Conflict(f"The report of run {run.pk} already covers every row.")
+    reference = monitor.reference
+    if run.current_rows > limit or reference.row_count > limit or (
+            reference.row_count > settings.MONITORING_REPORT_SAMPLE and not reference.full_parquet):
+        raise Conflict(f"A full-data report is limited to {limit:,} rows per side (this run: {run.current_rows:,} "
+                       f"current, {reference.row_count:,} reference rows): Evidently on a 1M-row window takes about "
+                       f"100 s and 1.6 GB. The stored report uses a sample; the run's verdicts cover every row.")
+    outbox_enqueue(topic="monitoring.render_report", payload={"run_id": run.pk},
+                   dedup_key=f"monitoring-full-report:{run.pk}", team=monitor.team)
+    audit_record(actor=actor, action="monitoring.run.full_report", target=run, team=monitor.team,
+                 changes={"report": ["sample", "full"]})
+    return run
+
+
+def run_full_report_render(*, run_id: int) -> bool:
+    run = MonitorRun.objects.select_related("monitor__reference").get(pk=run_id)
+    _store_report(run, run.monitor.reference, list(run.features.all()), full=True)
+    return True
