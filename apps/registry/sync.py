@@ -6,6 +6,11 @@ the model signature are fetched only for versions that are new or whose `last_up
 dropped: promotion history and audit events keep pointing at them. Alias moves made directly in MLflow
 are recorded in the alias history as "changed outside the control plane".
 
+No lock across the network: each model is read from MLflow first (its changed versions' runs and signatures,
+outside any transaction), then written in one short transaction of its own, which takes the model's row lock
+and the audit chain lock only for its own writes. Every other audited write in the product proceeds while a
+sync waits on MLflow.
+
 Ownership is authority, not a tag: the `team` tag (writable by anyone who can write to MLflow) places a model
 nobody owns yet; it never moves an owned one. A tag that disagrees with the owner becomes a warning on the model
 and in the run's report; moving a model is `services.model_assign_team`, for admins of both teams.
@@ -53,8 +58,9 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             by_model.setdefault(mv.name, []).append(mv)
         for index, rm in enumerate(mlflow_models, 1):
             seen_models.add(rm.name)
-            model = _sync_model(c, rm, listed=by_model.get(rm.name, []), teams=teams, counts=counts, full=run.full,
-                                listed_at=listed_at)
+            listed = by_model.get(rm.name, [])
+            fetched = _fetch_changed_versions(c, rm, listed=listed, full=run.full)
+            model = _write_model(rm, listed=listed, fetched=fetched, teams=teams, counts=counts, listed_at=listed_at)
             if model.team_tag_warning:
                 warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
                                  "tag": model.tags.get("team", "")})
@@ -79,8 +85,30 @@ def _team_from_tags(tags: dict, teams: dict) -> Team | None:
     return teams.get((tags or {}).get("team", ""))
 
 
+def _fetch_changed_versions(c, rm, *, listed: list, full: bool) -> dict[int, dict]:
+    """MLflow details of the listed versions that are new or changed since the last pass (network, no transaction).
+
+    {version number: {"run": run_details, "model": model_details}}; the write applies them to the rows.
+    """
+    known = {number: (presence, status, updated) for number, presence, status, updated in
+             ModelVersion.objects.filter(model__name=rm.name).values_list(
+                 "version", "presence", "mlflow_status", "mlflow_updated_at")}
+    fetched = {}
+    for mv in listed:
+        number = int(mv.version)
+        before = known.get(number)
+        if (full or before is None or before != (MlflowPresence.PRESENT, mv.status or "",
+                                                  _ts(mv.last_updated_timestamp))):
+            details = mlflow_api.run_details(c, mv.run_id or "")
+            fetched[number] = {"run": details,
+                               "model": mlflow_api.model_details(c, mv) if (mv.run_id or mv.source) else {}}
+    return fetched
+
+
 @transaction.atomic
-def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, listed_at) -> RegisteredModel:
+def _write_model(rm, *, listed: list, fetched: dict[int, dict], teams: dict, counts: dict,
+                 listed_at) -> RegisteredModel:
+    """Write one model and its versions from what was read of MLflow; no network call in here."""
     now = timezone.now()
     tags = dict(rm.tags or {})
     model = RegisteredModel.objects.select_for_update(of=("self",)).select_related("team").filter(name=rm.name).first()
@@ -133,9 +161,9 @@ def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, l
         seen.add(number)
         version = existing.get(number) or ModelVersion(model=model, version=number)
         before = _listed_fields(version)
-        changed = (version.pk is None or full or version.presence != MlflowPresence.PRESENT
-                   or version.mlflow_status != (mv.status or "")
-                   or _ts(mv.last_updated_timestamp) != version.mlflow_updated_at)
+        # A version that changed after the fetch (another pass got there first) keeps its old details and its old
+        # `mlflow_updated_at`, so the next pass fetches it.
+        changed = number in fetched
         version.tags = dict(mv.tags or {})
         # search results don't carry aliases; the registered model's alias map does.
         version.aliases = sorted(alias for alias, held in mlflow_aliases.items() if held == number)
@@ -148,14 +176,14 @@ def _sync_model(c, rm, *, listed: list, teams: dict, counts: dict, full: bool, l
         version.presence = MlflowPresence.PRESENT
         version.last_synced_at = now
         if changed:
-            details = mlflow_api.run_details(c, version.run_id)
+            details = fetched[number]["run"]
             version.metrics = details.get("metrics", {})
             version.params = details.get("params", {})
             version.run_tags = details.get("tags", {})
             version.datasets = details.get("datasets", [])
             version.artifacts = details.get("artifacts", [])
             version.git_commit = version.run_tags.get("mlflow.source.git.commit", "")
-            model_info = mlflow_api.model_details(c, mv) if (version.run_id or version.source) else {}
+            model_info = fetched[number]["model"]
             version.artifact_uri = model_info.get("artifact_uri") or details.get("artifact_uri", "")
             version.signature = model_info.get("signature")
             version.mlflow_updated_at = _ts(mv.last_updated_timestamp)
