@@ -1,169 +1,27 @@
-"""Every write of the deployments app. Keyword-only, atomic, capability-checked, audited; cluster work
-goes through the outbox to the rollout engine (rollout.py) run by workers."""
-import json
+"""Deployments and their revisions: create, deploy, promote, pause, resume, abort, roll back, re-apply."""
+
 import re
-import secrets
 
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidInput, NotFound
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
-from apps.teams.selectors import require_capability, require_platform_admin
+from apps.teams.selectors import require_capability
 
-from . import artifact_check, capacity, crypto
-from .choices import ClusterKind, DeploymentStatus as S, JobStatus, RevisionReason, RevisionStatus, StrategyKind
-from .cluster_access import cluster_access_check
-from .models import Cluster, ClusterNamespace, Deployment, DeploymentDraft, DeploymentRevision, Job
-from .rollout import completion_fields, workload
-from .spec import validate_resources, validate_strategy
-from .transitions import ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition
+from .. import artifact_check, capacity
+from ..choices import ClusterKind, DeploymentStatus as S, RevisionReason, RevisionStatus, StrategyKind
+from ..models import Cluster, Deployment, DeploymentRevision
+from ..rollout import completion_fields, workload
+from ..spec import validate_resources, validate_strategy
+from ..transitions import ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition
+from .clusters import namespace_for
 
 DRIVE_TOPIC = "deployments.drive"
-JOB_TOPIC = "deployments.dispatch_job"
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 
-
-# ---------------------------------------------------------------- clusters (platform admins)
-
-def _credentials_blob(*, kubeconfig: str | None, token: str | None, ca_cert: str | None, api_url: str) -> tuple[bytes, str]:
-    if kubeconfig:
-        import yaml
-
-        try:
-            parsed = yaml.safe_load(kubeconfig)
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"The kubeconfig is not valid YAML: {exc}", fields={"kubeconfig": ["Invalid YAML."]})
-        if not isinstance(parsed, dict) or not parsed.get("clusters"):
-            raise InvalidInput("The kubeconfig has no clusters section.", fields={"kubeconfig": ["No clusters."]})
-        cluster_access_check(api_url=api_url, kubeconfig=parsed)
-        return crypto.encrypt(json.dumps({"kubeconfig": kubeconfig})), "kubeconfig"
-    if token:
-        if not api_url:
-            raise InvalidInput("A service-account token needs the API URL.", fields={"api_url": ["Required with a token."]})
-        cluster_access_check(api_url=api_url, kubeconfig=None)
-        return crypto.encrypt(json.dumps({"token": token, "ca_cert": ca_cert or ""})), "token"
-    raise InvalidInput("A Kubernetes cluster needs credentials: a kubeconfig, or a token with the API URL (and CA).",
-                       fields={"kubeconfig": ["Give a kubeconfig or a token."]})
-
-
-@transaction.atomic
-def cluster_create(*, actor, name: str, kind: str, description: str = "", api_url: str = "",
-                   kubeconfig: str | None = None, token: str | None = None, ca_cert: str | None = None) -> Cluster:
-    require_platform_admin(user=actor)
-    if Cluster.objects.filter(name=name).exists():
-        raise Conflict(f"A cluster named '{name}' already exists.", fields={"name": ["Already taken."]})
-    cluster = Cluster(name=name, kind=kind, description=description, api_url=api_url)
-    if kind == ClusterKind.KUBERNETES:
-        cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
-            kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=api_url)
-    cluster.save()
-    audit_record(actor=actor, action="cluster.create", target=cluster,
-                 changes={"name": [None, name], "kind": [None, kind], "api_url": [None, api_url],
-                          "credentials": [None, "set" if cluster.credentials_kind else ""]})
-    return cluster
-
-
-@transaction.atomic
-def cluster_set_credentials(*, actor, cluster: Cluster, api_url: str | None = None, kubeconfig: str | None = None,
-                            token: str | None = None, ca_cert: str | None = None) -> Cluster:
-    require_platform_admin(user=actor)
-    if cluster.kind != ClusterKind.KUBERNETES:
-        raise InvalidInput("Only Kubernetes clusters take credentials.")
-    if api_url is not None:
-        cluster.api_url = api_url
-    cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
-        kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=cluster.api_url)
-    cluster.last_check_ok = None
-    cluster.save()
-    audit_record(actor=actor, action="cluster.credentials_set", target=cluster,
-                 changes={"credentials": ["***", "***"], "credentials_kind": [None, cluster.credentials_kind]})
-    return cluster
-
-
-def cluster_credentials(*, cluster: Cluster) -> dict:
-    """Decrypted credentials, for drivers only (never serialized, logged or audited)."""
-    if not cluster.credentials_encrypted:
-        return {}
-    return json.loads(crypto.decrypt(cluster.credentials_encrypted))
-
-
-def credentials_rotate() -> int:
-    """Re-encrypt every cluster's credentials with the first configured key (after prepending a new one)."""
-    count = 0
-    for cluster in Cluster.objects.exclude(credentials_encrypted=None):
-        Cluster.objects.filter(pk=cluster.pk).update(credentials_encrypted=crypto.rotate(cluster.credentials_encrypted))
-        count += 1
-    return count
-
-
-def cluster_test_connection(*, actor, cluster: Cluster) -> Cluster:
-    require_platform_admin(user=actor)
-    from workers.drivers import driver_for
-
-    try:
-        check = driver_for(cluster).test_connection()
-        ok, message, kserve = check.ok, check.message, check.kserve
-    except Exception as exc:  # the check reports any failure to the admin rather than erroring
-        ok, message, kserve = False, f"{type(exc).__name__}: {exc}", None
-    with transaction.atomic():
-        Cluster.objects.filter(pk=cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=ok,
-                                                     last_check_message=message[:1000], kserve_available=kserve)
-        cluster.refresh_from_db()
-        audit_record(actor=actor, action="cluster.test_connection", target=cluster,
-                     changes={"ok": [None, ok], "message": [None, message[:300]]})
-    return cluster
-
-
-@transaction.atomic
-def cluster_namespace_create(*, actor, cluster: Cluster, team, environment, namespace: str) -> ClusterNamespace:
-    require_platform_admin(user=actor)
-    if ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).exists():
-        raise Conflict(f"Team {team.slug} already has a namespace for {environment.name} on {cluster.name}.")
-    if ClusterNamespace.objects.filter(cluster=cluster, namespace=namespace).exists():
-        raise Conflict(f"Namespace {namespace} on {cluster.name} is already assigned.", fields={"namespace": ["Taken."]})
-    row = ClusterNamespace.objects.create(cluster=cluster, team=team, environment=environment, namespace=namespace)
-    audit_record(actor=actor, action="cluster.namespace_create", target=row, team=team,
-                 changes={"cluster": [None, cluster.name], "environment": [None, environment.name],
-                          "namespace": [None, namespace]})
-    return row
-
-
-def namespace_for(*, cluster: Cluster, team, environment) -> str:
-    row = ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).first()
-    if row is not None:
-        return row.namespace
-    if cluster.kind == ClusterKind.LOCAL:
-        return f"{team.slug}-{environment.name}"[:63]
-    raise InvalidInput(f"Team {team.slug} has no namespace for {environment.name} on cluster {cluster.name}; a "
-                       f"platform admin adds one under Deployments → Clusters.", fields={"cluster": ["No namespace."]})
-
-
-def job_namespace(*, cluster: Cluster, team, environment: str | None, namespace: str | None) -> str:
-    """Where a team's job may run: its namespace for the environment on the cluster. A namespace given
-    explicitly (the API, a monitor's retrain_job) is accepted only if it is one of the team's namespaces on
-    that cluster, never kube-system or another team's: the job runs with the control plane's credentials."""
-    from apps.registry.models import Environment
-
-    if namespace:
-        allowed = sorted(ClusterNamespace.objects.filter(cluster=cluster, team=team).values_list("namespace", flat=True))
-        if namespace not in allowed:
-            where = (f"its namespaces there are {', '.join(allowed)}" if allowed else
-                     "it has none there yet (a platform admin assigns them under Deployments → Clusters)")
-            raise InvalidInput(f"Team {team.slug} may run jobs on {cluster.name} only in its own namespaces, not "
-                               f"{namespace}; {where}.", fields={"namespace": [f"Allowed: {', '.join(allowed) or 'none'}."]},
-                               extra={"allowed_namespaces": allowed})
-        return namespace
-    env = Environment.objects.filter(name=environment or "").first()
-    if env is None:
-        raise InvalidInput(f"Unknown environment {environment}.", fields={"environment": ["Unknown environment."]})
-    return namespace_for(cluster=cluster, team=team, environment=env)
-
-
-# ---------------------------------------------------------------- deployments
 
 def _check_version(*, version, environment, team) -> None:
     from apps.registry.selectors import version_approved_for
@@ -201,7 +59,7 @@ def _new_revision(*, actor, deployment, version, resources, strategy, reason=Rev
                                   created_by=actor if getattr(actor, "is_authenticated", False) else None,
                                   actor_label=actor_label(actor))
     if manifests is None:
-        from .rollout import initial_weight
+        from ..rollout import initial_weight
 
         from workers.drivers import ApplyFailed, DriverUnavailable
 
@@ -539,89 +397,3 @@ def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
     deployment.refresh_from_db()
     _enqueue_drive(deployment, revision, why="reapply")
     return revision
-
-
-# ---------------------------------------------------------------- wizard drafts
-
-DRAFT_FIELDS = {"name", "model_version", "environment", "cluster", "namespace", "resources", "strategy"}
-
-
-@transaction.atomic
-def draft_save(*, actor, team, data: dict, step: int, draft: DeploymentDraft | None = None) -> DeploymentDraft:
-    require_capability(user=actor, team=team, capability=Capability.OPERATE)
-    unknown = set(data) - DRAFT_FIELDS
-    if unknown:
-        raise InvalidInput(f"Unknown draft fields: {', '.join(sorted(unknown))}.")
-    if draft is None:
-        draft = DeploymentDraft(team=team, created_by=actor)
-    draft.data = {**(draft.data or {}), **data}
-    draft.step = max(1, min(step, 5))
-    draft.save()
-    return draft
-
-
-def draft_submit(*, actor, draft: DeploymentDraft) -> Deployment:
-    from apps.registry.models import Environment, ModelVersion
-
-    data = draft.data
-    try:
-        version = ModelVersion.objects.select_related("model").get(pk=data.get("model_version"))
-        environment = Environment.objects.get(name=data.get("environment"))
-        cluster = Cluster.objects.get(name=data.get("cluster"))
-    except (ModelVersion.DoesNotExist, Environment.DoesNotExist, Cluster.DoesNotExist, ValueError, TypeError):
-        raise InvalidInput("The draft is missing its model version, environment or cluster; go back to steps 1-2.")
-    with transaction.atomic():
-        deployment = deployment_create(actor=actor, team=draft.team, name=data.get("name", ""), model_version=version,
-                                       environment=environment, cluster=cluster, namespace=data.get("namespace") or None,
-                                       resources=data.get("resources"), strategy=data.get("strategy"))
-        DeploymentDraft.objects.filter(pk=draft.pk).update(submitted_deployment=deployment)
-    return deployment
-
-
-# ---------------------------------------------------------------- jobs
-
-@transaction.atomic
-def job_dispatch(*, actor, team, cluster: Cluster, image: str, command: list[str], gpu_type: str = "",
-                 gpu_count: int = 0, namespace: str | None = None, name: str | None = None,
-                 environment: str = "staging") -> Job:
-    """Dispatch training or batch work as a Kubernetes Job; tracked to completion by the reconcile beat.
-
-    The job runs in the team's namespace for `environment` on the cluster; an explicit `namespace` must be
-    one of the team's namespaces there. Its GPUs are reserved here, in the admitting transaction."""
-    if actor is not None:
-        require_capability(user=actor, team=team, capability=Capability.OPERATE)
-    if cluster.kind != ClusterKind.KUBERNETES:
-        raise InvalidInput("Jobs run on Kubernetes clusters; pick one.", fields={"cluster": ["Not a Kubernetes cluster."]})
-    if not image or not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise InvalidInput("A job needs an image and a command given as a list of strings.",
-                           fields={"command": ["List of strings."]})
-    resources = validate_resources({"gpu_type": gpu_type, "gpu_count": gpu_count})
-    namespace = job_namespace(cluster=cluster, team=team, environment=environment, namespace=namespace)
-    # Random, not just a timestamp: quick concurrent dispatches of one team must not collide on the name.
-    name = name or f"{team.slug}-job-{timezone.now():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"[:63]
-    job = Job.objects.create(team=team, cluster=cluster, namespace=namespace, name=name, image=image, command=command,
-                             gpu_type=resources["gpu_type"], gpu_count=resources["gpu_count"],
-                             created_by=actor if getattr(actor, "is_authenticated", False) else None)
-    capacity.reserve_for_job(job=job)
-    audit_record(actor=actor, action="job.dispatch", target=job, team=team,
-                 changes={"image": [None, image], "command": [None, command], "namespace": [None, namespace],
-                          "gpu": [None, f"{gpu_count}x{gpu_type}"]})
-    outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:1", team=team)
-    return job
-
-
-@transaction.atomic
-def job_retry(*, actor, job: Job) -> Job:
-    require_capability(user=actor, team=job.team, capability=Capability.OPERATE)
-    job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.status != JobStatus.FAILED:
-        raise Conflict(f"Job {job.name} is {job.status}; only failed jobs can be retried.")
-    attempt = job.attempt + 1
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, attempt=attempt, message="", finished_at=None)
-    job.refresh_from_db()
-    capacity.reserve_for_job(job=job)
-    audit_record(actor=actor, action="job.retry", target=job, team=job.team, changes={"attempt": [attempt - 1, attempt]})
-    outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:{attempt}",
-                   team=job.team)
-    return job
-

@@ -1,0 +1,149 @@
+"""Clusters (platform admins): registration, encrypted credentials, connection tests, team namespaces."""
+
+import json
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.core.errors import Conflict, InvalidInput
+from apps.teams.selectors import require_platform_admin
+
+from .. import crypto
+from ..choices import ClusterKind
+from ..cluster_access import cluster_access_check
+from ..models import Cluster, ClusterNamespace
+
+
+def _credentials_blob(*, kubeconfig: str | None, token: str | None, ca_cert: str | None, api_url: str) -> tuple[bytes, str]:
+    if kubeconfig:
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(kubeconfig)
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"The kubeconfig is not valid YAML: {exc}", fields={"kubeconfig": ["Invalid YAML."]})
+        if not isinstance(parsed, dict) or not parsed.get("clusters"):
+            raise InvalidInput("The kubeconfig has no clusters section.", fields={"kubeconfig": ["No clusters."]})
+        cluster_access_check(api_url=api_url, kubeconfig=parsed)
+        return crypto.encrypt(json.dumps({"kubeconfig": kubeconfig})), "kubeconfig"
+    if token:
+        if not api_url:
+            raise InvalidInput("A service-account token needs the API URL.", fields={"api_url": ["Required with a token."]})
+        cluster_access_check(api_url=api_url, kubeconfig=None)
+        return crypto.encrypt(json.dumps({"token": token, "ca_cert": ca_cert or ""})), "token"
+    raise InvalidInput("A Kubernetes cluster needs credentials: a kubeconfig, or a token with the API URL (and CA).",
+                       fields={"kubeconfig": ["Give a kubeconfig or a token."]})
+
+
+@transaction.atomic
+def cluster_create(*, actor, name: str, kind: str, description: str = "", api_url: str = "",
+                   kubeconfig: str | None = None, token: str | None = None, ca_cert: str | None = None) -> Cluster:
+    require_platform_admin(user=actor)
+    if Cluster.objects.filter(name=name).exists():
+        raise Conflict(f"A cluster named '{name}' already exists.", fields={"name": ["Already taken."]})
+    cluster = Cluster(name=name, kind=kind, description=description, api_url=api_url)
+    if kind == ClusterKind.KUBERNETES:
+        cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
+            kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=api_url)
+    cluster.save()
+    audit_record(actor=actor, action="cluster.create", target=cluster,
+                 changes={"name": [None, name], "kind": [None, kind], "api_url": [None, api_url],
+                          "credentials": [None, "set" if cluster.credentials_kind else ""]})
+    return cluster
+
+
+@transaction.atomic
+def cluster_set_credentials(*, actor, cluster: Cluster, api_url: str | None = None, kubeconfig: str | None = None,
+                            token: str | None = None, ca_cert: str | None = None) -> Cluster:
+    require_platform_admin(user=actor)
+    if cluster.kind != ClusterKind.KUBERNETES:
+        raise InvalidInput("Only Kubernetes clusters take credentials.")
+    if api_url is not None:
+        cluster.api_url = api_url
+    cluster.credentials_encrypted, cluster.credentials_kind = _credentials_blob(
+        kubeconfig=kubeconfig, token=token, ca_cert=ca_cert, api_url=cluster.api_url)
+    cluster.last_check_ok = None
+    cluster.save()
+    audit_record(actor=actor, action="cluster.credentials_set", target=cluster,
+                 changes={"credentials": ["***", "***"], "credentials_kind": [None, cluster.credentials_kind]})
+    return cluster
+
+
+def cluster_credentials(*, cluster: Cluster) -> dict:
+    """Decrypted credentials, for drivers only (never serialized, logged or audited)."""
+    if not cluster.credentials_encrypted:
+        return {}
+    return json.loads(crypto.decrypt(cluster.credentials_encrypted))
+
+
+def credentials_rotate() -> int:
+    """Re-encrypt every cluster's credentials with the first configured key (after prepending a new one)."""
+    count = 0
+    for cluster in Cluster.objects.exclude(credentials_encrypted=None):
+        Cluster.objects.filter(pk=cluster.pk).update(credentials_encrypted=crypto.rotate(cluster.credentials_encrypted))
+        count += 1
+    return count
+
+
+def cluster_test_connection(*, actor, cluster: Cluster) -> Cluster:
+    require_platform_admin(user=actor)
+    from workers.drivers import driver_for
+
+    try:
+        check = driver_for(cluster).test_connection()
+        ok, message, kserve = check.ok, check.message, check.kserve
+    except Exception as exc:  # the check reports any failure to the admin rather than erroring
+        ok, message, kserve = False, f"{type(exc).__name__}: {exc}", None
+    with transaction.atomic():
+        Cluster.objects.filter(pk=cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=ok,
+                                                     last_check_message=message[:1000], kserve_available=kserve)
+        cluster.refresh_from_db()
+        audit_record(actor=actor, action="cluster.test_connection", target=cluster,
+                     changes={"ok": [None, ok], "message": [None, message[:300]]})
+    return cluster
+
+
+@transaction.atomic
+def cluster_namespace_create(*, actor, cluster: Cluster, team, environment, namespace: str) -> ClusterNamespace:
+    require_platform_admin(user=actor)
+    if ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).exists():
+        raise Conflict(f"Team {team.slug} already has a namespace for {environment.name} on {cluster.name}.")
+    if ClusterNamespace.objects.filter(cluster=cluster, namespace=namespace).exists():
+        raise Conflict(f"Namespace {namespace} on {cluster.name} is already assigned.", fields={"namespace": ["Taken."]})
+    row = ClusterNamespace.objects.create(cluster=cluster, team=team, environment=environment, namespace=namespace)
+    audit_record(actor=actor, action="cluster.namespace_create", target=row, team=team,
+                 changes={"cluster": [None, cluster.name], "environment": [None, environment.name],
+                          "namespace": [None, namespace]})
+    return row
+
+
+def namespace_for(*, cluster: Cluster, team, environment) -> str:
+    row = ClusterNamespace.objects.filter(cluster=cluster, team=team, environment=environment).first()
+    if row is not None:
+        return row.namespace
+    if cluster.kind == ClusterKind.LOCAL:
+        return f"{team.slug}-{environment.name}"[:63]
+    raise InvalidInput(f"Team {team.slug} has no namespace for {environment.name} on cluster {cluster.name}; a "
+                       f"platform admin adds one under Deployments → Clusters.", fields={"cluster": ["No namespace."]})
+
+
+def job_namespace(*, cluster: Cluster, team, environment: str | None, namespace: str | None) -> str:
+    """Where a team's job may run: its namespace for the environment on the cluster. A namespace given
+    explicitly (the API, a monitor's retrain_job) is accepted only if it is one of the team's namespaces on
+    that cluster, never kube-system or another team's: the job runs with the control plane's credentials."""
+    from apps.registry.models import Environment
+
+    if namespace:
+        allowed = sorted(ClusterNamespace.objects.filter(cluster=cluster, team=team).values_list("namespace", flat=True))
+        if namespace not in allowed:
+            where = (f"its namespaces there are {', '.join(allowed)}" if allowed else
+                     "it has none there yet (a platform admin assigns them under Deployments → Clusters)")
+            raise InvalidInput(f"Team {team.slug} may run jobs on {cluster.name} only in its own namespaces, not "
+                               f"{namespace}; {where}.", fields={"namespace": [f"Allowed: {', '.join(allowed) or 'none'}."]},
+                               extra={"allowed_namespaces": allowed})
+        return namespace
+    env = Environment.objects.filter(name=environment or "").first()
+    if env is None:
+        raise InvalidInput(f"Unknown environment {environment}.", fields={"environment": ["Unknown environment."]})
+    return namespace_for(cluster=cluster, team=team, environment=env)
