@@ -1,4 +1,8 @@
-"""Every registry write: keyword-only, one transaction each, audited in that transaction."""
+"""Every registry write: keyword-only, one transaction each, audited in that transaction.
+
+Over ~400 lines as one module for now: its publish path was being reworked when the other apps' services
+were split into packages (issue 10, item 5). Split it by concern (sync, policies, promotion workflow) the
+same way once that lands."""
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
