@@ -50,6 +50,7 @@ class GateOp(models.TextChoices):
 class PromotionStatus(models.TextChoices):
     REQUESTED = "requested", "Waiting for approval"
     APPROVED = "approved", "Approved, publishing to MLflow"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention: publishing to MLflow failed"
     PUBLISHED = "published", "Published"
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"

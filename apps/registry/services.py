@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, Forbidden, InvalidInput
-from apps.outbox.services import outbox_enqueue
+from apps.outbox.services import PermanentFailure, outbox_enqueue
 from apps.teams.choices import Capability, Role
 from apps.teams.models import Team
 from apps.teams.selectors import require_capability, require_platform_admin, roles_for
@@ -286,8 +286,10 @@ def _notify(request: PromotionRequest, event: str, text: str) -> None:
 
 
 def _enqueue_publish(request: PromotionRequest) -> None:
+    # Each retry after a give-up is a new round of attempts, so a message (and a task receipt) of its own.
+    round_ = f":retry-{request.publish_attempts}" if request.publish_attempts else ""
     outbox_enqueue(topic=PUBLISH_TOPIC, payload={"request_id": request.pk},
-                   dedup_key=f"registry-publish:{request.pk}", team=request.team)
+                   dedup_key=f"registry-publish:{request.pk}{round_}", team=request.team)
 
 
 def _approve_final(request: PromotionRequest, *, actor, approvers: list[str]) -> PromotionRequest:
@@ -525,8 +527,18 @@ def promotion_publish(*, request_id: int) -> dict:
     model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     approvers = _approvers(request)
     if request.kind == PromotionKind.PROMOTE:
-        mlflow_api.set_alias(name=model.name, alias=alias, version=version.version,
-                             tags={APPROVAL_TAG: str(request.pk), APPROVERS_TAG: ",".join(approvers) or "policy"})
+        if version.presence != MlflowPresence.PRESENT or model.presence != MlflowPresence.PRESENT:
+            raise PermanentFailure(f"{version} was deleted in MLflow; its alias can't be set. Cancel the "
+                                   f"promotion, or restore the version in MLflow, sync, and retry.")
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mlflow_api.set_alias(name=model.name, alias=alias, version=version.version,
+                                 tags={APPROVAL_TAG: str(request.pk), APPROVERS_TAG: ",".join(approvers) or "policy"})
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise PermanentFailure(f"MLflow has no {version} (deleted in MLflow?): {exc.message}") from exc
+            raise
     else:
         mlflow_api.delete_alias(name=model.name, alias=alias)
     now = timezone.now()
@@ -557,6 +569,38 @@ def promotion_publish(*, request_id: int) -> dict:
                                   version.version if request.kind == PromotionKind.PROMOTE else None]},
                fields={"previous_version": previous})
     return {"published": request.pk, "alias": alias, "previous": previous.version if previous else None}
+
+
+@transaction.atomic
+def promotion_publish_gave_up(*, request_id: int, error: str) -> PromotionRequest | None:
+    """The publish task is out of attempts, or MLflow can't take the alias: the request needs attention,
+    with its last error, until a team admin retries it (or it is superseded). A request no longer approved
+    (published meanwhile) is left as it is."""
+    request = PromotionRequest.objects.select_for_update(of=("self",)).filter(pk=request_id).first()
+    if request is None or request.status != PromotionStatus.APPROVED:
+        return request
+    request = transition(request, to=PromotionStatus.NEEDS_ATTENTION, actor=None,
+                         action="registry.promotion.publish_failed",
+                         changes={"publish_error": [request.publish_error or None, error]},
+                         fields={"publish_error": error, "publish_attempts": request.publish_attempts + 1})
+    _notify(request, "registry.promotion.needs_attention",
+            f"Publishing {request.version} → {request.environment.name} failed and needs attention: {error}")
+    return request
+
+
+@transaction.atomic
+def promotion_retry_publish(*, actor, request: PromotionRequest) -> PromotionRequest:
+    """A team admin (or platform admin) puts a request that needs attention back to publishing: a fresh round
+    of attempts. The request is already approved; its approvals and digest stand."""
+    request = _locked(request)
+    require_capability(user=actor, team=request.team, capability=Capability.ADMINISTER)
+    if request.status != PromotionStatus.NEEDS_ATTENTION:
+        raise Conflict(f"Promotion request #{request.pk} is {PromotionStatus(request.status).label.lower()}; only a "
+                       f"request whose publishing needs attention can be retried.")
+    request = transition(request, to=PromotionStatus.APPROVED, actor=actor, action="registry.promotion.retry_publish",
+                         changes={"publish_error": [request.publish_error, None]}, fields={"publish_error": ""})
+    _enqueue_publish(request)
+    return request
 
 
 @transaction.atomic

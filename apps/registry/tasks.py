@@ -7,7 +7,7 @@ from .choices import SyncTrigger
 from .models import SyncRun
 
 
-@idempotent_task(services.PUBLISH_TOPIC)
+@idempotent_task(services.PUBLISH_TOPIC, on_exhausted=services.promotion_publish_gave_up)
 def publish_promotion_task(*, request_id: int):
     return services.promotion_publish(request_id=request_id)
 

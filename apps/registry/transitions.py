@@ -1,9 +1,10 @@
 """The promotion request state machine: one table of allowed moves and one function that makes them.
 
     requested ──approve (final)──▶ approved ──publish task──▶ published
-        │ ├──reject──▶ rejected            ("approved, publishing to MLflow" until MLflow took the alias)
-        │ ├──expire──▶ expired
-        │ └──cancel──▶ cancelled
+        │ ├──reject──▶ rejected    │ ▲   ("approved, publishing to MLflow" until MLflow took the alias)
+        │ ├──expire──▶ expired     │ │ retry (team admin, audited)
+        │ └──cancel──▶ cancelled   ▼ │
+                                   needs_attention   (out of attempts, or MLflow can't take it: the last error is kept)
 """
 from django.utils import timezone
 
@@ -15,13 +16,15 @@ from .models import PromotionRequest
 
 ALLOWED: dict[str, set[str]] = {
     S.REQUESTED: {S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED},
-    S.APPROVED: {S.PUBLISHED},
+    S.APPROVED: {S.PUBLISHED, S.NEEDS_ATTENTION},
+    S.NEEDS_ATTENTION: {S.APPROVED},
     S.PUBLISHED: set(),
     S.REJECTED: set(),
     S.EXPIRED: set(),
     S.CANCELLED: set(),
 }
 
+# Set by the first move into the state only: a retried publish keeps the time the request was decided.
 _TIMESTAMP = {S.APPROVED: "decided_at", S.REJECTED: "decided_at", S.EXPIRED: "decided_at",
               S.CANCELLED: "decided_at", S.PUBLISHED: "published_at"}
 
@@ -36,7 +39,9 @@ def transition(request: PromotionRequest, *, to: str, actor, action: str, change
     if to not in ALLOWED.get(from_, set()):
         raise Conflict(f"Promotion request #{request.pk} is {S(from_).label.lower()}; it can't become "
                        f"{S(to).label.lower()}.")
-    values = {"status": to, _TIMESTAMP[to]: timezone.now(), **(fields or {})}
+    stamp = _TIMESTAMP.get(to)
+    values = {"status": to, **({stamp: timezone.now()} if stamp and getattr(request, stamp) is None else {}),
+              **(fields or {})}
     updated = PromotionRequest.objects.filter(pk=request.pk, status=from_).update(**values)
     if not updated:
         current = PromotionRequest.objects.filter(pk=request.pk).values_list("status", flat=True).first()

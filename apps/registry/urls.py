@@ -14,7 +14,7 @@ urlpatterns = [
     path("versions/<int:pk>/request-promotion/", views.version_request_promotion, name="request-promotion"),
     path("inbox/", views.inbox, name="inbox"),
     path("requests/<int:pk>/", views.request_detail, name="request"),
-    re_path(r"^requests/(?P<pk>\d+)/(?P<verb>approve|reject|cancel|override)/$", views.request_action,
+    re_path(r"^requests/(?P<pk>\d+)/(?P<verb>approve|reject|cancel|override|retry-publish)/$", views.request_action,
             name="request-action"),
     path("policies/", views.policies, name="policies"),
     path("policies/new/", views.policy_create, name="policy-create"),

@@ -217,6 +217,8 @@ def request_action(request, pk, verb):
     if verb == "override":
         promotion = services.promotion_override(actor=request.user, request=promotion,
                                                 reason=request.POST.get("reason", ""))
+    elif verb == "retry-publish":
+        promotion = services.promotion_retry_publish(actor=request.user, request=promotion)
     else:
         fn = {"approve": services.promotion_approve, "reject": services.promotion_reject,
               "cancel": services.promotion_cancel}[verb]

@@ -88,6 +88,20 @@ def synced(shared_models, mlflow_uri, team, other_team):
 
 
 @pytest.fixture
+def own_model(register_version, unique_name, mlflow_uri, team):
+    """A model of our own (aliases get set on it), two versions, synced."""
+    from apps.registry.models import RegisteredModel
+    from apps.registry.services import sync_run_now
+
+    name = unique_name("promo")
+    register_version(name, {"accuracy": 0.85, "latency_p95_ms": 10.0})
+    register_version(name, {"accuracy": 0.95, "latency_p95_ms": 12.0}, artifacts={"model_card.md": "# card"})
+    sync_run_now(actor=None)
+    model = RegisteredModel.objects.get(name=name)
+    return {"model": model, "v1": model.versions.get(version=1), "v2": model.versions.get(version=2)}
+
+
+@pytest.fixture
 def people(team):
     """A fraud team with every role, two approvers among them."""
     return {

@@ -120,7 +120,8 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
                   "status_display", "requested_by", "comment", "policy", "policy_source", "gate_results",
                   "gates_passed", "approvals",
                   "override_by", "override_reason", "override_at", "previous_version", "created_at", "expires_at",
-                  "decided_at", "published_at", "artifact_digest", "artifact_manifest"]
+                  "decided_at", "published_at", "publish_attempts", "publish_error", "artifact_digest",
+                  "artifact_manifest"]
 
 
 class PromotionCreateSerializer(StrictInputSerializer):

@@ -182,7 +182,8 @@ class PromotionRequestViewSet(ScopedReadOnlyViewSet):
 
     serializer_class = s.PromotionRequestSerializer
     capabilities = {"list": "view", "retrieve": "view", "inbox": "approve", "approve": "approve",
-                    "reject": "approve", "cancel": "operate", "override": "administer"}
+                    "reject": "approve", "cancel": "operate", "override": "administer",
+                    "retry_publish": "administer"}
 
     def select(self, *, user):
         filters = _filters(self.request, "promotion") if self.action == "list" else {}
@@ -219,6 +220,13 @@ class PromotionRequestViewSet(ScopedReadOnlyViewSet):
     @action(detail=True, methods=["post"])
     def override(self, request, pk=None):
         return self._decide(request, services.promotion_override, serializer=s.OverrideSerializer)
+
+    @extend_schema(request=None, responses={200: s.PromotionRequestSerializer})
+    @action(detail=True, methods=["post"], url_path="retry-publish")
+    def retry_publish(self, request, pk=None):
+        """A request whose publishing needs attention goes back to publishing (team admins)."""
+        promotion = services.promotion_retry_publish(actor=request.user, request=self.get_object())
+        return Response(s.PromotionRequestSerializer(promotion).data)
 
 
 class SyncRunViewSet(ScopedReadOnlyViewSet):

@@ -47,6 +47,15 @@ def _request(team, actor, *, gates_passed=True):
         status=PromotionStatus.REQUESTED, expires_at=timezone.now() + timezone.timedelta(hours=72))
 
 
+def _request_needing_attention(team, actor):
+    """An approved request whose publishing gave up (retrying only queues a publish: no MLflow needed)."""
+    request = _request(team, actor)
+    PromotionRequest.objects.filter(pk=request.pk).update(status=PromotionStatus.NEEDS_ATTENTION, publish_attempts=1,
+                                                          publish_error="ConnectionError: MLflow unreachable")
+    request.refresh_from_db()
+    return request
+
+
 def _floor(team, actor):
     return PolicyFloor.objects.get(environment__name="production")  # made by the registry's data migration
 
@@ -88,6 +97,8 @@ CASES: dict[str, Case] = {
     "api:registry-promotion-override": Case(make=lambda team, actor: _request(team, actor, gates_passed=False),
                                             body={"post": lambda team, obj: {"reason": "reviewed offline"}},
                                             success={"post": 200}),
+    "api:registry-promotion-retry-publish": Case(make=_request_needing_attention,
+                                                 body={"post": lambda team, obj: {}}, success={"post": 200}),
     "api:registry-sync": Case(body={"post": lambda team, obj: {"team": team.slug}}, success={"post": 202}),
     "api:registry-sync-run-list": Case(make=_sync_run),
     "api:registry-sync-run-detail": Case(make=_sync_run),
