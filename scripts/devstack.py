@@ -45,7 +45,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/controlplane"  # as i
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # as in controlplane/settings/tasks.py
 CHROMIUM = Path("/usr/bin/chromium")
 
-# Kept in step with apps/core/demo.py by tests/core/test_seed_demo.py.
+# Kept in step with apps/demo/seed.py by tests/demo/test_seed_demo.py.
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_LOGINS = [
     ("admin", "platform admin"),

@@ -1,4 +1,4 @@
-"""Demo registry state, seeded after apps.core.demo has put the fraud-classifier model in MLflow.
+"""Demo registry state, seeded after apps.demo.seed has put the fraud-classifier model in MLflow.
 
 - syncs MLflow into the control plane;
 - the platform floor for `production` (protected): at least 2 approvals from approvers or team admins, set by the

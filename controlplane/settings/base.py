@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.monitoring",
     "apps.costs",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,7 @@ import requests
 from django.core.management import call_command
 
 from apps.audit.models import AuditEvent
-from apps.core import demo
+from apps.demo import seed as demo
 from apps.deployments.demo import NAME, seed_deployment
 from apps.deployments.services import deployment_rollback
 from apps.deployments.models import Deployment

@@ -4,7 +4,7 @@ with gates, and one request waiting for an approver."""
 import pytest
 from django.core.management import call_command
 
-from apps.core import demo
+from apps.demo import seed as demo
 from apps.registry import selectors
 from apps.registry.choices import PromotionStatus
 from apps.registry.models import ApprovalPolicy, PolicyFloor, PromotionRequest, RegisteredModel

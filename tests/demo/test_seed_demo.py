@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 from mlflow import MlflowClient
 
 from apps.audit.models import AuditEvent
-from apps.core import demo
+from apps.demo import seed as demo
 from apps.teams.models import Membership, Team
 
 
@@ -78,6 +78,14 @@ def test_seed_demo_creates_everything_once(db, mlflow_client, capsys):
     assert runs[0].data.params["C"] != runs[1].data.params["C"]
     assert runs[0].data.metrics["accuracy"] < runs[1].data.metrics["accuracy"]
     assert runs[0].data.metrics["f1"] < runs[1].data.metrics["f1"]
+
+
+def test_seed_demo_refuses_in_production(db, monkeypatch):
+    monkeypatch.setenv("CONTROLPLANE_ENV", "production")
+    with pytest.raises(CommandError, match="seed_demo refuses to run with CONTROLPLANE_ENV=production"):
+        call_command("seed_demo", "--skip-mlflow")
+    assert not get_user_model().objects.exists()
+    assert not Team.objects.exists()
 
 
 def test_devstack_prints_the_seeded_logins():

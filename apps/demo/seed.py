@@ -21,7 +21,7 @@ DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_USERNAME = "admin"
 FINANCE_USERNAME = "fiona"  # the finance role: reads every team's costs, in no team
 # (slug, name, [(username, role), ...]). scripts/devstack.py prints the same logins after `make run`;
-# tests/core/test_seed_demo.py checks the two agree.
+# tests/demo/test_seed_demo.py checks the two agree.
 TEAMS = [
     ("fraud", "Fraud detection", [("alice", "team_admin"), ("bob", "approver"), ("carol", "approver"),
                                   ("dave", "ml_engineer"), ("vera", "viewer")]),
