@@ -166,8 +166,9 @@ def inbox(request):
     waiting = selectors.promotion_inbox(user=request.user)
     open_requests = selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.REQUESTED})
     recent = selectors.promotion_list(user=request.user).exclude(status=PromotionStatus.REQUESTED)[:25]
+    attention = selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.NEEDS_ATTENTION})
     return render(request, "registry/inbox.html", {"waiting": waiting, "open_requests": open_requests,
-                                                   "recent": recent})
+                                                   "recent": recent, "attention": attention})
 
 
 def _timeline(promotion) -> list[dict]:

@@ -47,6 +47,7 @@ def test_publish_out_of_attempts_needs_attention_until_an_admin_retries(own_mode
     assert "Needs attention: publishing to MLflow failed" in page and escape(request.publish_error) in page
     assert "Retry publishing" in page
     assert "Needs attention" in admin_page.get(f"/registry/models/{own_model['model'].pk}/").content.decode()
+    assert 'id="needs-attention"' in admin_page.get("/registry/inbox/").content.decode()
     body = client_for(people["vera"]).get(f"{API}/promotions/{request.pk}/").json()
     assert body["status"] == "needs_attention" and body["publish_error"] == request.publish_error
 

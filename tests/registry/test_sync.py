@@ -93,8 +93,8 @@ def test_sync_that_read_mlflow_before_a_publish_does_not_undo_it(register_versio
     publish_promotion_task.apply(kwargs={**message.payload, "dedup_key": message.dedup_key}, throw=True)
     counts = {k: 0 for k in ("models", "models_new", "versions", "versions_fetched", "versions_deleted",
                              "aliases_changed_outside")}
-    sync._sync_model(client, stale_model, listed=stale_versions, teams={"fraud": team}, counts=counts, full=False,
-                     listed_at=listed_at)
+    sync._write_model(stale_model, listed=stale_versions, fetched={}, teams={"fraud": team}, counts=counts,
+                      listed_at=listed_at)
     version.refresh_from_db()
     assert version.aliases == ["staging"] and counts["aliases_changed_outside"] == 0
     assert not AliasHolding.objects.filter(model=version.model, source=AliasSource.OUTSIDE).exists()
