@@ -116,10 +116,16 @@ class MonitorRun(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A running run holds a lease its worker extends with every progress step; a run still RUNNING past
+    # its lease lost its worker and is put back in the queue by monitor_runs_recover (attempts counted).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=2000, blank=True)
 
     class Meta:
         ordering = ["-window_start", "-id"]
-        indexes = [models.Index(fields=["monitor", "window_start"])]
+        indexes = [models.Index(fields=["monitor", "window_start"]),
+                   models.Index(fields=["status", "lease_until"], name="monitoring_run_lease_idx")]
 
     @property
     def team(self):

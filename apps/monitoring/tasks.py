@@ -31,6 +31,14 @@ def schedule_monitor_task(*, monitor_id: int):
     return {"monitor_id": monitor_id, "run_id": run.pk}
 
 
+@shared_task(name="monitoring.recover_runs", acks_late=True)
+def recover_runs_task():
+    """Beat: put runs orphaned in RUNNING (worker killed, lease expired) back in the queue, or fail them."""
+    from .services import monitor_runs_recover
+
+    return monitor_runs_recover()
+
+
 @idempotent_task("monitoring.render_report", max_retries=2)
 def render_report_task(*, run_id: int):
     """A full-data Evidently report asked for by a user (the receipt keeps a redelivery from rendering twice)."""

@@ -1,11 +1,17 @@
-"""The alert state machine: open ──► acknowledged ──► resolved, or open ──► resolved."""
+"""The monitoring state machines.
+
+Alerts: open ──► acknowledged ──► resolved, or open ──► resolved.
+Runs: queued ──► running ──► succeeded | not_enough_data | failed, and running ──► queued when its lease
+expired (the worker died) or running ──► failed when its attempts are spent."""
+from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict
 
 from .choices import AlertStatus as S
-from .models import Alert
+from .choices import RunStatus as R
+from .models import Alert, MonitorRun
 
 ALLOWED: dict[str, set[str]] = {
     S.OPEN: {S.ACKNOWLEDGED, S.RESOLVED},
@@ -33,3 +39,23 @@ def alert_transition(*, alert: Alert, to: str, actor, comment: str = "") -> Aler
     audit_record(actor=actor, action=f"monitoring.alert.{verb}", target=alert,
                  changes={"status": [from_, to], "comment": [None, comment]})
     return alert
+
+
+RUN_ALLOWED: dict[str, set[str]] = {
+    R.QUEUED: {R.RUNNING},
+    R.RUNNING: {R.QUEUED, R.SUCCEEDED, R.NOT_ENOUGH_DATA, R.FAILED},
+}
+
+
+@transaction.atomic
+def run_transition(*, run: MonitorRun, from_: str, to: str, action: str, changes: dict | None = None,
+                   actor=None, **fields) -> bool:
+    """Compare-and-set a run's status with `fields`, and write its audit event in the same transaction.
+    False (nothing written) when the run is no longer `from_`: another worker or sweep moved it first."""
+    if to not in RUN_ALLOWED.get(from_, set()):
+        raise Conflict(f"Run {run.pk} cannot go from {from_} to {to}.", extra={"status": from_})
+    if MonitorRun.objects.filter(pk=run.pk, status=from_).update(status=to, **fields) == 0:
+        return False
+    audit_record(actor=actor, action=action, target=run, team=run.monitor.team,
+                 changes={"status": [from_, to], **(changes or {})})
+    return True

@@ -11,6 +11,7 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -22,6 +23,7 @@ from apps.teams.selectors import require_capability
 from .. import engine, logstore
 from ..choices import ColumnKind, ColumnRole, MonitorState, RunStatus, Window
 from ..models import FeatureDrift, Monitor, MonitorRun, ReferenceDataset, RunReport
+from ..transitions import run_transition
 from .alerts import _evaluate_alerts
 
 logger = logging.getLogger(__name__)
@@ -79,9 +81,15 @@ def monitor_run_request(*, actor, monitor: Monitor, window_start: datetime | Non
     return run
 
 
+def _lease_until() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.MONITORING_RUN_LEASE_SECONDS)
+
+
 def _progress(run_id: int):
+    """Each progress step also extends the run's lease: a worker that reports is alive."""
     def update(percent: int, message: str):
-        MonitorRun.objects.filter(pk=run_id).update(progress=min(percent, 99), progress_message=message[:200])
+        MonitorRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            progress=min(percent, 99), progress_message=message[:200], lease_until=_lease_until())
     return update
 
 
@@ -143,9 +151,12 @@ def run_performance_refresh(*, run: MonitorRun) -> MonitorRun:
 def monitor_run_execute(*, run_id: int, report: bool = True) -> MonitorRun | None:
     """The work of a run (called by the task; not in one transaction, so progress is visible).
 
-    Compare-and-set queued → running first: a redelivered task finds the run already taken and stops."""
+    Compare-and-set queued → running first: a redelivered task finds the run already taken and stops.
+    The run then holds a lease (MONITORING_RUN_LEASE_SECONDS, extended by each progress step); if this
+    worker dies, monitor_runs_recover puts the run back in the queue once the lease has expired."""
     if MonitorRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, progress=1, progress_message="Reading the window") == 0:
+            status=RunStatus.RUNNING, progress=1, progress_message="Reading the window", lease_until=_lease_until(),
+            attempts=F("attempts") + 1) == 0:
         return None
     run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=run_id)
     monitor, reference = run.monitor, run.monitor.reference
@@ -213,9 +224,42 @@ def monitor_run_execute(*, run_id: int, report: bool = True) -> MonitorRun | Non
         return run
     except Exception as exc:
         logger.exception("Monitor run %s failed", run.pk)
-        MonitorRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, message=f"Run failed: {str(exc)[:1900]}",
-                                                    finished_at=timezone.now(), progress=100)
+        error = f"{type(exc).__name__}: {exc}"[:1900]
+        run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.FAILED, action="monitoring.run.fail",
+                       changes={"error": [None, error]}, message=f"Run failed: {error}", last_error=error,
+                       finished_at=timezone.now(), progress=100, lease_until=None)
         raise
+
+
+def monitor_runs_recover(*, limit: int = 100) -> dict:
+    """Reclaim runs still RUNNING past their lease (their worker was killed): back to queued and
+    re-enqueued, or failed with their last error once MONITORING_RUN_MAX_ATTEMPTS are spent.
+
+    SKIP LOCKED lets two sweeps run at once, each claiming different rows; the status compare-and-set in
+    run_transition also keeps a run that just finished from being reclaimed."""
+    now = timezone.now()
+    reclaimed = failed = 0
+    with transaction.atomic():
+        expired = (MonitorRun.objects.select_for_update(skip_locked=True, of=("self",))
+                   .select_related("monitor__team")
+                   .filter(status=RunStatus.RUNNING, lease_until__lt=now).order_by("lease_until")[:limit])
+        for run in expired:
+            error = (f"The worker stopped reporting during attempt {run.attempts} (lease expired at "
+                     f"{run.lease_until.isoformat()}, last step: {run.progress_message or 'none'}).")
+            if run.attempts >= settings.MONITORING_RUN_MAX_ATTEMPTS:
+                failed += run_transition(
+                    run=run, from_=RunStatus.RUNNING, to=RunStatus.FAILED, action="monitoring.run.fail",
+                    changes={"attempts": [None, run.attempts], "error": [None, error]},
+                    message=f"Run failed after {run.attempts} attempts: {error}"[:2000], last_error=error,
+                    finished_at=now, progress=100, progress_message="Failed", lease_until=None)
+            elif run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.QUEUED, action="monitoring.run.reclaim",
+                                changes={"attempts": [None, run.attempts], "error": [None, error]},
+                                last_error=error, progress=0, progress_message="Queued again after a lost worker",
+                                lease_until=None):
+                reclaimed += 1
+                outbox_enqueue(topic="monitoring.run_monitor", payload={"run_id": run.pk},
+                               dedup_key=f"monitoring-run:{run.pk}:attempt-{run.attempts + 1}", team=run.monitor.team)
+    return {"reclaimed": reclaimed, "failed": failed}
 
 
 def _finite(value):
@@ -227,7 +271,7 @@ def _finite(value):
 def _finish(run: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
     run.duration_s = time.perf_counter() - started
     run.finished_at = timezone.now()
-    run.progress, run.progress_message = 100, "Done"
+    run.progress, run.progress_message, run.lease_until = 100, "Done", None
     FeatureDrift.objects.filter(run=run).delete()
     FeatureDrift.objects.bulk_create(rows)
     run.save()
