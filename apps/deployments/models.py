@@ -1,3 +1,5 @@
+import socket
+
 from django.conf import settings
 from django.db import models
 
@@ -85,6 +87,10 @@ class Deployment(models.Model):
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every state change, so concurrent writers compare-and-set on it.
     lock_version = models.PositiveIntegerField(default=0)
+    # Held by the drive that is converging this deployment (claimed by compare-and-set, extended while it
+    # waits for readiness): the reconcile beat re-drives a rollout only once its lease has expired.
+    lease_owner = models.CharField(max_length=40, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -197,6 +203,9 @@ class LocalProcess(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="local_processes")
     revision = models.ForeignKey(DeploymentRevision, null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="local_processes")
+    # The worker host that started it: adoption after a restart only judges this host's processes.
+    host = models.CharField(max_length=255, default=socket.gethostname)
+    # Empty between the claim (the row is inserted first) and the spawn that records it.
     pid = models.PositiveIntegerField(null=True, blank=True)
     port = models.PositiveIntegerField()
     pid_file = models.CharField(max_length=500, blank=True)

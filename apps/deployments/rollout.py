@@ -6,10 +6,12 @@ compare-and-set, so a drive that was overtaken (a rollback clicked meanwhile, a 
 without undoing anything, and re-running a drive (redelivery, reconcile) is harmless.
 """
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.errors import Conflict
@@ -84,8 +86,50 @@ def _fresh(deployment_id) -> Deployment:
             .get(pk=deployment_id))
 
 
-def rollout_drive(*, deployment_id: int) -> str:
-    """Converge one deployment. Returns what happened (for task results and logs)."""
+def _lease_seconds() -> int:
+    """Long enough for one apply plus the full readiness wait, so a live drive never loses its lease."""
+    return settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS + 60
+
+
+def lease_claim(*, deployment_id: int, only_if_expired: bool) -> str | None:
+    """Take the drive lease (compare-and-set); returns the owner token, or None when another drive holds it.
+
+    Drives the outbox delivers (deploy, rollback, promote) take it over unconditionally: they carry new
+    desired state and must not wait behind a drive that is stuck waiting for readiness. The reconcile
+    beat claims only an expired lease."""
+    owner = uuid.uuid4().hex
+    now = timezone.now()
+    rows = Deployment.objects.filter(pk=deployment_id)
+    if only_if_expired:
+        rows = rows.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    # A queryset update: the lease does not move updated_at, so it never hides a stuck rollout.
+    claimed = rows.update(lease_owner=owner, lease_until=now + timedelta(seconds=_lease_seconds()))
+    return owner if claimed else None
+
+
+def lease_extend(*, deployment_id: int, owner: str) -> None:
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
+        lease_until=timezone.now() + timedelta(seconds=_lease_seconds()))
+
+
+def lease_release(*, deployment_id: int, owner: str) -> None:
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+def rollout_drive(*, deployment_id: int, reclaim: bool = False) -> str:
+    """Converge one deployment under its drive lease. Returns what happened (for task results and logs).
+
+    `reclaim` (the reconcile beat) drives only when no live drive holds the lease."""
+    owner = lease_claim(deployment_id=deployment_id, only_if_expired=reclaim)
+    if owner is None:
+        return "driven elsewhere"
+    try:
+        return _drive(deployment_id=deployment_id, owner=owner)
+    finally:
+        lease_release(deployment_id=deployment_id, owner=owner)
+
+
+def _drive(*, deployment_id: int, owner: str) -> str:
     deployment = _fresh(deployment_id)
     revision = deployment.current_revision
     if revision is None:
@@ -115,6 +159,7 @@ def rollout_drive(*, deployment_id: int) -> str:
         try:
             driver.apply(deployment=deployment, revision=target,
                          weight=initial_weight(deployment=deployment, revision=revision), on_request=reached_cluster)
+            lease_extend(deployment_id=deployment_id, owner=owner)  # the readiness wait gets a full lease
             driver.wait_ready(deployment=deployment, revision=target,
                               timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS)
         except ApplyFailed as exc:
@@ -221,15 +266,17 @@ def _fail(deployment, revision, message: str) -> str:
 
 
 def rollout_stuck(*, older_than_seconds: int = 120):
-    """Deployments a dead worker left mid-rollout: the reconcile beat drives them again."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    # updated_at moves with every transition and retry note (queryset updates set it explicitly). A
-    # pending deployment is normally still in the queue (the outbox sweep owns its delivery); only one
-    # pending for ten minutes is treated as lost.
-    from django.db.models import Q
+    """Deployments a dead worker left mid-rollout: the reconcile beat drives them again.
 
-    lost = timezone.now() - timedelta(seconds=max(600, older_than_seconds))
-    return Deployment.objects.filter(Q(status=S.PROGRESSING, updated_at__lt=cutoff)
+    A rollout is stuck when its drive lease has expired (a live drive keeps it, however long the model
+    server takes to become ready); one never leased counts once updated_at is older than the cutoff. A
+    pending deployment is normally still in the queue (the outbox sweep owns its delivery); only one
+    pending for ten minutes is treated as lost."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    lost = now - timedelta(seconds=max(600, older_than_seconds))
+    unleased = Q(lease_until__isnull=True, updated_at__lt=cutoff) | Q(lease_until__lt=now)
+    return Deployment.objects.filter((Q(status=S.PROGRESSING) & unleased)
                                      | Q(status=S.PENDING, updated_at__lt=lost))
 
 

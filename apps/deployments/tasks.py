@@ -82,8 +82,8 @@ def reconcile_task():
     result = {"adopted": local_adopt(), "redriven": 0, "reconciled": 0}
     for deployment in rollout_stuck(older_than_seconds=60):
         try:
-            rollout_drive(deployment_id=deployment.pk)
-            result["redriven"] += 1
+            if rollout_drive(deployment_id=deployment.pk, reclaim=True) != "driven elsewhere":
+                result["redriven"] += 1
         except Exception:
             logger.exception("Re-drive failed", extra={"deployment": deployment.pk})
     for deployment in Deployment.objects.exclude(status=DeploymentStatus.PENDING):

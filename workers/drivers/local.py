@@ -20,6 +20,8 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .. import sandbox
 from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
@@ -128,31 +130,45 @@ class LocalDriver(Driver):
         return LocalProcess.objects.filter(deployment=deployment, role=role, revision=revision).first()
 
     def _spawn(self, deployment, role: str, args: list[str], revision=None, port: int | None = None):
+        """Start the process unless it runs: the unique row is claimed first and only the winner of the
+        claim spawns, so two workers converging the same revision never leave an orphan behind."""
         from apps.deployments.models import LocalProcess
 
         existing = self._process(deployment, role, revision)
-        if existing and pid_alive(existing.pid, role):
+        if existing and (pid_alive(existing.pid, role) or _starting(existing)):
             return existing, False
         if existing:
             port = port or existing.port
-            existing.delete()
+            # Only the caller that removes the dead row goes on to claim; the other finds the new claim.
+            LocalProcess.objects.filter(pk=existing.pk, pid=existing.pid).delete()
         if port is None or not port_free(port):
             port = free_port()
         folder = self._dir(deployment)
         name = f"{role}-r{revision.number}" if revision else role
         pid_file, log_file = folder / f"{name}.pid", folder / f"{name}.log"
         try:
+            with transaction.atomic():
+                row = LocalProcess.objects.create(role=role, deployment=deployment, revision=revision, pid=None,
+                                                  host=socket.gethostname(), port=port, pid_file=str(pid_file),
+                                                  log_file=str(log_file))
+        except IntegrityError:
+            return self._process(deployment, role, revision), False
+        try:
             proc = self._start(folder / name, [sys.executable, "-m", MODULES[role], "--port", str(port), *args],
                                log_file=log_file, reads=(folder,) if role == "router" else (),
                                threads=_threads(revision.resources.get("cpu")) if revision else 1)
         except sandbox.SandboxError as exc:
+            row.delete()
             raise ApplyFailed(f"Cannot start the {role} process: {exc}") from exc
+        except BaseException:
+            row.delete()
+            raise
         tmp = pid_file.with_suffix(".pid.tmp")
         tmp.write_text(json.dumps({"pid": proc.pid, "port": port, "role": role,
                                    "revision": revision.number if revision else None}))
         os.replace(tmp, pid_file)
-        row = LocalProcess.objects.create(role=role, deployment=deployment, revision=revision, pid=proc.pid,
-                                          port=port, pid_file=str(pid_file), log_file=str(log_file))
+        LocalProcess.objects.filter(pk=row.pk).update(pid=proc.pid)
+        row.pid = proc.pid
         logger.info("Started local process", extra={"role": role, "pid": proc.pid, "port": port})
         return row, True
 
@@ -188,6 +204,10 @@ class LocalDriver(Driver):
         while time.monotonic() < deadline:
             if healthy(row.port):
                 return
+            if row.pid is None and _starting(row):  # another worker won the claim and is spawning it
+                time.sleep(0.25)
+                row = self._process(deployment, "server", revision) or row
+                continue
             if not pid_alive(row.pid, "server"):
                 tail = _tail(row.log_file)
                 row.delete()
@@ -275,6 +295,14 @@ class LocalDriver(Driver):
         return job.status, job.message
 
 
+SPAWN_CLAIM_SECONDS = 60
+
+
+def _starting(row) -> bool:
+    """Claimed but its pid not yet recorded: a spawn in progress, unless the claim is too old to be one."""
+    return row.pid is None and (timezone.now() - row.started_at).total_seconds() < SPAWN_CLAIM_SECONDS
+
+
 def _threads(cpu) -> int:
     """Kubernetes CPU quantity ("500m", "2", 1.5) → whole threads, at least one."""
     text = str(cpu or "1")
@@ -297,13 +325,16 @@ def _tail(path: str, size: int = 600) -> str:
 
 def local_adopt() -> dict:
     """After a worker restart: keep the processes that are alive and ours, forget dead ones, and kill
-    stray processes whose pid file no row knows about (started by a worker that died before recording)."""
+    stray processes whose pid file no row knows about (started by a worker that died before recording).
+    Only this host's rows are judged: a pid means nothing on another machine."""
     from apps.deployments.models import LocalProcess
 
     counts = {"adopted": 0, "forgotten": 0, "killed": 0}
     known = set()
-    for row in LocalProcess.objects.all():
-        if pid_alive(row.pid, row.role):
+    for row in LocalProcess.objects.filter(host=socket.gethostname()):
+        if _starting(row):
+            known.add(row.pid_file)
+        elif pid_alive(row.pid, row.role):
             counts["adopted"] += 1
             known.add(row.pid_file)
         else:
