@@ -108,8 +108,11 @@ def lease_claim(*, deployment_id: int, only_if_expired: bool) -> str | None:
 
 
 def lease_extend(*, deployment_id: int, owner: str) -> None:
-    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
-        lease_until=timezone.now() + timedelta(seconds=_lease_seconds()))
+    """Extend our lease, or take it back when a drive that took it over has finished and released it."""
+    now = timezone.now()
+    Deployment.objects.filter(Q(lease_owner=owner) | Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                              pk=deployment_id).update(lease_owner=owner,
+                                                       lease_until=now + timedelta(seconds=_lease_seconds()))
 
 
 def lease_release(*, deployment_id: int, owner: str) -> None:

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.core.errors import Conflict
 from apps.deployments.models import Deployment, DeploymentRevision
@@ -91,9 +92,12 @@ def test_worker_killed_mid_rollout_converges_through_reconcile(kube_setup, priva
     assert deployment.status == "progressing"
 
     kube_server.kmock.outcome = "ready"
+    # The killed drive's lease outlives it; reconcile takes over once it expires (here: expire it now).
+    assert deployment.lease_until is not None and not list(rollout_stuck(older_than_seconds=0))
+    Deployment.objects.filter(pk=deployment.pk).update(lease_until=timezone.now())
     stuck = list(rollout_stuck(older_than_seconds=0))
     assert [d.pk for d in stuck] == [deployment.pk]
-    rollout_drive(deployment_id=deployment.pk)  # what the reconcile beat does for each stuck deployment
+    rollout_drive(deployment_id=deployment.pk, reclaim=True)  # what the reconcile beat does for each one
     deployment.refresh_from_db()
     assert deployment.status == "healthy" and deployment.traffic == {"1": 100}
     assert DeploymentRevision.objects.filter(deployment=deployment).count() == 1
