@@ -157,11 +157,10 @@ class LocalDriver(Driver):
             proc = self._start(folder / name, [sys.executable, "-m", MODULES[role], "--port", str(port), *args],
                                log_file=log_file, reads=(folder,) if role == "router" else (),
                                threads=_threads(revision.resources.get("cpu")) if revision else 1)
-        except sandbox.SandboxError as exc:
-            row.delete()
-            raise ApplyFailed(f"Cannot start the {role} process: {exc}") from exc
-        except BaseException:
-            row.delete()
+        except BaseException as exc:
+            row.delete()  # nothing runs under the claim: the next converge claims again
+            if isinstance(exc, sandbox.SandboxError):
+                raise ApplyFailed(f"Cannot start the {role} process: {exc}") from exc
             raise
         tmp = pid_file.with_suffix(".pid.tmp")
         tmp.write_text(json.dumps({"pid": proc.pid, "port": port, "role": role,
