@@ -49,18 +49,10 @@ class KubernetesDriver(Driver):
 
     def _new_client(self):
         import kubernetes
-        import yaml
 
-        from apps.core.errors import InvalidInput
-        from apps.deployments.cluster_access import cluster_access_check
-        from apps.deployments.services import cluster_credentials
+        from apps.deployments.services import cluster_connection
 
-        creds = cluster_credentials(cluster=self.cluster)
-        kubeconfig = yaml.safe_load(creds["kubeconfig"]) if "kubeconfig" in creds else None
-        try:  # before the client exists: loading a kubeconfig runs its exec plugin
-            cluster_access_check(api_url=self.cluster.api_url, kubeconfig=kubeconfig)
-        except InvalidInput as exc:
-            raise ApplyFailed(f"Refused to connect to cluster {self.cluster.name}: {exc.message}") from exc
+        creds, kubeconfig = cluster_connection(cluster=self.cluster)  # checked before a kubeconfig is loaded
         if kubeconfig is not None:
             return kubernetes.config.new_client_from_config_dict(kubeconfig, persist_config=False)
         if not creds.get("token"):

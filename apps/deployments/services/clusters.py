@@ -77,6 +77,23 @@ def cluster_credentials(*, cluster: Cluster) -> dict:
     return json.loads(crypto.decrypt(cluster.credentials_encrypted))
 
 
+def cluster_connection(*, cluster: Cluster) -> tuple[dict, dict | None]:
+    """(credentials, parsed kubeconfig or None) for a driver about to build a client, after the same checks as
+    at save time (SSRF guard on every server URL, kubeconfig exec/auth-provider refused): loading a kubeconfig
+    runs its exec plugin, so nothing is loaded before this passes. A refusal is ApplyFailed for the driver."""
+    import yaml
+
+    from workers.drivers.base import ApplyFailed
+
+    creds = cluster_credentials(cluster=cluster)
+    kubeconfig = yaml.safe_load(creds["kubeconfig"]) if "kubeconfig" in creds else None
+    try:
+        cluster_access_check(api_url=cluster.api_url, kubeconfig=kubeconfig)
+    except InvalidInput as exc:
+        raise ApplyFailed(f"Refused to connect to cluster {cluster.name}: {exc.message}") from exc
+    return creds, kubeconfig
+
+
 def credentials_rotate() -> int:
     """Re-encrypt every cluster's credentials with the first configured key (after prepending a new one)."""
     count = 0
