@@ -25,6 +25,12 @@ class Cluster(models.Model):
     last_check_message = models.CharField(max_length=1000, blank=True)
     kserve_available = models.BooleanField(null=True, blank=True,
                                            help_text="Whether the InferenceService CRD was served at the last check")
+    gateway_api_available = models.BooleanField(null=True, blank=True,
+                                                help_text="Whether gateway.networking.k8s.io/v1 HTTPRoute was served "
+                                                          "at the last check")
+    # The Gateway every deployment's HTTPRoute attaches to (its parentRef); empty: no Gateway API routing.
+    gateway_namespace = models.CharField(max_length=63, blank=True)
+    gateway_name = models.CharField(max_length=253, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -84,6 +90,11 @@ class Deployment(models.Model):
     warm_until = models.DateTimeField(null=True, blank=True)
     endpoint_url = models.CharField(max_length=500, blank=True)
     drift = models.JSONField(default=dict, blank=True, help_text="Differences seen by the last reconcile")
+    # The split the cluster reports serving, read back from the applied route / InferenceService / pods
+    # (mechanism, split, shadow, exact, note, observed_at); `traffic` is what was asked for.
+    served_traffic = models.JSONField(default=dict, blank=True)
+    # The same spec on another cluster: siblings point at the deployment they were copied from (one level).
+    sibling_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="siblings")
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every state change, so concurrent writers compare-and-set on it.
     lock_version = models.PositiveIntegerField(default=0)
