@@ -8,6 +8,17 @@ class Role(models.TextChoices):
     TEAM_ADMIN = "team_admin", "Team admin"
 
 
+class MembershipSource(models.TextChoices):
+    """Who keeps a membership: team admins by hand, or the SSO login that reconciles it from IdP groups."""
+
+    MANUAL = "manual", "Manual"
+    SSO = "sso", "From SSO"
+
+
+# Roles a service account may hold: none that approves (separation of duties applies to people) or administers.
+SERVICE_ACCOUNT_ROLES = (Role.VIEWER, Role.ML_ENGINEER)
+
+
 class Capability(models.TextChoices):
     VIEW = "view", "See the team's objects"
     OPERATE = "operate", "Register, deploy and request promotions"

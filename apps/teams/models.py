@@ -5,7 +5,7 @@ from django.utils import timezone
 from apps.core import crypto
 from apps.core.masking import mask_url
 
-from .choices import DeliveryOutcome, PlatformRole, Role, TokenScope
+from .choices import DeliveryOutcome, MembershipSource, PlatformRole, Role, TokenScope
 
 
 class Team(models.Model):
@@ -24,6 +24,9 @@ class Membership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # SSO memberships are added, changed and removed only by the login's reconciliation (apps.sso); the
+    # reconciliation never touches a manual one.
+    source = models.CharField(max_length=10, choices=MembershipSource.choices, default=MembershipSource.MANUAL)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -49,6 +52,30 @@ class PlatformRoleGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.role}"
+
+
+class ServiceAccount(models.Model):
+    """A non-human principal owned by a team (a CI pipeline), created by a team admin.
+
+    Its user has no password and no SSO identity: it acts only through the API tokens its team's admins
+    issue, with its membership's role (SERVICE_ACCOUNT_ROLES) in its team and nowhere else. It never
+    approves a promotion; the audit log names it as a service account.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="service_accounts")
+    name = models.SlugField(max_length=50)
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__slug", "name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="service_account_unique_team_name")]
+
+    def __str__(self) -> str:
+        return f"{self.team}/{self.name}"
 
 
 class ApiToken(models.Model):

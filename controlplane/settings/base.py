@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.monitoring",
     "apps.costs",
     "apps.demo",
+    "apps.sso",
 ]
 
 MIDDLEWARE = [
