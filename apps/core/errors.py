@@ -46,3 +46,8 @@ class Unauthenticated(DomainError):
 class TooManyAttempts(DomainError):
     status_code = 429
     code = "throttled"
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    code = "unprocessable"

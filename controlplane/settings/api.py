@@ -25,6 +25,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "apps.core.api.idempotency.add_idempotency_header"],
     # Choice sets used by several fields get one name (`check --deploy` runs the schema generator and
     # reports a guessed name as a warning).
     "ENUM_NAME_OVERRIDES": {

@@ -37,6 +37,9 @@ CELERY_TASK_ROUTES = {
     "registry.publish_promotion": {"queue": CONTROL_QUEUE},
     "teams.deliver_webhook": {"queue": CONTROL_QUEUE},
     "outbox.sweep": {"queue": CONTROL_QUEUE},  # publishes deferred drive retries; must not queue behind bulk
+    # The runner (apps/core/runner.py): a tick is sent to its work kind's queue explicitly; control is the default.
+    "runner.tick": {"queue": CONTROL_QUEUE},
+    "runner.sweep": {"queue": CONTROL_QUEUE},
     # Bulk: long or periodic work over many rows.
     "deployments.reconcile": {"queue": BULK_QUEUE},  # the fallback sweep over every deployment
     "monitoring.run_monitor": {"queue": BULK_QUEUE},
@@ -51,6 +54,7 @@ CELERY_TASK_ROUTES = {
     "costs.expire_reservations": {"queue": BULK_QUEUE},
     "costs.open_intervals_check": {"queue": BULK_QUEUE},
     "audit.checkpoint": {"queue": BULK_QUEUE},
+    "core.purge_idempotency_keys": {"queue": BULK_QUEUE},
 }
 
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 12)
@@ -58,6 +62,8 @@ OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 15)
 
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "outbox.sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
+    # The runner: tick every work kind with due rows or expired leases (wake-ups between sweeps are hints).
+    "runner-sweep": {"task": "runner.sweep", "schedule": float(env_int("RUNNER_SWEEP_SECONDS", 10))},
     # Costs: rebuild the changed rollup window and check budgets (idempotent; see apps/costs/rollup.py).
     "costs-rollup": {"task": "costs.rollup", "schedule": float(env_int("COSTS_ROLLUP_SECONDS", 300))},
     "costs-collect-pods": {"task": "costs.collect_pods", "schedule": float(env_int("COSTS_COLLECT_SECONDS", 120))},
@@ -74,4 +80,6 @@ CELERY_BEAT_SCHEDULE = {
                                 "schedule": float(env_int("MONITORING_RECOVER_SECONDS", 60))},
     # Audit: sign a checkpoint of the chain's head when events were added since the last one.
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300))},
+    # API: forget Idempotency-Key answers after their 24 hours.
+    "core-purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
 }

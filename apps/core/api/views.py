@@ -1,5 +1,6 @@
 from rest_framework import mixins, viewsets
 
+from apps.core.api.idempotency import IdempotentReplay, idempotency_begin, idempotency_finish
 from apps.core.errors import NotFound
 
 
@@ -25,6 +26,22 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     def select(self, *, user):
         raise NotImplementedError
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permissions and throttles come first
+        self._idempotency_record = idempotency_begin(request)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, IdempotentReplay):
+            return exc.response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        record = getattr(self, "_idempotency_record", None)
+        if record is not None:
+            self._idempotency_record = None
+            idempotency_finish(record, response)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
