@@ -6,10 +6,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.lifecycle import Archivable
+
 from .choices import AllocationSource, PricingClass, ReservationStatus, UsageKind
 
 
-class GpuType(models.Model):
+class GpuType(Archivable):
     """A GPU model (or MIG profile of one) offered by a cluster, with how many the cluster has."""
 
     cluster = models.ForeignKey("deployments.Cluster", on_delete=models.CASCADE, related_name="gpu_types")

@@ -3,10 +3,12 @@ import socket
 from django.conf import settings
 from django.db import models
 
+from apps.core.lifecycle import Archivable
+
 from .choices import ClusterKind, DeploymentStatus, JobStatus, ProcessRole, RevisionReason, RevisionStatus
 
 
-class Cluster(models.Model):
+class Cluster(Archivable):
     """A deployment target shared by teams; platform admins register it.
 
     Kubernetes credentials are stored Fernet-encrypted (see crypto.py) and never leave through the API.

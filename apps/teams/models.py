@@ -3,12 +3,13 @@ from django.db import models
 from django.utils import timezone
 
 from apps.core import crypto
+from apps.core.lifecycle import Archivable
 from apps.core.masking import mask_url
 
 from .choices import DeliveryOutcome, MembershipSource, PlatformRole, Role, TokenScope
 
 
-class Team(models.Model):
+class Team(Archivable):
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
