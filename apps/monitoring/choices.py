@@ -30,6 +30,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     NOT_ENOUGH_DATA = "not_enough_data", "Not enough data"
     FAILED = "failed", "Failed"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
 
 
 class AlertStatus(models.TextChoices):

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from apps.core.runner import LeasedWork
+
 from .choices import AlertKind, AlertStatus, MonitorState, ReferenceSource, RunStatus, Window
 
 
@@ -89,7 +91,7 @@ class Monitor(models.Model):
         return self.name
 
 
-class MonitorRun(models.Model):
+class MonitorRun(LeasedWork):
     monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="runs")
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
@@ -116,11 +118,8 @@ class MonitorRun(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # A running run holds a lease its worker extends with every progress step; a run still RUNNING past
-    # its lease lost its worker and is put back in the queue by monitor_runs_recover (attempts counted).
-    lease_until = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=2000, blank=True)
+    # Run by the runner (apps/core/runner.py, kind "monitoring.run"): a queued run is claimed under a lease its
+    # worker extends with every progress step; a run whose worker died is reclaimed when the lease expires.
 
     class Meta:
         ordering = ["-window_start", "-id"]
