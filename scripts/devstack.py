@@ -8,7 +8,7 @@ Standard library only, so the system python3.11 runs it before the virtualenv ex
   services  only PostgreSQL, Redis and the databases
   run       prepare, then MLflow, migrations, demo seed, gunicorn, Celery workers (control, bulk) and beat;
             Ctrl-C stops them
-  test      prepare, Chromium for the browser tests, then pytest with $PYTEST_ARGS
+  test      prepare, Chromium for the browser tests, the CRD schemas for the driver tests, then pytest with $PYTEST_ARGS
   createdb  create the control plane and MLflow databases if missing (docker-compose uses it too)
 
 Environment: DATABASE_URL and REDIS_URL point at servers you run (then nothing is started or
@@ -598,9 +598,31 @@ def ensure_chromium() -> None:
             "(Debian: sudo apt-get install chromium) and re-run.")
 
 
+CRD_SCHEMAS = ROOT / "tests" / "harness" / "crds"
+
+
+def ensure_crd_schemas() -> None:
+    """The upstream Gateway API and KServe schemas the driver's rendered objects are checked against,
+    installed test-side (never into the virtualenv: kserve's pins conflict with ours) when missing."""
+    if not (CRD_SCHEMAS / "node_modules" / "@kubernetes-models" / "gateway-api").exists():
+        if not shutil.which("npm"):
+            if _can_apt():
+                apt_install(["nodejs", "npm"])
+            else:
+                say("Warning: npm is missing, so the Gateway API schema tests will fail (Debian: apt-get install npm).")
+                return
+        say(f"Installing the Gateway API schemas in {rel(CRD_SCHEMAS)} (npm ci)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=CRD_SCHEMAS, check=True)
+    if not (CRD_SCHEMAS / "python" / "kserve" / "models").exists():
+        say(f"Installing the KServe SDK's models in {rel(CRD_SCHEMAS / 'python')} (pip --no-deps --target)")
+        subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                        str(CRD_SCHEMAS / "python"), "-r", str(CRD_SCHEMAS / "kserve-requirements.txt")], check=True)
+
+
 def cmd_test() -> int:
     prepare()
     ensure_chromium()
+    ensure_crd_schemas()
     args = shlex.split(os.environ.get("PYTEST_ARGS", ""))
     pytest = VENV_BIN / "pytest"
     say(f"Running {shlex.join([rel(pytest), *args])}")

@@ -6,11 +6,17 @@ subclass). Semantics follow the Kubernetes API reference:
 - server-side apply (PATCH, `application/apply-patch+yaml`, `fieldManager` required) creates a missing
   object (201) or merges into the existing one (200), recording the manager in managedFields;
 - metadata.uid, resourceVersion, generation (bumped when spec changes) and creationTimestamp are set;
-- discovery serves the KServe InferenceService CRD only when `kserve=True`;
+- discovery serves the KServe InferenceService CRD only when `set_kserve(True)`, and the Gateway API
+  (HTTPRoute, Gateway) only when `set_gateway_api(True)`;
 - a fake controller moves Deployment / InferenceService / Job status to ready / failed after a delay;
+  for an InferenceService it also reports the Knative traffic split that `canaryTrafficPercent` asks for,
+  and for an HTTPRoute the parent status a Gateway controller writes (Accepted when the parent Gateway
+  exists, ResolvedRefs when every backend Service exists; `route_outcome = "stuck"` writes none);
+- every HTTPRoute and InferenceService body applied is kept in `applied_bodies` (schema checks in tests);
 - `fail_next(status, count)` and `delay_next(seconds, count)` inject 5xx answers and timeouts.
 
 The driver under test talks to it through the official client only; nothing here is patched into it.
+It is one module past 400 lines because each fake controller sits next to the API behaviour it reacts to.
 """
 import asyncio
 import copy
@@ -38,6 +44,9 @@ RESOURCES = {
                                              "singular": "networkpolicy"},
 }
 KSERVE = "serving.kserve.io/v1beta1/inferenceservices"
+GATEWAY_API = {"gateway.networking.k8s.io/v1/httproutes": {"kind": "HTTPRoute", "singular": "httproute"},
+               "gateway.networking.k8s.io/v1/gateways": {"kind": "Gateway", "singular": "gateway"}}
+GATEWAY_CONTROLLER = "example.test/gateway-controller"
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 APPLY = "application/apply-patch+yaml"
 
@@ -60,6 +69,9 @@ class KubeApiEmulator(KubernetesEmulator):
         super().__attrs_post_init__()
         self.kserve = False
         self.outcome = "ready"  # what the fake controller reports: "ready", "failed" or "stuck"
+        self.route_outcome = "accepted"  # HTTPRoute parent status: "accepted" (when refs resolve) or "stuck"
+        self.applied_bodies: list[dict] = []
+        self._isvc_revisions: dict[tuple, dict] = {}  # Knative revisions per InferenceService (latest, previous)
         self.controller_delay = 0.2
         self.faults: deque = deque()
         self.applied: list[tuple[float, str, str]] = []  # (monotonic time, kind/namespace/name, fieldManager)
@@ -68,6 +80,7 @@ class KubeApiEmulator(KubernetesEmulator):
             self.resources[key] = {"kind": info["kind"], "namespaced": info["namespaced"],
                                    "singular": info["singular"], "verbs": VERBS, "subresources": ["status"]}
         self.set_kserve(False)
+        self.set_gateway_api(False)
 
     def set_kserve(self, served: bool) -> None:
         self.kserve = served
@@ -76,6 +89,24 @@ class KubeApiEmulator(KubernetesEmulator):
                                       "verbs": VERBS, "subresources": ["status"], "shortnames": ["isvc"]}
         elif resource(KSERVE) in list(self.resources):
             del self.resources[KSERVE]
+
+    def set_gateway_api(self, served: bool) -> None:
+        for key, info in GATEWAY_API.items():
+            if served:
+                self.resources[key] = {"kind": info["kind"], "namespaced": True, "singular": info["singular"],
+                                       "verbs": VERBS, "subresources": ["status"]}
+            elif resource(key) in list(self.resources):
+                del self.resources[key]
+
+    def add_gateway(self, namespace: str, name: str, address: str = "10.0.0.10") -> None:
+        """A Gateway as its implementation reports it: programmed, with an address."""
+        body = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"gatewayClassName": "example", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+                "status": {"addresses": [{"type": "IPAddress", "value": address}],
+                           "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed"}]}}
+        self._stamp(body, manager="gateway-implementation", old=None)
+        self._store((resource("gateway.networking.k8s.io/v1/gateways"), namespace, name), body)
 
     def fail_next(self, status: int = 503, count: int = 1, methods=("PATCH", "POST", "GET")) -> None:
         for _ in range(count):
@@ -189,6 +220,8 @@ class KubeApiEmulator(KubernetesEmulator):
                 merged["status"] = old["status"] if old.get("spec") == merged.get("spec") else {}
             self._store(key, merged)
             self.applied.append((asyncio.get_running_loop().time(), f"{body.get('kind')}/{namespace}/{name}", manager))
+            if body.get("kind") in ("HTTPRoute", "InferenceService"):
+                self.applied_bodies.append(copy.deepcopy(body))
             await self._buses[request.resource].put({"type": "MODIFIED" if exists else "ADDED", "object": merged})
         self._controller(request.resource, namespace, name)
         return aiohttp.web.json_response(merged, status=200 if exists else 201)
@@ -244,6 +277,9 @@ class KubeApiEmulator(KubernetesEmulator):
     # ---------------------------------------------------------------- fake controller
 
     def _controller(self, res, namespace, name) -> None:
+        if res.plural == "httproutes" and self.route_outcome != "stuck":
+            asyncio.get_running_loop().call_later(self.controller_delay,
+                                                  lambda: asyncio.ensure_future(self._settle(res, namespace, name)))
         if res.plural in ("deployments", "inferenceservices", "jobs") and self.outcome != "stuck":
             asyncio.get_running_loop().call_later(self.controller_delay,
                                                   lambda: asyncio.ensure_future(self._settle(res, namespace, name)))
@@ -269,9 +305,12 @@ class KubeApiEmulator(KubernetesEmulator):
                                                   "reason": "ProgressDeadlineExceeded",
                                                   "message": f'ReplicaSet "{name}" has timed out progressing: '
                                                              f'ImagePullBackOff'}]})
+            elif res.plural == "httproutes":
+                obj["status"] = {"parents": [self._route_parent(obj, ref) for ref in obj["spec"].get("parentRefs", [])]}
             elif res.plural == "inferenceservices":
                 obj["status"] = ({"observedGeneration": generation, "url": f"http://{name}.{namespace}.example.test",
-                                  "conditions": [{"type": "Ready", "status": "True"}]}
+                                  "conditions": [{"type": "Ready", "status": "True"}],
+                                  "components": {"predictor": self._isvc_traffic(key, obj)}}
                                  if ok else
                                  {"observedGeneration": generation,
                                   "conditions": [{"type": "Ready", "status": "False", "reason": "RevisionFailed",
@@ -287,6 +326,45 @@ class KubeApiEmulator(KubernetesEmulator):
             obj["metadata"]["resourceVersion"] = str(next(self._rv))
             self._store(key, obj)
             await self._buses[res].put({"type": "MODIFIED", "object": obj})
+
+
+    def _isvc_traffic(self, key, obj: dict) -> dict:
+        """Knative makes a new revision when the predictor changes (canaryTrafficPercent aside); KServe then
+        sends canaryTrafficPercent to the latest ready revision and the rest to the previous rolled-out one."""
+        predictor = copy.deepcopy(obj["spec"]["predictor"])
+        canary = predictor.pop("canaryTrafficPercent", None)
+        state = self._isvc_revisions.get(key)
+        if state is None or state["spec"] != predictor:
+            number = (state["number"] + 1) if state else 1
+            previous = state["latest"] if state else None
+            state = {"spec": predictor, "number": number, "latest": f"{key[2]}-predictor-{number:05d}",
+                     "previous": previous}
+            self._isvc_revisions[key] = state
+        if canary is None or state["previous"] is None:
+            traffic = [{"revisionName": state["latest"], "percent": 100, "latestRevision": True, "tag": "latest"}]
+        else:
+            traffic = [{"revisionName": state["latest"], "percent": canary, "latestRevision": True, "tag": "latest"},
+                       {"revisionName": state["previous"], "percent": 100 - canary, "latestRevision": False,
+                        "tag": "prev"}]
+        return {"latestReadyRevision": state["latest"], "latestCreatedRevision": state["latest"],
+                "previousRolledoutRevision": state["previous"], "traffic": traffic}
+
+    def _route_parent(self, route: dict, ref: dict) -> dict:
+        """A Gateway controller's verdict on one parentRef of an HTTPRoute."""
+        namespace = route["metadata"]["namespace"]
+        gateway = (resource("gateway.networking.k8s.io/v1/gateways"), ref.get("namespace", namespace), ref["name"])
+        accepted = gateway in self._objects and not self._objects[gateway].deleted
+        missing = [b["name"] for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])
+                   if (resource("v1/services"), namespace, b["name"]) not in self._objects
+                   or self._objects[(resource("v1/services"), namespace, b["name"])].deleted]
+        generation = route["metadata"].get("generation", 1)
+        return {"parentRef": ref, "controllerName": GATEWAY_CONTROLLER, "conditions": [
+            {"type": "Accepted", "status": "True" if accepted else "False",
+             "reason": "Accepted" if accepted else "NoMatchingParent", "observedGeneration": generation,
+             "message": "" if accepted else f"Gateway {gateway[1]}/{gateway[2]} not found"},
+            {"type": "ResolvedRefs", "status": "False" if missing else "True",
+             "reason": "BackendNotFound" if missing else "ResolvedRefs", "observedGeneration": generation,
+             "message": f"Services not found: {', '.join(missing)}" if missing else ""}]}
 
 
 class KubeServer:
