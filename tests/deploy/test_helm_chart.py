@@ -5,13 +5,19 @@ known; every container is sized and restricted; probes resolve to real views; mi
 before any pod of the release; RBAC grants nothing the Kubernetes driver does not call; the values schema
 refuses bad values."""
 import ast
+import base64
+import os
 import re
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.urls import resolve
 
@@ -188,6 +194,33 @@ def test_migrations_run_as_a_hook_before_any_pod_starts(rendered):
             assert any("migrate --check" in " ".join(c["command"]) for c in init), deployment["metadata"]["name"]
 
 
+def test_production_values_pass_the_deploy_check_the_migration_job_runs(rendered, tmp_path):
+    """The migration Job's environment (production overlay) with well-formed credentials in the Secret: the
+    settings load and `manage.py check --deploy` finds nothing, so the hook does not stop a correct upgrade."""
+    [job] = of_kind(rendered["production"], "Job")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][-1].startswith("python manage.py check --deploy --fail-level WARNING && ")
+    secret = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+              "CONTROLPLANE_FERNET_KEYS": Fernet.generate_key().decode(),
+              "AUDIT_HMAC_KEYS": f"k1:{secrets.token_hex(20)}",
+              "AUDIT_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+              "DATABASE_URL": "postgres://controlplane@127.0.0.1:5432/controlplane",
+              "REDIS_URL": "redis://127.0.0.1:6379/0", "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    env = {"PATH": os.environ["PATH"]}
+    for item in container["env"]:
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            env[item["name"]] = item["value"]
+        elif ref["key"] in secret:
+            env[item["name"]] = secret[ref["key"]]
+        else:
+            assert ref.get("optional") is True, f"{ref['key']} is required but has no value here"
+    env.update(HOME=str(tmp_path), CONTROLPLANE_DATA_DIR=str(tmp_path))  # /app/var is the image's
+    check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 # ------------------------------------------------------------------------------------------ processes
 
 def test_a_worker_deployment_and_hpa_per_celery_queue(rendered):
@@ -306,3 +339,8 @@ BAD_VALUES = {
 def test_values_schema_refuses_bad_values(values):
     with pytest.raises(helm.HelmValuesError, match="values don't meet the specifications"):
         render(values)
+
+
+def test_autoscaling_bounds_are_checked_across_values():
+    with pytest.raises(helm.HelmRenderError, match="workers.bulk.autoscaling: minReplicas .5. is above maxReplicas .2."):
+        render({"workers": {"bulk": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}})

@@ -157,3 +157,14 @@ volumes:
   volumeMounts:
     {{- include "controlplane.volumeMounts" . | nindent 4 }}
 {{- end -}}
+
+{{/* What values.schema.json cannot say: relations between values. */}}
+{{- define "controlplane.checks" -}}
+{{- $scaled := dict "web" .Values.web.autoscaling -}}
+{{- range $queue, $worker := .Values.workers }}{{ $_ := set $scaled (printf "workers.%s" $queue) $worker.autoscaling }}{{ end -}}
+{{- range $where, $hpa := $scaled }}
+{{- if and $hpa.enabled (gt (int $hpa.minReplicas) (int $hpa.maxReplicas)) }}
+{{- fail (printf "%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" $where $hpa.minReplicas $hpa.maxReplicas) }}
+{{- end }}
+{{- end }}
+{{- end -}}
