@@ -2,7 +2,9 @@
 templates: every `kubernetes.client.<Api>(…).<method>` reference becomes the (API group, resource, verb)
 that RBAC checks, so the chart's Roles can be held to what the code really calls.
 
-Custom-object methods take the group and plural as arguments; they are resolved from the module's string
+A PATCH sent as server-side apply (`application/apply-patch+yaml`) that finds no object creates it, and the
+API server authorizes that as `create` as well (apiserver endpoints/handlers/patch.go), so a module that
+applies needs both verbs on what it patches. Custom-object methods take the group and plural as arguments; they are resolved from the module's string
 constants wherever a call or tuple passes (GROUP, VERSION, namespace, PLURAL, …) in that order. A
 `Watch().stream(list_fn, …)` turns the module's list calls into list + watch. Discovery (`/apis`, `/version`)
 is not a resource and every authenticated client may read it.
@@ -90,6 +92,7 @@ def calls(path: Path) -> set[tuple[str, str, str, bool]]:
     constants = _string_constants(tree)
     custom = _custom_resources(tree, constants)
     watched = "Watch()" in source and ".stream(" in source
+    applies = "application/apply-patch" in source
     out = set()
     for api, method in _client_methods(tree):
         http, template = _request(api, method)
@@ -113,4 +116,6 @@ def calls(path: Path) -> set[tuple[str, str, str, bool]]:
             out.add((target_group, target_resource, verb, namespaced))
             if verb == "list" and watched:
                 out.add((target_group, target_resource, "watch", namespaced))
+            if verb == "patch" and applies:
+                out.add((target_group, target_resource, "create", namespaced))
     return out
