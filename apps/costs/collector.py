@@ -141,9 +141,9 @@ def collect_pods(*, cluster, api_client=None, now: datetime | None = None) -> di
     from apps.teams.models import Team
 
     if api_client is None:
-        from workers.drivers.kubernetes import KubernetesDriver
+        from apps.deployments.drivers import driver_for
 
-        api_client = KubernetesDriver(cluster).client()
+        api_client = driver_for(cluster).client()
     now = now or timezone.now()
     pods = _running_pods(api_client)
     own = [p for p in pods if _made_by_control_plane(p[1])]

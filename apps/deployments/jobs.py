@@ -5,9 +5,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from workers.drivers import ApplyFailed, DriverUnavailable, driver_for
+from workers.drivers import ApplyFailed, DriverUnavailable
 
 from . import capacity
+from .drivers import driver_for
 from .choices import JobStatus
 from .models import Job
 
@@ -27,7 +28,7 @@ def job_submit(*, job_id: int) -> str:
     except DriverUnavailable as exc:
         Job.objects.filter(pk=job.pk).update(message=f"Retrying: {exc}"[:2000])
         return "retry later"  # the reconcile beat resubmits pending jobs
-    logs = driver.job_logs_url(job=job) if hasattr(driver, "job_logs_url") else ""
+    logs = driver.job_logs_url(job=job)
     with transaction.atomic():
         if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
                 status=JobStatus.RUNNING, manifest=manifest, logs_url=logs, started_at=timezone.now(), message=""):

@@ -17,8 +17,10 @@ def deployment_preview(*, actor, team, model_version, environment, cluster, name
                        strategy=None, namespace: str | None = None) -> dict:
     from apps.registry.selectors import gate_results, version_approved_for
 
+    from workers.drivers import ApplyFailed, DriverUnavailable
+
+    from .drivers import driver_for
     from .services import _check_cluster_strategy, namespace_for
-    from workers.drivers import ApplyFailed, DriverUnavailable, driver_for
 
     require_capability(user=actor, team=team, capability=Capability.OPERATE)
     existing = Deployment.objects.filter(team=team, name=name).select_related("stable_revision").first()

@@ -15,11 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.errors import Conflict
-from workers.drivers import ApplyFailed, DriverUnavailable, driver_for
+from workers.drivers import ApplyFailed, DriverUnavailable
 
 from . import artifact_check, capacity
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
+from .drivers import driver_for
 from .models import Deployment, DeploymentRevision
 from .transitions import deployment_transition
 

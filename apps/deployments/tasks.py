@@ -73,8 +73,7 @@ def dispatch_job_task(*, job_id: int):
 @shared_task(name="deployments.reconcile", acks_late=True)
 def reconcile_task():
     """Beat: re-drive stuck rollouts, compare every deployment with its cluster, track jobs, adopt local processes."""
-    from workers.drivers.local import local_adopt
-
+    from .drivers import local_adopt
     from .jobs import job_poll_all
     from .models import Deployment
     from .rollout import reconcile_one, rollout_drive, rollout_stuck, route
@@ -101,7 +100,7 @@ def reconcile_task():
 @worker_ready.connect
 def _adopt_on_start(**kwargs):
     try:
-        from workers.drivers.local import local_adopt
+        from .drivers import local_adopt
 
         logger.info("Local processes adopted", extra=local_adopt())
     except Exception:

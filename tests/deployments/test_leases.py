@@ -8,13 +8,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps.deployments.drivers import deployment_spec, driver_for, local_adopt
 from apps.deployments.models import Deployment, LocalProcess
 from apps.deployments.rollout import rollout_drive, rollout_stuck
 from apps.deployments.tasks import reconcile_task
 from tests.deployments.factories import deployment_in, kube_cluster
 from tests.factories import TeamFactory
 from tests.harness.kube_server import kube_server  # noqa: F401
-from workers.drivers.local import LocalDriver, local_adopt
 
 
 def test_reconcile_redrives_a_rollout_only_once_its_drive_lease_expired(kube_server, transactional_db,  # noqa: F811
@@ -63,8 +63,9 @@ def test_two_concurrent_spawns_start_one_process(transactional_db, local_dir):
     def spawn():
         try:
             barrier.wait()
-            row, started = LocalDriver(deployment.cluster)._spawn(deployment, "router", ["--config", str(config)])
-            results.append((row.pk, started))
+            driver = driver_for(deployment.cluster).driver
+            row, started = driver._spawn(deployment_spec(deployment), "router", ["--config", str(config)])
+            results.append((row.id, started))
         finally:
             connection.close()
 

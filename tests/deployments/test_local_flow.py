@@ -108,7 +108,8 @@ def test_restarted_worker_adopts_live_processes_and_restarts_dead_ones(engineer,
     import signal
 
     from apps.deployments.tasks import reconcile_task
-    from workers.drivers.local import local_adopt, pid_alive
+    from apps.deployments.drivers import local_adopt
+    from workers.drivers.local import pid_alive
 
     deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=versions[0],
                                    environment=staging, cluster=local)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not os.environ.get("KUBECONFIG") or os.environ.g
 
 def test_real_cluster_apply_and_observe(engineer, team, staging, platform_admin):
     from apps.deployments.models import ClusterNamespace
-    from workers.drivers import driver_for
+    from apps.deployments.drivers import driver_for
 
     namespace = os.environ.get("DEPLOY_TEST_NAMESPACE", "controlplane-test")
     kubeconfig = Path(os.environ["KUBECONFIG"].split(":")[0]).expanduser().read_text()
@@ -39,7 +39,7 @@ def test_real_cluster_apply_and_observe(engineer, team, staging, platform_admin)
         driver.apply(deployment=deployment, revision=revision, weight=100)
         for manifest in revision.manifests:
             if manifest["kind"] != "Service":
-                assert driver.read(manifest) is not None
+                assert driver.driver.read(manifest) is not None
         assert reconcile_one(deployment_id=deployment.pk)["missing"] == []
     finally:
         import kubernetes

@@ -6,6 +6,8 @@ server crashed) and carries the cluster's message, which the revision shows.
 """
 from dataclasses import dataclass, field
 
+from .spec import ClusterConnection, DeploymentSpec, JobSpec, RevisionSpec
+
 
 class DriverUnavailable(Exception):
     """The cluster could not be reached or answered 5xx/timeout; retry later."""
@@ -33,54 +35,50 @@ class Observed:
 
 
 class Driver:
-    """One per cluster kind. Every method is idempotent: calling it twice does what calling it once did."""
+    """One per cluster kind. Every method is idempotent: calling it twice does what calling it once did.
 
-    def __init__(self, cluster):
-        self.cluster = cluster
+    Drivers are given plain data (workers.drivers.spec), never database rows: the control plane picks the
+    driver for a cluster (apps.deployments.drivers.driver_for), resolves credentials and workloads, and
+    renders manifests through `render` before it stores them on the revision."""
+
+    def __init__(self, connection: ClusterConnection):
+        self.connection = connection
 
     def test_connection(self) -> ConnectionCheck:
         raise NotImplementedError
 
-    def render(self, *, deployment, revision, weight: int) -> list[dict]:
+    def render(self, *, revision: RevisionSpec, weight: int) -> list[dict]:
         """The manifests this revision applies (stored on the revision, shown in the review)."""
         raise NotImplementedError
 
-    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
+    def apply(self, *, revision: RevisionSpec, weight: int, on_request=None) -> None:
         """Bring the revision's workload up (serving `weight` % once routed). `on_request()` is called when
         the first apply request reaches the cluster (the rollback latency the benchmark measures)."""
         raise NotImplementedError
 
-    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
         """Return when ready; raise ApplyFailed (failed or timed out) or DriverUnavailable."""
         raise NotImplementedError
 
-    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+    def route(self, *, deployment: DeploymentSpec, traffic: dict[int, int], shadow: dict,
+              revisions: dict[int, RevisionSpec]) -> str:
         """Send traffic {workload revision number: percent} (+ shadow mirror); return the endpoint URL."""
         raise NotImplementedError
 
-    def retire(self, *, deployment, revision) -> None:
+    def retire(self, *, revision: RevisionSpec) -> None:
         """Stop a revision's workload that is neither routed nor kept warm."""
         raise NotImplementedError
 
-    def observe(self, *, deployment, revisions: list) -> Observed:
+    def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         raise NotImplementedError
 
     # Jobs (training / batch)
-    def job_apply(self, *, job) -> dict:
+    def job_apply(self, *, job: JobSpec) -> dict:
         raise NotImplementedError
 
-    def job_status(self, *, job) -> tuple[str, str]:
+    def job_status(self, *, job: JobSpec) -> tuple[str, str]:
         """(status, message) with status one of JobStatus."""
         raise NotImplementedError
 
-
-def driver_for(cluster) -> Driver:
-    from apps.deployments.choices import ClusterKind
-
-    if cluster.kind == ClusterKind.LOCAL:
-        from .local import LocalDriver
-
-        return LocalDriver(cluster)
-    from .kubernetes import KubernetesDriver
-
-    return KubernetesDriver(cluster)
+    def job_logs_url(self, *, job: JobSpec) -> str:
+        return ""

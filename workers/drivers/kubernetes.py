@@ -10,10 +10,9 @@ import tempfile
 import threading
 import time
 
-from django.conf import settings
-
 from . import manifests as m
 from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+from .spec import ClusterConnection, DeploymentSpec, JobSpec, KubernetesConfig, RevisionSpec
 
 logger = logging.getLogger(__name__)
 FIELD_MANAGER = "controlplane"
@@ -26,8 +25,9 @@ KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "i
 
 
 class KubernetesDriver(Driver):
-    def __init__(self, cluster):
-        super().__init__(cluster)
+    def __init__(self, connection: ClusterConnection, config: KubernetesConfig):
+        super().__init__(connection)
+        self.config = config
         self._api = None
         self._kserve = None
 
@@ -37,10 +37,7 @@ class KubernetesDriver(Driver):
         """One ApiClient (and connection pool) per cluster and credentials per process, shared by threads."""
         if self._api is not None:
             return self._api
-        import hashlib
-
-        key = (self.cluster.pk, self.cluster.api_url,
-               hashlib.sha256(bytes(self.cluster.credentials_encrypted or b"")).hexdigest())
+        key = (self.connection.cluster_id, self.connection.server, self.connection.credentials_digest)
         with _CLIENTS_LOCK:
             if key not in _CLIENTS:
                 _CLIENTS[key] = self._new_client()
@@ -50,20 +47,18 @@ class KubernetesDriver(Driver):
     def _new_client(self):
         import kubernetes
 
-        from apps.deployments.services import cluster_connection
-
-        creds, kubeconfig = cluster_connection(cluster=self.cluster)  # checked before a kubeconfig is loaded
-        if kubeconfig is not None:
-            return kubernetes.config.new_client_from_config_dict(kubeconfig, persist_config=False)
-        if not creds.get("token"):
-            raise ApplyFailed(f"Cluster {self.cluster.name} has no credentials; a platform admin sets them.")
-        config = kubernetes.client.Configuration(host=self.cluster.api_url)
-        config.api_key = {"BearerToken": creds["token"]}
+        creds = self.connection.credentials()  # checked before a kubeconfig is loaded
+        if creds.kubeconfig is not None:
+            return kubernetes.config.new_client_from_config_dict(creds.kubeconfig, persist_config=False)
+        if not creds.token:
+            raise ApplyFailed(f"Cluster {self.connection.name} has no credentials; a platform admin sets them.")
+        config = kubernetes.client.Configuration(host=self.connection.server)
+        config.api_key = {"BearerToken": creds.token}
         config.api_key_prefix = {"BearerToken": "Bearer"}
-        if creds.get("ca_cert"):
+        if creds.ca_cert:
             handle, path = tempfile.mkstemp(prefix="cluster-ca-", suffix=".crt")
             with os.fdopen(handle, "w") as fh:
-                fh.write(creds["ca_cert"])
+                fh.write(creds.ca_cert)
             config.ssl_ca_cert = path
         config.retries = 0  # retries are the task's, with backoff; never stack urllib3's under them
         config.connection_pool_maxsize = 32  # worker threads share the pool
@@ -76,7 +71,7 @@ class KubernetesDriver(Driver):
 
         try:
             # connect, read: a hung API server must not hang a worker
-            timeout = (settings.DEPLOYMENTS_KUBE_CONNECT_TIMEOUT, settings.DEPLOYMENTS_KUBE_READ_TIMEOUT)
+            timeout = (self.config.connect_timeout, self.config.read_timeout)
             return fn(*args, _request_timeout=timeout, **kwargs)
         except kubernetes.client.ApiException as exc:
             message = _status_message(exc)
@@ -84,13 +79,13 @@ class KubernetesDriver(Driver):
                 raise DriverUnavailable(f"Kubernetes API answered {exc.status}: {message}") from exc
             raise ApplyFailed(f"Kubernetes API refused it ({exc.status} {exc.reason}): {message}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise DriverUnavailable(f"Kubernetes API at {self.cluster.api_url or 'kubeconfig'} unreachable: "
+            raise DriverUnavailable(f"Kubernetes API at {self.connection.server or 'kubeconfig'} unreachable: "
                                     f"{type(exc).__name__}: {exc}") from exc
 
     def kserve_served(self) -> bool:
         """Discovery: is the InferenceService CRD served by this cluster? Remembered per process for a
         minute (every render asks; "test connection" always asks afresh)."""
-        cached = _DISCOVERY.get((self.cluster.pk, self.cluster.api_url))
+        cached = _DISCOVERY.get((self.connection.cluster_id, self.connection.server))
         if self._kserve is None and cached and time.monotonic() - cached[0] < DISCOVERY_TTL:
             self._kserve = cached[1]
         if self._kserve is None:
@@ -102,13 +97,13 @@ class KubernetesDriver(Driver):
                 resources = self._call(kubernetes.client.CustomObjectsApi(self.client()).get_api_resources,
                                        KSERVE_GROUP, KSERVE_VERSION)
                 self._kserve = any(r.name == KSERVE_PLURAL for r in (resources.resources or []))
-            _DISCOVERY[(self.cluster.pk, self.cluster.api_url)] = (time.monotonic(), self._kserve)
+            _DISCOVERY[(self.connection.cluster_id, self.connection.server)] = (time.monotonic(), self._kserve)
         return self._kserve
 
     def test_connection(self) -> ConnectionCheck:
         import kubernetes
 
-        _DISCOVERY.pop((self.cluster.pk, self.cluster.api_url), None)
+        _DISCOVERY.pop((self.connection.cluster_id, self.connection.server), None)
         try:
             version = self._call(kubernetes.client.VersionApi(self.client()).get_code)
             kserve = self.kserve_served()
@@ -119,24 +114,25 @@ class KubernetesDriver(Driver):
 
     # ---------------------------------------------------------------- rendering
 
-    def _ctx(self, deployment, revision) -> dict:
-        version = revision.model_version
-        return {"deployment": deployment.name, "namespace": deployment.namespace, "team": deployment.team.slug,
-                "revision": revision.number, "model_version": f"{version.model.name}/{version.version}",
-                "model_uri": f"models:/{version.model.name}/{version.version}",
-                "storage_uri": version.artifact_uri or version.source, "image": settings.DEPLOYMENTS_SERVER_IMAGE,
-                "tracking_uri": settings.MLFLOW_TRACKING_URI, "resources": revision.resources}
+    def _ctx(self, revision: RevisionSpec) -> dict:
+        deployment = revision.deployment
+        return {"deployment": deployment.name, "namespace": deployment.namespace, "team": deployment.team,
+                "revision": revision.number, "model_version": f"{revision.model_name}/{revision.model_version}",
+                "model_uri": revision.model_uri, "storage_uri": revision.artifact_uri,
+                "image": self.config.server_image, "tracking_uri": self.config.tracking_uri,
+                "resources": revision.resources}
 
-    def render(self, *, deployment, revision, weight: int) -> list[dict]:
-        ctx = self._ctx(deployment, revision)
+    def render(self, *, revision: RevisionSpec, weight: int) -> list[dict]:
+        ctx = self._ctx(revision)
+        deployment = revision.deployment
         kserve = self.kserve_served()
         policy = m.render_network_policy(deployment=deployment.name, namespace=deployment.namespace,
-                                         team=deployment.team.slug, kserve=kserve)
+                                         team=deployment.team, kserve=kserve)
         if kserve:
             return [m.render_inference_service(ctx=ctx, canary_percent=weight if 0 < weight < 100 else None), policy]
         objects = m.render_workload(ctx=ctx)
         objects.append(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
-                                        team=deployment.team.slug, pinned_revision=revision.number))
+                                        team=deployment.team, pinned_revision=revision.number))
         objects.append(policy)
         return objects
 
@@ -167,7 +163,7 @@ class KubernetesDriver(Driver):
             raise ApplyFailed(f"Don't know how to apply a {kind}.")
         self._call(fn, *args, manifest, **common)
 
-    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
+    def apply(self, *, revision: RevisionSpec, weight: int, on_request=None) -> None:
         objects = [o for o in revision.manifests if o["kind"] != "Service"]  # the Service follows routing
         objects.sort(key=lambda o: o["kind"] != "NetworkPolicy")  # no pod is reachable before its policy
         for index, manifest in enumerate(objects):
@@ -197,7 +193,7 @@ class KubernetesDriver(Driver):
                 return None
             raise
 
-    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
         """Watch the primary object until it reports ready or failed, or the timeout passes."""
         import kubernetes
 
@@ -239,13 +235,12 @@ class KubernetesDriver(Driver):
 
     # ---------------------------------------------------------------- routing
 
-    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+    def route(self, *, deployment: DeploymentSpec, traffic: dict[int, int], shadow: dict,
+              revisions: dict[int, RevisionSpec]) -> str:
         if shadow:
             raise ApplyFailed("Shadow traffic needs the local target's router or a service mesh.")
-        current = deployment.current_revision
-        from apps.deployments.rollout import workload
-
-        newest = workload(current).number if current and workload(current).number in traffic else max(traffic)
+        serving = deployment.serving_revision
+        newest = serving if serving is not None and serving in traffic else max(traffic)
         manifests = revisions[newest].manifests
         if manifests and manifests[0]["kind"] == "InferenceService":
             isvc = dict(manifests[0])
@@ -264,10 +259,10 @@ class KubernetesDriver(Driver):
                 self.apply_object(manifest)
         pinned = next(iter(traffic)) if len(traffic) == 1 else None
         self.apply_object(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
-                                           team=deployment.team.slug, pinned_revision=pinned))
+                                           team=deployment.team, pinned_revision=pinned))
         return f"http://{deployment.name}.{deployment.namespace}.svc.cluster.local/invocations"
 
-    def retire(self, *, deployment, revision) -> None:
+    def retire(self, *, revision: RevisionSpec) -> None:
         """Scale an unrouted revision that left the warm window to zero (kept for the record, no pods)."""
         for manifest in revision.manifests:
             if manifest["kind"] == "Deployment":
@@ -275,7 +270,7 @@ class KubernetesDriver(Driver):
                 if live is not None and live.get("spec", {}).get("replicas", 0) != 0:
                     self.apply_object(m.with_replicas([manifest], 0)[0])
 
-    def observe(self, *, deployment, revisions: list) -> Observed:
+    def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         observed = Observed()
         seen = set()
         for revision in revisions:
@@ -302,17 +297,17 @@ class KubernetesDriver(Driver):
 
     # ---------------------------------------------------------------- jobs
 
-    def job_manifest(self, *, job) -> dict:
+    def job_manifest(self, *, job: JobSpec) -> dict:
         name = job.name if job.attempt == 1 else f"{job.name}-a{job.attempt}"[:63]
-        return m.render_job(name=name, namespace=job.namespace, team=job.team.slug, image=job.image,
+        return m.render_job(name=name, namespace=job.namespace, team=job.team, image=job.image,
                             command=job.command, gpu_type=job.gpu_type, gpu_count=job.gpu_count)
 
-    def job_apply(self, *, job) -> dict:
+    def job_apply(self, *, job: JobSpec) -> dict:
         manifest = self.job_manifest(job=job)
         self.apply_object(manifest)
         return manifest
 
-    def job_status(self, *, job):
+    def job_status(self, *, job: JobSpec):
         live = self.read(job.manifest or self.job_manifest(job=job))
         if live is None:
             return "failed", "The Job object vanished from the cluster."
@@ -324,9 +319,9 @@ class KubernetesDriver(Driver):
                 return "failed", condition.get("message") or condition.get("reason") or "Job failed"
         return "running", ""
 
-    def job_logs_url(self, *, job) -> str:
+    def job_logs_url(self, *, job: JobSpec) -> str:
         name = (job.manifest or {}).get("metadata", {}).get("name", job.name)
-        return f"{self.cluster.api_url.rstrip('/')}/api/v1/namespaces/{job.namespace}/pods?labelSelector=job-name%3D{name}"
+        return f"{self.connection.server.rstrip('/')}/api/v1/namespaces/{job.namespace}/pods?labelSelector=job-name%3D{name}"
 
 
 def _status_message(exc) -> str:

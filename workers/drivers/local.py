@@ -2,8 +2,9 @@
 has one router process on a stable port that splits traffic between them.
 
 Processes run in their own session, so they outlive the worker that started them; their pid and port
-are recorded in `LocalProcess` rows and pid files (written by the control plane, never by the sandboxed
-process), and `local_adopt()` (worker start, reconcile beat) keeps the healthy ones and removes the rest.
+are recorded in a process store (the control plane's `LocalProcess` rows) and pid files (written by the
+control plane, never by the sandboxed process), and `local_adopt()` (worker start, reconcile beat) keeps
+the healthy ones and removes the rest.
 Every process starts through `workers.sandbox`: allow-listed environment, its own working directory,
 an unprivileged user when the control plane is root, memory and CPU limits.
 """
@@ -16,15 +17,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from .. import sandbox
 from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+from .spec import ClusterConnection, DeploymentSpec, JobSpec, LocalConfig, ProcessRecord, ProcessStore, RevisionSpec
 
 logger = logging.getLogger(__name__)
 MODULES = {"server": "workers.model_server", "router": "workers.router"}
@@ -98,67 +98,61 @@ def healthy(port: int, timeout: float = 1.0) -> bool:
 
 
 class LocalDriver(Driver):
-    def _dir(self, deployment) -> Path:
-        path = Path(settings.DEPLOYMENTS_LOCAL_DIR) / f"deployment-{deployment.pk}"
+    def __init__(self, connection: ClusterConnection, config: LocalConfig, store: ProcessStore):
+        super().__init__(connection)
+        self.config = config
+        self.store = store
+
+    def _dir(self, deployment: DeploymentSpec) -> Path:
+        path = Path(self.config.base_dir) / f"deployment-{deployment.id}"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def test_connection(self) -> ConnectionCheck:
-        path = Path(settings.DEPLOYMENTS_LOCAL_DIR)
+        path = Path(self.config.base_dir)
         path.mkdir(parents=True, exist_ok=True)
         return ConnectionCheck(ok=os.access(path, os.W_OK), message=f"Local processes; state in {path}",
                                kserve=False)
 
-    @staticmethod
-    def model_uri(revision) -> str:
-        version = revision.model_version
-        return f"models:/{version.model.name}/{version.version}"
-
-    def render(self, *, deployment, revision, weight: int) -> list[dict]:
+    def render(self, *, revision: RevisionSpec, weight: int) -> list[dict]:
         return [{
             "kind": "LocalModelServer",
-            "name": f"{deployment.name}-r{revision.number}",
-            "modelUri": self.model_uri(revision),
-            "command": [sys.executable, "-m", MODULES["server"], "--model-uri", self.model_uri(revision)],
+            "name": f"{revision.deployment.name}-r{revision.number}",
+            "modelUri": revision.model_uri,
+            "command": [sys.executable, "-m", MODULES["server"], "--model-uri", revision.model_uri],
             "resources": revision.resources,
             "weight": weight,
         }]
 
-    def _process(self, deployment, role: str, revision=None):
-        from apps.deployments.models import LocalProcess
+    def _process(self, deployment: DeploymentSpec, role: str, revision: RevisionSpec | None = None):
+        return self.store.get(deployment_id=deployment.id, role=role, revision=revision)
 
-        return LocalProcess.objects.filter(deployment=deployment, role=role, revision=revision).first()
-
-    def _spawn(self, deployment, role: str, args: list[str], revision=None, port: int | None = None):
-        """Start the process unless it runs: the unique row is claimed first and only the winner of the
+    def _spawn(self, deployment: DeploymentSpec, role: str, args: list[str], revision: RevisionSpec | None = None,
+               port: int | None = None) -> tuple[ProcessRecord, bool]:
+        """Start the process unless it runs: the unique record is claimed first and only the winner of the
         claim spawns, so two workers converging the same revision never leave an orphan behind."""
-        from apps.deployments.models import LocalProcess
-
         existing = self._process(deployment, role, revision)
         if existing and (pid_alive(existing.pid, role) or _starting(existing)):
             return existing, False
         if existing:
             port = port or existing.port
-            # Only the caller that removes the dead row goes on to claim; the other finds the new claim.
-            LocalProcess.objects.filter(pk=existing.pk, pid=existing.pid).delete()
+            # Only the caller that removes the dead record goes on to claim; the other finds the new claim.
+            self.store.forget(existing)
         if port is None or not port_free(port):
             port = free_port()
         folder = self._dir(deployment)
         name = f"{role}-r{revision.number}" if revision else role
         pid_file, log_file = folder / f"{name}.pid", folder / f"{name}.log"
-        try:
-            with transaction.atomic():
-                row = LocalProcess.objects.create(role=role, deployment=deployment, revision=revision, pid=None,
-                                                  host=socket.gethostname(), port=port, pid_file=str(pid_file),
-                                                  log_file=str(log_file))
-        except IntegrityError:
+        row = self.store.claim(deployment_id=deployment.id, role=role, revision=revision, host=socket.gethostname(),
+                               port=port, pid_file=str(pid_file), log_file=str(log_file))
+        if row is None:
             return self._process(deployment, role, revision), False
         try:
             proc = self._start(folder / name, [sys.executable, "-m", MODULES[role], "--port", str(port), *args],
                                log_file=log_file, reads=(folder,) if role == "router" else (),
                                threads=_threads(revision.resources.get("cpu")) if revision else 1)
         except BaseException as exc:
-            row.delete()  # nothing runs under the claim: the next converge claims again
+            self.store.forget(row)  # nothing runs under the claim: the next converge claims again
             if isinstance(exc, sandbox.SandboxError):
                 raise ApplyFailed(f"Cannot start the {role} process: {exc}") from exc
             raise
@@ -166,22 +160,19 @@ class LocalDriver(Driver):
         tmp.write_text(json.dumps({"pid": proc.pid, "port": port, "role": role,
                                    "revision": revision.number if revision else None}))
         os.replace(tmp, pid_file)
-        LocalProcess.objects.filter(pk=row.pk).update(pid=proc.pid)
+        self.store.record_pid(row, proc.pid)
         row.pid = proc.pid
         logger.info("Started local process", extra={"role": role, "pid": proc.pid, "port": port})
         return row, True
 
-    @staticmethod
-    def _start(workdir: Path, argv: list[str], *, log_file: Path, reads: tuple, threads: int) -> subprocess.Popen:
+    def _start(self, workdir: Path, argv: list[str], *, log_file: Path, reads: tuple, threads: int) -> subprocess.Popen:
         """The process in its sandbox; the log file is the control plane's (0600), handed over as stdout."""
-        policy = sandbox.SandboxPolicy(run_as=settings.DEPLOYMENTS_LOCAL_RUN_AS,
-                                       memory_mb=settings.DEPLOYMENTS_LOCAL_MEMORY_LIMIT_MB,
-                                       cpu_seconds=settings.DEPLOYMENTS_LOCAL_CPU_SECONDS)
+        policy = sandbox.SandboxPolicy(run_as=self.config.run_as, memory_mb=self.config.memory_limit_mb,
+                                       cpu_seconds=self.config.cpu_seconds)
         plan = sandbox.plan(policy=policy, workdir=workdir, reads=reads)
         # Numeric libraries size their thread pools to the host; the revision's CPU request caps them.
         limits = {var: str(threads) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        env = sandbox.child_env(workdir=workdir, extra={"MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
-                                                        **limits})
+        env = sandbox.child_env(workdir=workdir, extra={"MLFLOW_TRACKING_URI": self.config.tracking_uri, **limits})
         log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             return subprocess.Popen(sandbox.command(plan, argv), cwd=workdir, env=env, stdout=log,
@@ -189,13 +180,14 @@ class LocalDriver(Driver):
         finally:
             os.close(log)
 
-    def apply(self, *, deployment, revision, weight: int, on_request=None) -> None:
-        self._spawn(deployment, "server", ["--model-uri", self.model_uri(revision), "--revision", str(revision.number)],
-                    revision=revision)
+    def apply(self, *, revision: RevisionSpec, weight: int, on_request=None) -> None:
+        self._spawn(revision.deployment, "server",
+                    ["--model-uri", revision.model_uri, "--revision", str(revision.number)], revision=revision)
         if on_request:
             on_request()
 
-    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
+        deployment = revision.deployment
         row = self._process(deployment, "server", revision)
         if row is None:
             raise DriverUnavailable(f"No server process recorded for revision {revision.number}.")
@@ -209,27 +201,27 @@ class LocalDriver(Driver):
                 continue
             if not pid_alive(row.pid, "server"):
                 tail = _tail(row.log_file)
-                row.delete()
+                self.store.forget(row)
                 raise ApplyFailed(f"Model server for revision {revision.number} exited: {tail}")
             time.sleep(0.25)
         tail = _tail(row.log_file)
         kill(row.pid)
-        row.delete()
+        self.store.forget(row)
         raise ApplyFailed(f"Model server for revision {revision.number} was not ready after {timeout:.0f}s. {tail}")
 
-    def _ensure_server(self, deployment, revision):
+    def _ensure_server(self, revision: RevisionSpec) -> ProcessRecord | None:
         """A routed revision whose server died (crash, host reboot) is started again before routing."""
-        row = self._process(deployment, "server", revision)
+        row = self._process(revision.deployment, "server", revision)
         if row is not None and pid_alive(row.pid, "server"):
             return row
-        self.apply(deployment=deployment, revision=revision, weight=0)
+        self.apply(revision=revision, weight=0)
         try:
-            self.wait_ready(deployment=deployment, revision=revision, timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS)
+            self.wait_ready(revision=revision, timeout=self.config.ready_timeout)
         except ApplyFailed as exc:
             raise DriverUnavailable(str(exc)) from exc
-        return self._process(deployment, "server", revision)
+        return self._process(revision.deployment, "server", revision)
 
-    def _ensure_router(self, deployment) -> int:
+    def _ensure_router(self, deployment: DeploymentSpec) -> int:
         config = self._dir(deployment) / "routes.json"
         previous = None
         if deployment.endpoint_url:
@@ -246,14 +238,15 @@ class LocalDriver(Driver):
                 time.sleep(0.05)
         return row.port
 
-    def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+    def route(self, *, deployment: DeploymentSpec, traffic: dict[int, int], shadow: dict,
+              revisions: dict[int, RevisionSpec]) -> str:
         backends = {}
         for number, weight in traffic.items():
-            row = self._ensure_server(deployment, revisions[int(number)])
+            row = self._ensure_server(revisions[int(number)])
             backends[str(number)] = {"url": f"http://127.0.0.1:{row.port}", "weight": weight}
         mirror = {}
         if shadow:
-            row = self._ensure_server(deployment, revisions[int(shadow["revision"])])
+            row = self._ensure_server(revisions[int(shadow["revision"])])
             if row is not None:
                 mirror = {"url": f"http://127.0.0.1:{row.port}", "percent": shadow["percent"],
                           "revision": str(shadow["revision"])}
@@ -264,20 +257,13 @@ class LocalDriver(Driver):
         port = self._ensure_router(deployment)
         return f"http://127.0.0.1:{port}/invocations"
 
-    def retire(self, *, deployment, revision) -> None:
-        row = self._process(deployment, "server", revision)
+    def retire(self, *, revision: RevisionSpec) -> None:
+        row = self._process(revision.deployment, "server", revision)
         if row is not None:
             kill(row.pid)
-            row.delete()
+            self.store.forget(row)
 
-    def retire_all(self, *, deployment) -> None:
-        from apps.deployments.models import LocalProcess
-
-        for row in LocalProcess.objects.filter(deployment=deployment):
-            kill(row.pid)
-            row.delete()
-
-    def observe(self, *, deployment, revisions: list) -> Observed:
+    def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         observed = Observed()
         for revision in revisions:
             row = self._process(deployment, "server", revision)
@@ -287,19 +273,19 @@ class LocalDriver(Driver):
         (observed.present if router and pid_alive(router.pid, "router") else observed.missing).append("router")
         return observed
 
-    def job_apply(self, *, job) -> dict:
+    def job_apply(self, *, job: JobSpec) -> dict:
         raise ApplyFailed("Jobs run on Kubernetes clusters; the local target serves models only.")
 
-    def job_status(self, *, job):
+    def job_status(self, *, job: JobSpec):
         return job.status, job.message
 
 
 SPAWN_CLAIM_SECONDS = 60
 
 
-def _starting(row) -> bool:
+def _starting(row: ProcessRecord) -> bool:
     """Claimed but its pid not yet recorded: a spawn in progress, unless the claim is too old to be one."""
-    return row.pid is None and (timezone.now() - row.started_at).total_seconds() < SPAWN_CLAIM_SECONDS
+    return row.pid is None and (datetime.now(timezone.utc) - row.started_at).total_seconds() < SPAWN_CLAIM_SECONDS
 
 
 def _threads(cpu) -> int:
@@ -322,24 +308,22 @@ def _tail(path: str, size: int = 600) -> str:
         return ""
 
 
-def local_adopt() -> dict:
+def local_adopt(*, store: ProcessStore, base_dir: Path) -> dict:
     """After a worker restart: keep the processes that are alive and ours, forget dead ones, and kill
-    stray processes whose pid file no row knows about (started by a worker that died before recording).
-    Only this host's rows are judged: a pid means nothing on another machine."""
-    from apps.deployments.models import LocalProcess
-
+    stray processes whose pid file no record knows about (started by a worker that died before recording).
+    Only this host's records are judged: a pid means nothing on another machine."""
     counts = {"adopted": 0, "forgotten": 0, "killed": 0}
     known = set()
-    for row in LocalProcess.objects.filter(host=socket.gethostname()):
+    for row in store.on_host(socket.gethostname()):
         if _starting(row):
             known.add(row.pid_file)
         elif pid_alive(row.pid, row.role):
             counts["adopted"] += 1
             known.add(row.pid_file)
         else:
-            row.delete()
+            store.forget(row)
             counts["forgotten"] += 1
-    base = Path(settings.DEPLOYMENTS_LOCAL_DIR)
+    base = Path(base_dir)
     for pid_file in base.glob("deployment-*/*.pid") if base.exists() else []:
         if str(pid_file) in known:
             continue

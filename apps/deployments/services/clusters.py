@@ -105,7 +105,7 @@ def credentials_rotate() -> int:
 
 def cluster_test_connection(*, actor, cluster: Cluster) -> Cluster:
     require_platform_admin(user=actor)
-    from workers.drivers import driver_for
+    from ..drivers import driver_for
 
     try:
         check = driver_for(cluster).test_connection()

@@ -51,7 +51,8 @@ def _next_number(deployment) -> int:
 def _new_revision(*, actor, deployment, version, resources, strategy, reason=RevisionReason.DEPLOY,
                   rollback_of=None, manifests=None, break_glass_reason: str = "") -> DeploymentRevision:
     from apps.audit.services import actor_label
-    from workers.drivers import driver_for
+
+    from ..drivers import driver_for
 
     revision = DeploymentRevision(deployment=deployment, number=_next_number(deployment), model_version=version,
                                   strategy=strategy, resources=resources, reason=reason, rollback_of=rollback_of,
