@@ -141,13 +141,15 @@ class Lease:
             raise LeaseLost(f"{self.kind.name} #{self.pk}: the lease of {self.owner} was taken over.")
         return row
 
-    def extend(self) -> bool:
-        """Heartbeat: push the lease forward. False when another runner took the row; the handler must stop."""
-        return bool(self._rows.update(lease_until=timezone.now() + timedelta(seconds=self.kind.lease_seconds)))
+    def extend(self, **fields) -> bool:
+        """Heartbeat: push the lease forward (writing `fields` with it, e.g. progress). False when another runner
+        took the row: the handler must stop."""
+        return bool(self._rows.update(lease_until=timezone.now() + timedelta(seconds=self.kind.lease_seconds),
+                                      **fields))
 
-    def check(self) -> None:
-        """Extend the lease, or raise LeaseLost."""
-        if not self.extend():
+    def check(self, **fields) -> None:
+        """Extend the lease (with `fields`), or raise LeaseLost."""
+        if not self.extend(**fields):
             raise LeaseLost(f"{self.kind.name} #{self.pk}: the lease of {self.owner} was taken over.")
 
     @contextmanager
@@ -229,12 +231,13 @@ def _record_failure(lease: Lease, error: str, *, give_up: bool) -> str:
     return outcome
 
 
-def run_lease(lease: Lease) -> str:
-    """Run the handler for a claimed row and record the outcome: done, retry, needs_attention or lease_lost."""
+def run_lease(lease: Lease, *, handler: Callable[[Lease], Any] | None = None) -> str:
+    """Run the handler for a claimed row and record the outcome: done, retry, needs_attention or lease_lost.
+    `handler` replaces the kind's own for this call (an app running one row now with its own options)."""
     if lease.exhausted_error:
         return _record_failure(lease, lease.exhausted_error, give_up=True)
     try:
-        lease.kind.handler(lease)
+        (handler or lease.kind.handler)(lease)
     except LeaseLost:
         logger.warning("Lease lost; the handler stopped", extra={"kind": lease.kind.name, "pk": lease.pk})
         return "lease_lost"

@@ -4,15 +4,15 @@ from apps.core.errors import DomainError
 from apps.outbox.tasks import idempotent_task
 
 
-@shared_task(name="monitoring.run_monitor", acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True,
-             max_retries=5)
+@shared_task(name="monitoring.run_monitor", acks_late=True)
 def run_monitor_task(*, run_id: int, dedup_key: str = ""):
-    """Outbox topic for a queued run. Idempotent without a receipt: the run's queued → running
-    compare-and-set lets only one delivery do the work, and progress commits as it goes."""
-    from .services import monitor_run_execute
+    """Outbox topic for a queued run: a wake-up hint for the runner (kind monitoring.run). A lost or repeated
+    message changes nothing: the run row says what is due, and the runner's claim lets one worker do it."""
+    from apps.core import runner
 
-    run = monitor_run_execute(run_id=run_id)
-    return {"run_id": run_id, "status": run.status if run else "already taken"}
+    from .services import RUN_KIND
+
+    return runner.tick(RUN_KIND, ids=[run_id])
 
 
 @shared_task(name="monitoring.schedule_monitor", acks_late=True)
@@ -29,14 +29,6 @@ def schedule_monitor_task(*, monitor_id: int):
     except DomainError as exc:
         return {"monitor_id": monitor_id, "status": exc.message}
     return {"monitor_id": monitor_id, "run_id": run.pk}
-
-
-@shared_task(name="monitoring.recover_runs", acks_late=True)
-def recover_runs_task():
-    """Beat: put runs orphaned in RUNNING (worker killed, lease expired) back in the queue, or fail them."""
-    from .services import monitor_runs_recover
-
-    return monitor_runs_recover()
 
 
 @idempotent_task("monitoring.render_report", max_retries=2)

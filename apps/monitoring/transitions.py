@@ -1,8 +1,14 @@
 """The monitoring state machines.
 
 Alerts: open ──► acknowledged ──► resolved, or open ──► resolved.
-Runs: queued ──► running ──► succeeded | not_enough_data | failed, and running ──► queued when its lease
-expired (the worker died) or running ──► failed when its attempts are spent."""
+Runs, driven by the runner (apps/core/runner.py):
+
+    queued ──► running ──► succeeded | not_enough_data
+      ▲ │        │ attempt failed, or its worker died (lease expired): back to queued, retried after a backoff
+      │ ▼        ▼
+    needs_attention   out of attempts, with the last error; Retry (audited) queues it again
+
+`failed` is what runs ended as before the runner (no attempt retried them); no new run ends there."""
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,8 +48,9 @@ def alert_transition(*, alert: Alert, to: str, actor, comment: str = "") -> Aler
 
 
 RUN_ALLOWED: dict[str, set[str]] = {
-    R.QUEUED: {R.RUNNING},
-    R.RUNNING: {R.QUEUED, R.SUCCEEDED, R.NOT_ENOUGH_DATA, R.FAILED},
+    R.QUEUED: {R.RUNNING, R.NEEDS_ATTENTION},
+    R.RUNNING: {R.QUEUED, R.SUCCEEDED, R.NOT_ENOUGH_DATA, R.NEEDS_ATTENTION},
+    R.NEEDS_ATTENTION: {R.QUEUED},
 }
 
 

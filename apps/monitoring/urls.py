@@ -12,4 +12,5 @@ urlpatterns = [
     path("alerts/<int:alert_id>/<str:verb>/", views.alert_action, name="alert-action"),
     path("runs/<int:run_id>/report/", views.run_report, name="run-report"),
     path("runs/<int:run_id>/full-report/", views.run_full_report, name="run-full-report"),
+    path("runs/<int:run_id>/retry/", views.run_retry, name="run-retry"),
 ]

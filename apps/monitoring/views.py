@@ -84,6 +84,7 @@ def monitor_detail(request, monitor_id: int):
         messages.error(request, exc.message)
         return redirect("monitoring:index")
     data["pending"] = list(data["monitor"].runs.filter(status__in=["queued", "running"]).order_by("-id")[:5])
+    data["attention"] = list(data["monitor"].runs.filter(status="needs_attention").order_by("-id"))
     return render(request, "monitoring/monitor.html", data)
 
 
@@ -184,4 +185,17 @@ def run_full_report(request, run_id: int):
         return redirect("monitoring:index")
     return _act(request, lambda: services.run_full_report_request(actor=request.user, run=run),
                 "Full-data report queued; it replaces the sampled one when ready.",
+                redirect("monitoring:monitor", run.monitor_id).url)
+
+
+@login_required
+@require_POST
+def run_retry(request, run_id: int):
+    try:
+        run = selectors.run_get(user=request.user, run_id=run_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:index")
+    return _act(request, lambda: services.monitor_run_retry(actor=request.user, run=run),
+                f"Run #{run_id} queued again with a fresh round of attempts.",
                 redirect("monitoring:monitor", run.monitor_id).url)

@@ -45,7 +45,6 @@ CELERY_TASK_ROUTES = {
     "monitoring.run_monitor": {"queue": BULK_QUEUE},
     "monitoring.schedule_monitor": {"queue": BULK_QUEUE},
     "monitoring.render_report": {"queue": BULK_QUEUE},
-    "monitoring.recover_runs": {"queue": BULK_QUEUE},
     "registry.sync": {"queue": BULK_QUEUE},
     "registry.sync_scheduled": {"queue": BULK_QUEUE},
     "registry.expire_requests": {"queue": BULK_QUEUE},
@@ -75,9 +74,6 @@ CELERY_BEAT_SCHEDULE = {
     # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.
     "deployments-reconcile": {"task": "deployments.reconcile",
                               "schedule": float(env_int("DEPLOYMENTS_RECONCILE_SECONDS", 30))},
-    # Monitoring: reclaim runs whose worker died (lease expired), or fail them once their attempts are spent.
-    "monitoring-recover-runs": {"task": "monitoring.recover_runs",
-                                "schedule": float(env_int("MONITORING_RECOVER_SECONDS", 60))},
     # Audit: sign a checkpoint of the chain's head when events were added since the last one.
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300))},
     # API: forget Idempotency-Key answers after their 24 hours.

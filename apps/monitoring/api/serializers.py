@@ -115,7 +115,8 @@ class RunSerializer(serializers.ModelSerializer):
         fields = ["id", "monitor", "window_start", "window_end", "trigger", "status", "progress", "progress_message",
                   "message", "state", "reference_rows", "current_rows", "feature_count", "drifted_count", "drift_share",
                   "dataset_drift", "prediction_score", "prediction_drifted", "performance", "latency_p50",
-                  "latency_p95", "error_rate", "duration_s", "created_at", "finished_at", "features", "report_url"]
+                  "latency_p95", "error_rate", "duration_s", "created_at", "finished_at", "features", "report_url",
+                  "attempts", "last_error", "next_attempt_at"]
 
     def get_report_url(self, run) -> str | None:
         return f"/api/v1/monitoring/runs/{run.pk}/report/" if hasattr(run, "report") else None

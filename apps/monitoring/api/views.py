@@ -192,7 +192,8 @@ class MonitorViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
 class RunViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.RunSerializer
     filterset_class = filtersets.RunFilterSet
-    capabilities = {"list": "view", "retrieve": "view", "report": "view", "full_report": "operate"}
+    capabilities = {"list": "view", "retrieve": "view", "report": "view", "full_report": "operate",
+                    "retry": "operate"}
 
     def select(self, *, user):
         return selectors.run_list(user=user).prefetch_related("features").select_related("report").defer(
@@ -212,6 +213,13 @@ class RunViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
         """Render the Evidently report on every row instead of the default sample (bounded; queued)."""
         run = services.run_full_report_request(actor=request.user, run=self.get_object())
         return Response({"status": "queued", "run": run.pk}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: s.RunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a run that needs attention again, with a fresh round of attempts (audited)."""
+        run = services.monitor_run_retry(actor=request.user, run=self.get_object())
+        return Response(s.RunSerializer(self.select(user=request.user).get(pk=run.pk)).data)
 
 
 class AlertViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):

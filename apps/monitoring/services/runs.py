@@ -11,10 +11,10 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import runner
 from apps.core.errors import Conflict, InvalidInput
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
@@ -29,6 +29,7 @@ from .alerts import _evaluate_alerts
 logger = logging.getLogger(__name__)
 
 WINDOW_LENGTH = {Window.HOURLY: timedelta(hours=1), Window.DAILY: timedelta(days=1)}
+RUN_KIND = "monitoring.run"  # the runner's work kind (apps/monitoring/runner.py)
 
 
 def _floor(ts: datetime, window: str) -> datetime:
@@ -81,15 +82,11 @@ def monitor_run_request(*, actor, monitor: Monitor, window_start: datetime | Non
     return run
 
 
-def _lease_until() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.MONITORING_RUN_LEASE_SECONDS)
-
-
-def _progress(run_id: int):
-    """Each progress step also extends the run's lease: a worker that reports is alive."""
+def _progress(lease: runner.Lease):
+    """Each progress step also extends the run's lease (a worker that reports is alive); a runner whose lease was
+    taken over stops at its next step (LeaseLost)."""
     def update(percent: int, message: str):
-        MonitorRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-            progress=min(percent, 99), progress_message=message[:200], lease_until=_lease_until())
+        lease.check(progress=min(percent, 99), progress_message=message[:200])
     return update
 
 
@@ -149,117 +146,129 @@ def run_performance_refresh(*, run: MonitorRun) -> MonitorRun:
 
 
 def monitor_run_execute(*, run_id: int, report: bool = True) -> MonitorRun | None:
-    """The work of a run (called by the task; not in one transaction, so progress is visible).
-
-    Compare-and-set queued → running first: a redelivered task finds the run already taken and stops.
-    The run then holds a lease (MONITORING_RUN_LEASE_SECONDS, extended by each progress step); if this
-    worker dies, monitor_runs_recover puts the run back in the queue once the lease has expired."""
-    if MonitorRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, progress=1, progress_message="Reading the window", lease_until=_lease_until(),
-            attempts=F("attempts") + 1) == 0:
+    """Claim one due run and do it now, through the runner (what a worker does for a hint; tests and the demo
+    call it directly). None when the run is not due: another worker holds it, or it is finished."""
+    lease = runner.claim(runner.kind_get(RUN_KIND), ids=[run_id])
+    if lease is None:
         return None
-    run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=run_id)
-    monitor, reference = run.monitor, run.monitor.reference
-    started = time.perf_counter()
-    progress = _progress(run.pk)
+    runner.run_lease(lease, handler=lambda lease: run_attempt(lease, report=report))
+    return MonitorRun.objects.select_related("monitor").get(pk=run_id)
+
+
+def run_attempt(lease: runner.Lease, *, report: bool = True) -> None:
+    """The runner's handler for one attempt at a run: compute outside any transaction, record the result
+    under the lease. A failure puts the run back in the queue (audited) and raises, so the runner backs off,
+    and after MONITORING_RUN_MAX_ATTEMPTS moves it to needs_attention (run_needs_attention)."""
+    with lease.holding() as run:
+        if run.status == RunStatus.RUNNING:  # the previous attempt's worker died: say so in the run's history
+            run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.QUEUED, action="monitoring.run.reclaim",
+                           changes={"attempts": [None, run.attempts - 1], "error": [None, run.last_error]},
+                           progress=0, progress_message="Queued again after a lost worker")
+        MonitorRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, progress=1,
+                                                    progress_message="Reading the window")
+    run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=lease.pk)
     try:
-        specs = _specs(monitor, reference)
-        summary = logstore.window_summary(model_version_id=monitor.model_version_id, start=run.window_start,
-                                          end=run.window_end)
-        run.current_rows = summary["rows"]
-        run.latency_p50, run.latency_p95, run.error_rate = summary["latency_p50"], summary["latency_p95"], summary["error_rate"]
-        run.reference_rows = reference.row_count
-        run.performance = _performance(monitor, reference, run.window_start, run.window_end)
-        features = [s for s in specs if s.role == ColumnRole.FEATURE]
-        run.feature_count = len(features)
-        if summary["rows"] < max(monitor.min_rows, 1):
-            run.status = RunStatus.NOT_ENOUGH_DATA
-            run.state = MonitorState.NO_DATA
-            run.message = (f"Not enough data: {summary['rows']} rows in this window, the monitor needs at least "
-                           f"{monitor.min_rows}.")
-            _finish(run, started, [])
-            return run
-        result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
-                                     end=run.window_end, specs=specs, reference=engine.load_reference(reference),
-                                     progress=progress)
-        rows = []
-        for spec, res in result.results:
-            key = engine.PREDICTION if spec.role == ColumnRole.PREDICTION else spec.name
-            rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, method=res.method,
-                                     score=_finite(res.score), score_kind=res.score_kind, threshold=res.threshold,
-                                     drifted=res.drifted, reference_count=res.reference_count,
-                                     current_count=res.current_count, null_count=result.null_counts.get(key, 0),
-                                     notes="; ".join(res.notes)[:1000], distribution=result.distributions.get(spec.name, {})))
-        for spec in specs:
-            if spec.name in result.failures:
-                rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, status="not_enough_data",
-                                         notes=result.failures[spec.name][:1000]))
-        tested = [r for r in rows if r.role == ColumnRole.FEATURE and r.status == "ok"]
-        run.drifted_count = sum(r.drifted for r in tested)
-        run.drift_share = run.drifted_count / len(tested) if tested else None
-        run.dataset_drift = bool(tested) and run.drift_share >= monitor.drift_share
-        pred = next((r for r in rows if r.role == ColumnRole.PREDICTION and r.status == "ok"), None)
-        run.prediction_score = pred.score if pred else None
-        run.prediction_drifted = pred.drifted if pred else None
-        if not tested:
-            run.status, run.state = RunStatus.NOT_ENOUGH_DATA, MonitorState.NO_DATA
-            run.message = "Not enough data: every watched feature is empty or null in this window. " + \
-                "; ".join(result.failures.values())[:1500]
-        else:
-            run.status = RunStatus.SUCCEEDED
-            run.state = (MonitorState.DRIFTING if run.dataset_drift
-                         else MonitorState.WARNING if run.drifted_count or run.prediction_drifted else MonitorState.OK)
-            run.message = (f"{run.drifted_count} of {len(tested)} features drifted "
-                           f"(dataset drift at {monitor.drift_share:.0%}).")
-            if result.failures:
-                run.message += " Not enough data for: " + ", ".join(result.failures) + "."
-        if report and tested:
-            progress(92, "Rendering the Evidently report")
-            try:
-                _store_report(run, reference, rows)
-            except Exception as exc:  # the verdicts stand without the HTML
-                logger.exception("Evidently report failed for run %s", run.pk)
-                run.message += f" (The Evidently report could not be rendered: {str(exc)[:200]})"
-        _finish(run, started, rows)
-        return run
+        _compute(run, lease, report=report)
+    except runner.LeaseLost:
+        raise
     except Exception as exc:
-        logger.exception("Monitor run %s failed", run.pk)
         error = f"{type(exc).__name__}: {exc}"[:1900]
-        run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.FAILED, action="monitoring.run.fail",
-                       changes={"error": [None, error]}, message=f"Run failed: {error}", last_error=error,
-                       finished_at=timezone.now(), progress=100, lease_until=None)
+        with lease.holding():
+            run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.QUEUED, action="monitoring.run.attempt_failed",
+                           changes={"attempt": [None, lease.attempt], "error": [None, error]},
+                           message=f"Attempt {lease.attempt} of {lease.kind.max_attempts} failed: {error}",
+                           progress=0, progress_message="Waiting to retry")
         raise
 
 
-def monitor_runs_recover(*, limit: int = 100) -> dict:
-    """Reclaim runs still RUNNING past their lease (their worker was killed): back to queued and
-    re-enqueued, or failed with their last error once MONITORING_RUN_MAX_ATTEMPTS are spent.
+def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
+    monitor, reference = run.monitor, run.monitor.reference
+    started = time.perf_counter()
+    progress = _progress(lease)
+    specs = _specs(monitor, reference)
+    summary = logstore.window_summary(model_version_id=monitor.model_version_id, start=run.window_start,
+                                      end=run.window_end)
+    run.current_rows = summary["rows"]
+    run.latency_p50, run.latency_p95, run.error_rate = summary["latency_p50"], summary["latency_p95"], summary["error_rate"]
+    run.reference_rows = reference.row_count
+    run.performance = _performance(monitor, reference, run.window_start, run.window_end)
+    features = [s for s in specs if s.role == ColumnRole.FEATURE]
+    run.feature_count = len(features)
+    if summary["rows"] < max(monitor.min_rows, 1):
+        run.status = RunStatus.NOT_ENOUGH_DATA
+        run.state = MonitorState.NO_DATA
+        run.message = (f"Not enough data: {summary['rows']} rows in this window, the monitor needs at least "
+                       f"{monitor.min_rows}.")
+        _finish(run, lease, started, [])
+        return
+    result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
+                                 end=run.window_end, specs=specs, reference=engine.load_reference(reference),
+                                 progress=progress)
+    rows = []
+    for spec, res in result.results:
+        key = engine.PREDICTION if spec.role == ColumnRole.PREDICTION else spec.name
+        rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, method=res.method,
+                                 score=_finite(res.score), score_kind=res.score_kind, threshold=res.threshold,
+                                 drifted=res.drifted, reference_count=res.reference_count,
+                                 current_count=res.current_count, null_count=result.null_counts.get(key, 0),
+                                 notes="; ".join(res.notes)[:1000], distribution=result.distributions.get(spec.name, {})))
+    for spec in specs:
+        if spec.name in result.failures:
+            rows.append(FeatureDrift(run=run, column=spec.name, role=spec.role, kind=spec.kind, status="not_enough_data",
+                                     notes=result.failures[spec.name][:1000]))
+    tested = [r for r in rows if r.role == ColumnRole.FEATURE and r.status == "ok"]
+    run.drifted_count = sum(r.drifted for r in tested)
+    run.drift_share = run.drifted_count / len(tested) if tested else None
+    run.dataset_drift = bool(tested) and run.drift_share >= monitor.drift_share
+    pred = next((r for r in rows if r.role == ColumnRole.PREDICTION and r.status == "ok"), None)
+    run.prediction_score = pred.score if pred else None
+    run.prediction_drifted = pred.drifted if pred else None
+    if not tested:
+        run.status, run.state = RunStatus.NOT_ENOUGH_DATA, MonitorState.NO_DATA
+        run.message = "Not enough data: every watched feature is empty or null in this window. " + \
+            "; ".join(result.failures.values())[:1500]
+    else:
+        run.status = RunStatus.SUCCEEDED
+        run.state = (MonitorState.DRIFTING if run.dataset_drift
+                     else MonitorState.WARNING if run.drifted_count or run.prediction_drifted else MonitorState.OK)
+        run.message = (f"{run.drifted_count} of {len(tested)} features drifted "
+                       f"(dataset drift at {monitor.drift_share:.0%}).")
+        if result.failures:
+            run.message += " Not enough data for: " + ", ".join(result.failures) + "."
+    if report and tested:
+        progress(92, "Rendering the Evidently report")
+        try:
+            _store_report(run, reference, rows)
+        except Exception as exc:  # the verdicts stand without the HTML
+            logger.exception("Evidently report failed for run %s", run.pk)
+            run.message += f" (The Evidently report could not be rendered: {str(exc)[:200]})"
+    _finish(run, lease, started, rows)
 
-    SKIP LOCKED lets two sweeps run at once, each claiming different rows; the status compare-and-set in
-    run_transition also keeps a run that just finished from being reclaimed."""
-    now = timezone.now()
-    reclaimed = failed = 0
-    with transaction.atomic():
-        expired = (MonitorRun.objects.select_for_update(skip_locked=True, of=("self",))
-                   .select_related("monitor__team")
-                   .filter(status=RunStatus.RUNNING, lease_until__lt=now).order_by("lease_until")[:limit])
-        for run in expired:
-            error = (f"The worker stopped reporting during attempt {run.attempts} (lease expired at "
-                     f"{run.lease_until.isoformat()}, last step: {run.progress_message or 'none'}).")
-            if run.attempts >= settings.MONITORING_RUN_MAX_ATTEMPTS:
-                failed += run_transition(
-                    run=run, from_=RunStatus.RUNNING, to=RunStatus.FAILED, action="monitoring.run.fail",
-                    changes={"attempts": [None, run.attempts], "error": [None, error]},
-                    message=f"Run failed after {run.attempts} attempts: {error}"[:2000], last_error=error,
-                    finished_at=now, progress=100, progress_message="Failed", lease_until=None)
-            elif run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.QUEUED, action="monitoring.run.reclaim",
-                                changes={"attempts": [None, run.attempts], "error": [None, error]},
-                                last_error=error, progress=0, progress_message="Queued again after a lost worker",
-                                lease_until=None):
-                reclaimed += 1
-                outbox_enqueue(topic="monitoring.run_monitor", payload={"run_id": run.pk},
-                               dedup_key=f"monitoring-run:{run.pk}:attempt-{run.attempts + 1}", team=run.monitor.team)
-    return {"reclaimed": reclaimed, "failed": failed}
+
+def run_needs_attention(run: MonitorRun, error: str) -> None:
+    """The runner's on_exhausted: out of attempts (or its last attempt's worker died), the run waits, visible with
+    its last error, for someone to retry it."""
+    run_transition(run=run, from_=run.status, to=RunStatus.NEEDS_ATTENTION, action="monitoring.run.needs_attention",
+                   changes={"attempts": [None, run.attempts], "error": [None, error]},
+                   message=f"Needs attention after {run.attempts} attempt(s): {error}"[:2000],
+                   progress=0, progress_message="Needs attention")
+
+
+@transaction.atomic
+def monitor_run_retry(*, actor, run: MonitorRun) -> MonitorRun:
+    """Retry a run that needs attention: a fresh round of attempts (operators of its team; audited)."""
+    require_capability(user=actor, team=run.monitor.team, capability=Capability.OPERATE)
+    run = MonitorRun.objects.select_for_update(of=("self",)).select_related("monitor__team").get(pk=run.pk)
+    if run.status != RunStatus.NEEDS_ATTENTION:
+        raise Conflict(f"Run {run.pk} is {RunStatus(run.status).label.lower()}; only a run that needs attention "
+                       f"can be retried.", extra={"status": run.status})
+    run_transition(run=run, from_=RunStatus.NEEDS_ATTENTION, to=RunStatus.QUEUED, action="monitoring.run.retry",
+                   actor=actor, changes={"error": [run.last_error, None]}, message="", progress=0,
+                   progress_message="Queued again (retry)")
+    runner.retry_now(row=run, fields={"last_error": ""})
+    runner.wake(RUN_KIND, ids=[run.pk])
+    run.refresh_from_db()
+    return run
 
 
 def _finite(value):
@@ -267,17 +276,25 @@ def _finite(value):
                                                                      (1e308 if value > 0 else -1e308))
 
 
-@transaction.atomic
-def _finish(run: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
+def _finish(run: MonitorRun, lease: runner.Lease, started: float, rows: list[FeatureDrift]) -> None:
+    """Record the result, under the lease (a runner whose lease was taken over writes nothing)."""
+    with lease.holding() as current:
+        _record(run, current, started, rows)
+
+
+def _record(run: MonitorRun, current: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
     run.duration_s = time.perf_counter() - started
     run.finished_at = timezone.now()
-    run.progress, run.progress_message, run.lease_until = 100, "Done", None
+    run.progress, run.progress_message = 100, "Done"
+    # The lease fields are the runner's: keep the row's own (the runner releases the lease after this commits).
+    for name in ("lease_owner", "lease_until", "attempts", "next_attempt_at", "last_error"):
+        setattr(run, name, getattr(current, name))
     FeatureDrift.objects.filter(run=run).delete()
     FeatureDrift.objects.bulk_create(rows)
     run.save()
     monitor = run.monitor
     latest = MonitorRun.objects.filter(monitor=monitor).exclude(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
-                                                                            RunStatus.FAILED]).order_by(
+                                                                            RunStatus.FAILED, RunStatus.NEEDS_ATTENTION]).order_by(
         "-window_end", "-id").first()
     if latest and latest.pk == run.pk:
         Monitor.objects.filter(pk=monitor.pk).update(state=run.state, last_run_at=run.finished_at)

@@ -16,6 +16,10 @@ def _run(team, actor):
     return f.run(_monitor(team, actor))
 
 
+def _run_needing_attention(team, actor):
+    return f.run(_monitor(team, actor), status="needs_attention", attempts=3, last_error="MemoryError: window too big")
+
+
 def _alert(team, actor):
     return f.alert(_monitor(team, actor))
 
@@ -59,6 +63,7 @@ CASES: dict[str, Case] = {
     # A run without a report: allowed roles get the 404 that says so.
     "api:monitoring-run-report": Case(make=_run, success={"get": 404}),
     "api:monitoring-run-full-report": Case(make=_run, success={"post": 202}),
+    "api:monitoring-run-retry": Case(make=_run_needing_attention, success={"post": 200}),
     "api:monitoring-alert-list": Case(make=_alert),
     "api:monitoring-alert-detail": Case(make=_alert),
     "api:monitoring-alert-acknowledge": Case(make=_alert, success={"post": 200}),
