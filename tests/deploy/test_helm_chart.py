@@ -169,14 +169,17 @@ def test_probes_point_at_the_health_views(rendered):
     for value_set, objects in rendered.items():
         [web] = named(objects, "Deployment", f"{RELEASE}-controlplane-web")["spec"]["template"]["spec"]["containers"]
         ports = {p["name"] for p in web["ports"]}
-        allowed = env_of(web)["DJANGO_ALLOWED_HOSTS"]["value"].split(",")
+        names = [e["name"] for e in web["env"]]
+        # The kubelet (and Prometheus) send Host: <pod IP>:<port>; Django answers 400 to a host it does not
+        # allow, so the pod's own address is allowed, expanded from a variable defined before it.
+        assert env_of(web)["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+        assert "$(POD_IP)" in env_of(web)["DJANGO_ALLOWED_HOSTS"]["value"].split(",")
+        assert names.index("POD_IP") < names.index("DJANGO_ALLOWED_HOSTS")
         for probe, view in (("readinessProbe", health.readyz), ("livenessProbe", health.healthz),
                             ("startupProbe", health.healthz)):
             get = web[probe]["httpGet"]
             assert resolve(get["path"]).func is view, f"{value_set}: {probe} {get['path']}"
-            assert get["port"] in ports
-            hosts = [h["value"] for h in get.get("httpHeaders", []) if h["name"] == "Host"]
-            assert hosts and hosts[0] in allowed, "Django answers 400 to a Host it does not allow"
+            assert get["port"] in ports and "host" not in get and "httpHeaders" not in get
         assert web["command"][:2] == ["gunicorn", "controlplane.wsgi"]
 
 
@@ -209,8 +212,10 @@ def test_production_values_pass_the_deploy_check_the_migration_job_runs(rendered
     env = {"PATH": os.environ["PATH"]}
     for item in container["env"]:
         ref = item.get("valueFrom", {}).get("secretKeyRef")
-        if ref is None:
-            env[item["name"]] = item["value"]
+        if item["name"] == "POD_IP":
+            env["POD_IP"] = "10.244.3.17"
+        elif ref is None:  # $(NAME) expanded from the variables above, as the kubelet does
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], item["value"])
         elif ref["key"] in secret:
             env[item["name"]] = secret[ref["key"]]
         else:
@@ -219,6 +224,21 @@ def test_production_values_pass_the_deploy_check_the_migration_job_runs(rendered
     check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
+    # What the kubelet and Prometheus send, through the whole middleware stack of these settings.
+    scrape = subprocess.run([sys.executable, "-c", SCRAPE], cwd=ROOT, env={**env, "METRICS_TOKEN": "scrape-token"},
+                            capture_output=True, text=True, timeout=120)
+    assert scrape.stdout.split() == ["200", "200"], scrape.stdout + scrape.stderr
+
+
+SCRAPE = """
+import django, os
+os.environ["DJANGO_SETTINGS_MODULE"] = "controlplane.settings"
+django.setup()
+from django.test import Client
+host = os.environ["POD_IP"] + ":8000"
+print(Client().get("/healthz", HTTP_HOST=host).status_code)
+print(Client().get("/metrics", HTTP_HOST=host, HTTP_AUTHORIZATION="Bearer scrape-token").status_code)
+"""
 
 
 # ------------------------------------------------------------------------------------------ processes

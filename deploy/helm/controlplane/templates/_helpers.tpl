@@ -71,8 +71,13 @@ seccompProfile:
 # The root filesystem is read-only: caches and home-directory writes go to the /tmp emptyDir.
 - name: HOME
   value: /tmp
+# The kubelet's probes and Prometheus reach a pod at its own address (Host: <pod IP>:8000), which Django
+# must allow or it answers 400; $(POD_IP) is expanded by the kubelet from the variable above it.
+- name: POD_IP
+  valueFrom:
+    fieldRef: {fieldPath: status.podIP}
 - name: DJANGO_ALLOWED_HOSTS
-  value: {{ join "," (append .Values.config.allowedHosts .Values.web.probeHost | uniq) | quote }}
+  value: {{ printf "%s,$(POD_IP)" (join "," .Values.config.allowedHosts) | quote }}
 - name: DJANGO_CSRF_TRUSTED_ORIGINS
   value: {{ join "," .Values.config.csrfTrustedOrigins | quote }}
 - name: DJANGO_SECURE_PROXY_SSL_HEADER
