@@ -29,6 +29,29 @@ def iter_registered_models(c):
             return
 
 
+def iter_registered_models_newest_first(c, page: int = 20):
+    """Registered models by `last_updated_timestamp`, newest first: the watermark pass stops reading at its mark."""
+    token = None
+    while True:
+        batch = c.search_registered_models(max_results=page, order_by=["last_updated_timestamp DESC"],
+                                           page_token=token)
+        yield from batch
+        token = batch.token
+        if not token:
+            return
+
+
+def registered_model_or_none(c, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
 def iter_model_versions(c, name: str):
     token = None
     escaped = name.replace("'", "\\'")
@@ -134,3 +157,26 @@ def delete_alias(*, name: str, alias: str) -> None:
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":  # already gone: the goal is reached
             raise
+
+
+def webhook_ensure(*, name: str, url: str, events: list[str], secret: str) -> tuple[str, str]:
+    """Make MLflow hold exactly one active webhook called `name` with this URL, events and secret.
+
+    Idempotent: an existing one is updated (MLflow never returns a secret, so it is always re-sent), extra
+    copies left by a race are deleted. Returns (webhook id, "created" or "updated").
+    """
+    c = client()
+    mine, token = [], None
+    while True:
+        page = c.list_webhooks(max_results=100, page_token=token)
+        mine += [hook for hook in page if hook.name == name]
+        token = page.token
+        if not token:
+            break
+    if not mine:
+        return c.create_webhook(name=name, url=url, events=events, secret=secret).webhook_id, "created"
+    keep, *extra = sorted(mine, key=lambda hook: hook.creation_timestamp or 0)
+    for hook in extra:
+        c.delete_webhook(hook.webhook_id)
+    c.update_webhook(keep.webhook_id, url=url, events=events, secret=secret, status="ACTIVE")
+    return keep.webhook_id, "updated"

@@ -39,6 +39,9 @@ class RegisteredModel(models.Model):
     aliases = models.JSONField(default=dict, blank=True)
     # Set by the sync when MLflow's `team` tag disagrees with the owner (the tag never moves an owned model).
     team_tag_warning = models.CharField(max_length=300, blank=True)
+    # When the MLflow read behind the last write began: a webhook sync and a sweep may read the same model
+    # concurrently, and the write of the older read is skipped so it never undoes the newer one.
+    mlflow_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -102,6 +105,11 @@ class SyncRun(models.Model):
                                      related_name="+")
     status = models.CharField(max_length=20, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
     full = models.BooleanField(default=False, help_text="Re-read every version, not only the changed ones")
+    # The watermark pass lists only models whose MLflow `last_updated_timestamp` (ms) is at or after
+    # `since_watermark` (null: every model was listed); `watermark` is the newest timestamp this pass saw,
+    # where the next watermark pass starts.
+    since_watermark = models.BigIntegerField(null=True, blank=True)
+    watermark = models.BigIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     progress = models.CharField(max_length=200, blank=True)

@@ -14,11 +14,22 @@ sync waits on MLflow.
 Ownership is authority, not a tag: the `team` tag (writable by anyone who can write to MLflow) places a model
 nobody owns yet; it never moves an owned one. A tag that disagrees with the owner becomes a warning on the model
 and in the run's report; moving a model is `services.model_assign_team`, for admins of both teams.
+
+Three ways in, one write path (`_write_model`):
+- `sync_model`: one model by name, called by MLflow's registry webhooks (apps/registry/webhooks.py), so a change
+  in MLflow shows here within a second or two;
+- the watermark pass (`run.since_watermark` set; the scheduled sweep): only models whose `last_updated_timestamp`
+  moved since the last pass's watermark, read newest first until it is passed. MLflow moves that timestamp when
+  a version is created, updated or deleted and when the model is edited, not for tag or alias changes: those
+  come by webhook;
+- the complete pass (no watermark; "Sync now", the first pass, and the hourly scheduled one): lists every model
+  and version, so it also sees what neither a webhook nor the timestamp tells (deleted models, model tags).
+Whichever read a model last wins: a write whose read began before the one already written is skipped.
 """
 import logging
 from datetime import datetime, timezone as dt_timezone
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -31,6 +42,10 @@ from .models import AliasHolding, ModelVersion, RegisteredModel, SyncRun
 from .services import team_tag_warning
 
 logger = logging.getLogger(__name__)
+
+# MLflow stamps `last_updated_timestamp` before its transaction commits, and its workers' clocks may differ a
+# little: each watermark pass re-lists the last minute before the watermark (unchanged models are skipped).
+WATERMARK_OVERLAP_MS = 60_000
 
 
 def _ts(millis) -> datetime | None:
@@ -48,10 +63,16 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
     warnings: list[dict] = []
     try:
         c = mlflow_api.client()
+        if run.since_watermark is not None:
+            watermark = _watermark_pass(c, run=run, counts=counts, warnings=warnings)
+            _succeed(run, counts=counts, warnings=warnings, watermark=watermark)
+            run.refresh_from_db()
+            return run
         seen_models = set()
         teams = {t.slug: t for t in Team.objects.all()}
         listed_at = timezone.now()
         mlflow_models = list(mlflow_api.iter_registered_models(c))
+        watermark = max((rm.last_updated_timestamp or 0 for rm in mlflow_models), default=0)
         _progress(run, f"listing versions of {len(mlflow_models)} models", counts)
         by_model: dict[str, list] = {}
         for mv in mlflow_api.iter_all_model_versions(c):
@@ -67,18 +88,88 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
             # No model names here: every signed-in user sees the latest run's progress, whatever their team.
             _progress(run, f"{index}/{len(mlflow_models)} models", counts)
         with transaction.atomic():
-            for model in RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models):
+            # A model a webhook synced after the listing is newer than this pass knows.
+            gone = RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models)
+            for model in gone.exclude(mlflow_read_at__gt=listed_at):
                 _mark_model_deleted(model)
                 counts["models_deleted"] += 1
-        done = f"done: {counts['models']} models, {counts['versions']} versions"
-        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(),
-                                                 counts=counts, warnings=warnings, progress=done)
+        _succeed(run, counts=counts, warnings=warnings, watermark=watermark)
     except Exception as exc:
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, finished_at=timezone.now(), counts=counts,
                                                  warnings=warnings, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     run.refresh_from_db()
     return run
+
+
+def _succeed(run: SyncRun, *, counts: dict, warnings: list, watermark: int) -> None:
+    done = f"done: {counts['models']} models, {counts['versions']} versions"
+    SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(), counts=counts,
+                                             warnings=warnings, progress=done, watermark=watermark)
+
+
+def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
+    """Sync the models whose `last_updated_timestamp` moved since `run.since_watermark`; returns the new watermark.
+
+    With nothing changed this is one page of MLflow's model search and one query here: no write at all.
+    """
+    listed_at = timezone.now()
+    since = run.since_watermark
+    moved = []
+    for rm in mlflow_api.iter_registered_models_newest_first(c):
+        if (rm.last_updated_timestamp or 0) < since - WATERMARK_OVERLAP_MS:
+            break
+        moved.append(rm)
+    watermark = max([since, *(rm.last_updated_timestamp or 0 for rm in moved)])
+    known = {name: (presence, updated) for name, presence, updated in RegisteredModel.objects.filter(
+        name__in=[rm.name for rm in moved]).values_list("name", "presence", "mlflow_updated_at")}
+    changed = [rm for rm in moved
+               if known.get(rm.name) != (MlflowPresence.PRESENT, _ts(rm.last_updated_timestamp))]
+    counts["models_listed"] = len(moved)
+    if not changed:
+        return watermark
+    teams = {t.slug: t for t in Team.objects.all()}
+    for index, rm in enumerate(changed, 1):
+        listed = list(mlflow_api.iter_model_versions(c, rm.name))
+        fetched = _fetch_changed_versions(c, rm, listed=listed, full=run.full)
+        model = _write_model(rm, listed=listed, fetched=fetched, teams=teams, counts=counts, listed_at=listed_at)
+        if model.team_tag_warning:
+            warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
+                             "tag": model.tags.get("team", "")})
+        _progress(run, f"{index}/{len(changed)} changed models", counts)
+    return watermark
+
+
+def sync_model(*, name: str) -> RegisteredModel | None:
+    """Sync one model by name (a webhook said it changed): read MLflow outside any transaction, then write.
+
+    A model gone from MLflow is flagged deleted. Returns the model, or None when MLflow and we both lack it.
+    """
+    counts = {"models": 0, "models_new": 0, "models_stale": 0, "versions": 0, "versions_fetched": 0,
+              "versions_deleted": 0, "aliases_changed_outside": 0, "team_tag_conflicts": 0}
+    c = mlflow_api.client()
+    read_at = timezone.now()
+    rm = mlflow_api.registered_model_or_none(c, name)
+    if rm is None:
+        with transaction.atomic():
+            model = RegisteredModel.objects.select_for_update(of=("self",)).filter(name=name).first()
+            if model is not None and model.presence == MlflowPresence.PRESENT and not _newer_read_written(model,
+                                                                                                        read_at):
+                _mark_model_deleted(model)
+        return model
+    listed = list(mlflow_api.iter_model_versions(c, name))
+    fetched = _fetch_changed_versions(c, rm, listed=listed, full=False)
+    teams = {t.slug: t for t in Team.objects.all()}
+    try:
+        return _write_model(rm, listed=listed, fetched=fetched, teams=teams, counts=counts, listed_at=read_at)
+    except IntegrityError:
+        # Two deliveries for a model new to us (model created, version created) raced to insert it; the
+        # other one won. Write again: this time the row is there to lock.
+        return _write_model(rm, listed=listed, fetched=fetched, teams=teams, counts=counts, listed_at=read_at)
+
+
+def _newer_read_written(model: RegisteredModel, read_at) -> bool:
+    return model.mlflow_read_at is not None and model.mlflow_read_at > read_at
 
 
 def _team_from_tags(tags: dict, teams: dict) -> Team | None:
@@ -113,6 +204,9 @@ def _write_model(rm, *, listed: list, fetched: dict[int, dict], teams: dict, cou
     tags = dict(rm.tags or {})
     model = RegisteredModel.objects.select_for_update(of=("self",)).select_related("team").filter(name=rm.name).first()
     created = model is None
+    if not created and _newer_read_written(model, listed_at):
+        counts["models_stale"] = counts.get("models_stale", 0) + 1
+        return model
     if created:
         model = RegisteredModel(name=rm.name)
         counts["models_new"] += 1
@@ -130,6 +224,7 @@ def _write_model(rm, *, listed: list, fetched: dict[int, dict], teams: dict, cou
     model.mlflow_updated_at = _ts(rm.last_updated_timestamp)
     model.presence = MlflowPresence.PRESENT
     model.last_synced_at = now
+    model.mlflow_read_at = listed_at
     mlflow_aliases = {alias: int(version) for alias, version in (rm.aliases or {}).items()}
     if model.pk:
         # An alias the control plane moved after this pass listed MLflow: our record is newer than what we saw.

@@ -3,7 +3,6 @@ from celery import shared_task
 from apps.outbox.tasks import idempotent_task
 
 from . import services
-from .choices import SyncTrigger
 from .models import SyncRun
 
 
@@ -26,8 +25,8 @@ def sync_task(*, run_id: int, dedup_key: str = ""):
 
 @shared_task(name="registry.sync_scheduled", acks_late=True)
 def sync_scheduled_task():
-    """Beat job: the incremental sync (only new or changed versions are fetched in detail)."""
-    return services.sync_run_now(actor=None, trigger=SyncTrigger.BEAT).counts
+    """Beat job: the watermark pass (models whose MLflow timestamp moved), hourly a complete pass."""
+    return services.sync_run_scheduled().counts
 
 
 @shared_task(name="registry.expire_requests", acks_late=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import PRODUCTION, env, env_bool, env_list
+from .env import PRODUCTION, env, env_bool, env_int, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env("CONTROLPLANE_DATA_DIR", str(BASE_DIR / "var")))
@@ -119,6 +119,16 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+# MLflow's registry webhooks (README → Registry): where MLflow posts (this server's
+# /api/v1/registry/mlflow-webhook/ as MLflow reaches it) and the signing secret; with no secret, deliveries
+# are refused and only the scheduled passes sync. A delivery older or newer than the window is a replay.
+MLFLOW_WEBHOOK_URL = env("MLFLOW_WEBHOOK_URL", "")
+MLFLOW_WEBHOOK_SECRET = env("MLFLOW_WEBHOOK_SECRET", "")
+MLFLOW_WEBHOOK_TOLERANCE_SECONDS = env_int("MLFLOW_WEBHOOK_TOLERANCE_SECONDS", 300)
+# The scheduled registry sync is a watermark pass (models whose MLflow timestamp moved); every this many
+# seconds it is a complete pass instead, for what MLflow neither timestamps nor announces (deleted models,
+# model tags) and for any webhook delivery that was lost.
+REGISTRY_COMPLETE_SYNC_SECONDS = env_int("REGISTRY_COMPLETE_SYNC_SECONDS", 3600)
 
 # Fernet keys for secrets at rest: cluster credentials, webhook URLs and signing secrets (comma-separated,
 # first encrypts; required in production, derived from SECRET_KEY only for local development).

@@ -4,6 +4,7 @@ Backend store: a fresh PostgreSQL database (dropped at the end); artifacts: a te
 The server is started lazily, only when a test asks for the `mlflow_server` fixture, so the rest
 of the suite doesn't pay for it.
 """
+import base64
 import os
 import shutil
 import socket
@@ -18,6 +19,17 @@ import psycopg
 import pytest
 import requests
 from django.conf import settings
+
+
+# MLflow delivers registry webhooks only to https URLs on public addresses by default; the tests' receiver is
+# plain http on loopback. Webhook lists are cached for 60 s by default, so a webhook a test registers would
+# miss the events right after it; secrets are encrypted with a fixed key so they survive for the session.
+WEBHOOK_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+}
 
 
 def free_port() -> int:
@@ -71,7 +83,7 @@ class MlflowServer:
                  "--artifacts-destination", str(self.workdir / "artifacts"),
                  "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+                env={**os.environ, "MLFLOW_TRACKING_URI": "", **WEBHOOK_ENV},
             )
         wait_healthy(self.url, self.proc, self.log)
 

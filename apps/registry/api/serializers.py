@@ -158,8 +158,8 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SyncRun
-        fields = ["id", "trigger", "team", "requested_by", "status", "full", "started_at", "finished_at",
-                  "progress", "counts", "warnings", "error"]
+        fields = ["id", "trigger", "team", "requested_by", "status", "full", "since_watermark", "watermark",
+                  "started_at", "finished_at", "progress", "counts", "warnings", "error"]
 
     def get_warnings(self, obj) -> list[dict]:
         """Only the warnings about models the reader's teams own (a run's report is seen across teams)."""
@@ -167,6 +167,11 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
         request = self.context.get("request")
         return sync_run_warnings(run=obj, user=request.user) if request else []
+
+
+class MlflowWebhookResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["synced", "ignored"])
+    model = serializers.CharField(allow_null=True)
 
 
 class AliasHoldingSerializer(serializers.ModelSerializer):

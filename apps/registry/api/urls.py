@@ -1,8 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import (ApprovalPolicyViewSet, ModelVersionViewSet, PolicyFloorViewSet, PromotionRequestViewSet,
-                    RegisteredModelViewSet, SyncRunViewSet, SyncView)
+from .views import (ApprovalPolicyViewSet, MlflowWebhookView, ModelVersionViewSet, PolicyFloorViewSet,
+                    PromotionRequestViewSet, RegisteredModelViewSet, SyncRunViewSet, SyncView)
 
 router = SimpleRouter()
 router.register("models", RegisteredModelViewSet, basename="registry-model")
@@ -12,4 +12,5 @@ router.register("policy-floors", PolicyFloorViewSet, basename="registry-policy-f
 router.register("promotions", PromotionRequestViewSet, basename="registry-promotion")
 router.register("sync-runs", SyncRunViewSet, basename="registry-sync-run")
 
-urlpatterns = [path("sync/", SyncView.as_view(), name="registry-sync"), *router.urls]
+urlpatterns = [path("sync/", SyncView.as_view(), name="registry-sync"),
+               path("mlflow-webhook/", MlflowWebhookView.as_view(), name="registry-mlflow-webhook"), *router.urls]

@@ -2,6 +2,7 @@ from django.db.models import F
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -248,3 +249,33 @@ class SyncView(APIView):
         team = team_get_by_slug(user=request.user, slug=data["team"])
         run = services.sync_request(actor=request.user, team=team, full=data["full"])
         return Response(s.SyncRunSerializer(run, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class MlflowWebhookView(APIView):
+    """MLflow's registry webhooks: a signed delivery syncs the one model it names (README → Registry).
+
+    The signature is the credential (apps/registry/webhooks.py): no session or token. MLflow is read before
+    anything is written, outside any transaction; a sync that fails answers 503 and MLflow retries.
+    """
+
+    capabilities = {"post": "public"}
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={200: s.MlflowWebhookResultSerializer}, auth=[])
+    def post(self, request):
+        from apps.registry import webhooks
+        from apps.registry.sync import sync_model
+
+        payload = webhooks.delivery_verify(headers=request.headers, body=request.body)
+        name = webhooks.delivery_model_name(payload)
+        if name is None:
+            return Response({"status": "ignored", "model": None})
+        claim = webhooks.delivery_claim(headers=request.headers)
+        try:
+            sync_model(name=name)
+        except Exception as exc:
+            webhooks.delivery_release(claim)
+            raise webhooks.SyncUnavailable(f"Syncing the model failed ({type(exc).__name__}); retry the delivery, "
+                                           f"or the scheduled pass picks the change up.") from exc
+        return Response({"status": "synced", "model": name})

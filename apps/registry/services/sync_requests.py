@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,13 +18,29 @@ from ..models import RegisteredModel, SyncRun
 SYNC_TOPIC = "registry.sync"
 
 
-def sync_run_now(*, actor, trigger: str = SyncTrigger.MANUAL, team: Team | None = None, full: bool = False) -> SyncRun:
-    """Sync in this process (beat job, tests, demo seed). The API's "Sync now" goes through sync_request."""
+def sync_run_now(*, actor, trigger: str = SyncTrigger.MANUAL, team: Team | None = None, full: bool = False,
+                 changed_only: bool = False) -> SyncRun:
+    """Sync in this process (beat job, tests, demo seed). The API's "Sync now" goes through sync_request.
+
+    `changed_only`: a watermark pass from the last pass's watermark (a complete pass when there is none yet).
+    """
     from ..sync import sync_registry
 
-    run = SyncRun.objects.create(trigger=trigger, team=team, full=full,
+    since = None
+    if changed_only:
+        since = (SyncRun.objects.filter(status=SyncStatus.SUCCEEDED, watermark__isnull=False)
+                 .order_by("-started_at").values_list("watermark", flat=True).first())
+    run = SyncRun.objects.create(trigger=trigger, team=team, full=full, since_watermark=since,
                                  requested_by=actor if getattr(actor, "is_authenticated", False) else None)
     return sync_registry(run=run)
+
+
+def sync_run_scheduled() -> SyncRun:
+    """The beat job: a watermark pass, or a complete one when none succeeded for REGISTRY_COMPLETE_SYNC_SECONDS."""
+    recent = timezone.now() - timedelta(seconds=settings.REGISTRY_COMPLETE_SYNC_SECONDS)
+    complete_due = not SyncRun.objects.filter(status=SyncStatus.SUCCEEDED, since_watermark__isnull=True,
+                                              started_at__gte=recent).exists()
+    return sync_run_now(actor=None, trigger=SyncTrigger.BEAT, changed_only=not complete_due)
 
 
 @transaction.atomic

@@ -50,8 +50,8 @@ def _request(team, actor, *, gates_passed=True):
 def _request_needing_attention(team, actor):
     """An approved request whose publishing gave up (retrying only queues a publish: no MLflow needed)."""
     request = _request(team, actor)
-    PromotionRequest.objects.filter(pk=request.pk).update(status=PromotionStatus.NEEDS_ATTENTION, publish_attempts=1,
-                                                          publish_error="ConnectionError: MLflow unreachable")
+    PromotionRequest.objects.filter(pk=request.pk).update(status=PromotionStatus.NEEDS_ATTENTION, attempts=10,
+                                                          last_error="ConnectionError: MLflow unreachable")
     request.refresh_from_db()
     return request
 
@@ -102,4 +102,7 @@ CASES: dict[str, Case] = {
     "api:registry-sync": Case(body={"post": lambda team, obj: {"team": team.slug}}, success={"post": 202}),
     "api:registry-sync-run-list": Case(make=_sync_run),
     "api:registry-sync-run-detail": Case(make=_sync_run),
+    # MLflow's signed deliveries: the signature is the credential, so every caller without one is refused alike.
+    "api:registry-mlflow-webhook": Case(body={"post": lambda team, obj: {"entity": "model_version", "data": {}}},
+                                        success={"post": 401}),
 }
