@@ -2,48 +2,76 @@
 templates: every `kubernetes.client.<Api>(…).<method>` reference becomes the (API group, resource, verb)
 that RBAC checks, so the chart's Roles can be held to what the code really calls.
 
-A PATCH sent as server-side apply (`application/apply-patch+yaml`) that finds no object creates it, and the
-API server authorizes that as `create` as well (apiserver endpoints/handlers/patch.go), so a module that
-applies needs both verbs on what it patches. Custom-object methods take the group and plural as arguments; they are resolved from the module's string
-constants wherever a call or tuple passes (GROUP, VERSION, namespace, PLURAL, …) in that order. A
-`Watch().stream(list_fn, …)` turns the module's list calls into list + watch. Discovery (`/apis`, `/version`)
-is not a resource and every authenticated client may read it.
+- A PATCH sent as server-side apply (`application/apply-patch+yaml`) that finds no object creates it, and
+  the API server authorizes that as `create` as well (apiserver endpoints/handlers/patch.go), so a module
+  that applies needs both verbs on what it patches.
+- A `Watch().stream(list_fn, …)` turns the module's list calls into list + watch.
+- Custom-object methods take the group and plural as arguments. They are resolved from the string
+  constants of the module's package wherever a tuple or call passes (GROUP, VERSION, PLURAL) or
+  (GROUP, VERSION, namespace, PLURAL); each custom verb the module uses is counted for each custom resource
+  it names, an over-approximation marked `exact=False`.
+- Discovery (`/apis`, `/apis/{group}/{version}`, `/version`) is not a resource; every authenticated client
+  may read it.
 """
 import ast
 import functools
 import importlib.util
 import re
 from pathlib import Path
-
+from typing import NamedTuple
 
 VERBS = {("GET", True): "get", ("GET", False): "list", ("PATCH", True): "patch", ("PUT", True): "update",
          ("POST", False): "create", ("DELETE", True): "delete", ("DELETE", False): "deletecollection"}
+GROUP, VERSION, PLURAL = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+"), re.compile(r"v\d+(alpha\d+|beta\d+)?"), \
+    re.compile(r"[a-z]+")
+
+
+class Call(NamedTuple):
+    group: str
+    resource: str
+    verb: str
+    namespaced: bool
+    exact: bool  # False: a custom-object verb counted for every custom resource the module names
 
 
 def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level `NAME = "…"` and `A, B = "…", "…"`."""
     out = {}
     for node in tree.body:
         if not isinstance(node, ast.Assign):
             continue
         for target in node.targets:
-            names, values = ([target], [node.value]) if isinstance(target, ast.Name) else (
-                (target.elts, node.value.elts) if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
-                else ([], []))
-            for name, value in zip(names, values):
+            if isinstance(target, ast.Name):
+                pairs = [(target, node.value)]
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = list(zip(target.elts, node.value.elts))
+            else:
+                pairs = []
+            for name, value in pairs:
                 if isinstance(name, ast.Name) and isinstance(value, ast.Constant) and isinstance(value.value, str):
                     out[name.id] = value.value
     return out
 
 
+def _constant(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """A constant by name (`KSERVE_GROUP`) or through its module (`t.GATEWAY_GROUP`)."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+    return constants.get(name)
+
+
 def _custom_resources(tree: ast.Module, constants: dict[str, str]) -> set[tuple[str, str]]:
-    """(group, plural) pairs passed positionally as (GROUP, VERSION, namespace, PLURAL)."""
     pairs = set()
     for node in ast.walk(tree):
         seq = node.elts if isinstance(node, ast.Tuple) else node.args if isinstance(node, ast.Call) else []
-        for i in range(len(seq) - 3):
-            group, version, plural = seq[i], seq[i + 1], seq[i + 3]
-            if all(isinstance(n, ast.Name) and n.id in constants for n in (group, version, plural)):
-                pairs.add((constants[group.id], constants[plural.id]))
+        values = [_constant(n, constants) for n in seq]
+        for i in range(len(values) - 2):
+            group, version = values[i], values[i + 1]
+            if not (group and version and GROUP.fullmatch(group) and VERSION.fullmatch(version)):
+                continue
+            for plural in values[i + 2:i + 4]:
+                if plural and PLURAL.fullmatch(plural):
+                    pairs.add((group, plural))
+                    break
     return pairs
 
 
@@ -78,44 +106,51 @@ def _api_source(api: str) -> str:
     return (Path(importlib.util.find_spec("kubernetes").origin).parent / "client" / "api" / f"{module}.py").read_text()
 
 
-def _request(api: str, method: str) -> tuple[str, str]:
+def _request(api: str, method: str) -> tuple[str, str] | None:
     """(HTTP method, path template) of one client method, from its generated serializer."""
     match = re.search(rf"def _{method}_serialize\(.*?method='(\w+)',\s*resource_path='([^']+)'",
                       _api_source(api), re.DOTALL)
-    return match.group(1), match.group(2)
+    return (match.group(1), match.group(2)) if match else None
 
 
-def calls(path: Path) -> set[tuple[str, str, str, bool]]:
-    """(group, resource, verb, namespaced) for every API call in the module at `path`."""
+def calls(path: Path) -> set[Call]:
+    """Every API call of the module at `path` (constants resolved across its package)."""
     source = path.read_text()
     tree = ast.parse(source)
-    constants = _string_constants(tree)
+    constants = {}
+    for sibling in sorted(path.parent.glob("*.py")):
+        constants.update(_string_constants(ast.parse(sibling.read_text())))
     custom = _custom_resources(tree, constants)
     watched = "Watch()" in source and ".stream(" in source
     applies = "application/apply-patch" in source
     out = set()
     for api, method in _client_methods(tree):
-        http, template = _request(api, method)
+        request = _request(api, method)
+        if request is None:
+            continue  # not an API request (e.g. api_client helpers)
+        http, template = request
         parts = template.strip("/").split("/")
         if parts[0] == "api":
             group, rest = "", parts[2:]
         elif parts[0] == "apis" and len(parts) > 3:
             group, rest = parts[1], parts[3:]
         else:
-            continue  # discovery: /apis, /version, /apis/{group}/{version}
+            continue  # discovery
         namespaced = rest[:2] == ["namespaces", "{namespace}"]
         rest = rest[2:] if namespaced else rest
         if not rest:
             continue
         item = len(rest) > 1 and rest[1] == "{name}"
-        resource = rest[0] + (f"/{rest[2]}" if item and len(rest) > 2 else "")
+        subresource = f"/{rest[2]}" if item and len(rest) > 2 else ""
         verb = VERBS[(http, item)]
-        targets = custom if group == "{group}" else {(group, resource)}
-        for target_group, target_resource in targets:
-            target_resource = target_resource if group != "{group}" else resource.replace("{plural}", target_resource)
-            out.add((target_group, target_resource, verb, namespaced))
+        if group == "{group}":
+            targets = [(g, plural + subresource, False) for g, plural in custom]
+        else:
+            targets = [(group, rest[0] + subresource, True)]
+        for target_group, resource, exact in targets:
+            out.add(Call(target_group, resource, verb, namespaced, exact))
             if verb == "list" and watched:
-                out.add((target_group, target_resource, "watch", namespaced))
+                out.add(Call(target_group, resource, "watch", namespaced, exact))
             if verb == "patch" and applies:
-                out.add((target_group, target_resource, "create", namespaced))
+                out.add(Call(target_group, resource, "create", namespaced, exact))
     return out
