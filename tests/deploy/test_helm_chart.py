@@ -80,16 +80,25 @@ def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+def settings_env_reads() -> list[ast.Call]:
+    """Every `env…("NAME", …)` call of controlplane/settings/."""
+    return [node for path in (ROOT / "controlplane" / "settings").glob("*.py")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("env")
+            and node.args and isinstance(node.args[0], ast.Constant)]
+
+
 def production_required_settings() -> set[str]:
     """Environment variables the settings refuse to start without in production (required_in_production)."""
-    names = set()
-    for path in (ROOT / "controlplane" / "settings").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("env")
-                    and any(k.arg == "required_in_production" and getattr(k.value, "value", False) is True
-                            for k in node.keywords)):
-                names.add(node.args[0].value)
-    return names
+    return {node.args[0].value for node in settings_env_reads()
+            if any(k.arg == "required_in_production" and getattr(k.value, "value", False) is True
+                   for k in node.keywords)}
+
+
+def secret_settings() -> set[str]:
+    """Settings named as secrets (…_SECRET, …_TOKEN, …_KEY, …_KEYS, …_PASSWORD), public keys aside."""
+    return {node.args[0].value for node in settings_env_reads()
+            if re.search(r"(SECRET|TOKEN|PASSWORD|_KEYS?)$", node.args[0].value) and "PUBLIC" not in node.args[0].value}
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -161,6 +170,8 @@ def test_credentials_come_only_from_the_existing_secret(rendered, value_set):
             for name in required:
                 ref = env[name]["valueFrom"]["secretKeyRef"]
                 assert ref == {"name": secret, "key": name}, f"{where}: {name} must come from {secret}"
+            for name in secret_settings():
+                assert "secretKeyRef" in env[name]["valueFrom"], f"{where}: {name} is a secret; pass it from {secret}"
             mlflow = env["MLFLOW_TRACKING_URI"]
             assert mlflow.get("value", "").startswith("http") or mlflow["valueFrom"]["secretKeyRef"]["name"] == secret
 

@@ -102,7 +102,7 @@ seccompProfile:
   valueFrom:
     secretKeyRef: {name: {{ .Values.existingSecret }}, key: MLFLOW_TRACKING_URI}
 {{- end }}
-{{- range $name := list "METRICS_TOKEN" "REGISTRY_SIGNING_KEY" "CELERY_BROKER_URL" "CACHE_URL" }}
+{{- range $name := concat (list "METRICS_TOKEN" "REGISTRY_SIGNING_KEY" "MLFLOW_WEBHOOK_SECRET" "OIDC_CLIENT_SECRET" "CELERY_BROKER_URL" "CACHE_URL") .Values.extraSecretKeys | uniq }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef: {name: {{ $.Values.existingSecret }}, key: {{ $name }}, optional: true}
