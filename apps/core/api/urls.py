@@ -9,5 +9,5 @@ urlpatterns = [
     path("costs/", include("apps.costs.api.urls")),
     path("deployments/", include("apps.deployments.api.urls")),
     path("monitoring/", include("apps.monitoring.api.urls")),
-    path("platform/", include("apps.core.api.platform")),
+    path("platform/", include("apps.teams.api.platform")),
 ]

@@ -1,13 +1,21 @@
-"""Writes of platform-wide settings (platform admins only, audited)."""
+"""The SSRF guard's run-time allow list (apps.core.models.AllowedNetwork, read by apps.core.netguard):
+platform admins list, add and remove ranges, audited. Here rather than in apps.core because it needs the
+platform-admin check and the audit log, and apps.core imports no domain app."""
 import ipaddress
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from apps.audit.services import audit_record
-from apps.teams.selectors import require_platform_admin
+from apps.core.errors import Conflict, InvalidInput
+from apps.core.models import AllowedNetwork
 
-from .errors import Conflict, InvalidInput
-from .models import AllowedNetwork
+from .selectors import require_platform_admin
+
+
+def allowed_network_list(*, user) -> QuerySet[AllowedNetwork]:
+    require_platform_admin(user=user)
+    return AllowedNetwork.objects.select_related("created_by")
 
 
 @transaction.atomic

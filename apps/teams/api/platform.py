@@ -4,10 +4,10 @@ from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from apps.core import selectors, services
 from apps.core.api.serializers import StrictInputSerializer
 from apps.core.api.views import ScopedViewSet
 from apps.core.models import AllowedNetwork
+from apps.teams import allowed_networks
 
 
 class AllowedNetworkSerializer(serializers.ModelSerializer):
@@ -34,16 +34,16 @@ class AllowedNetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Sc
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no platform admin
             return AllowedNetwork.objects.none()
-        return selectors.allowed_network_list(user=user)
+        return allowed_networks.allowed_network_list(user=user)
 
     @extend_schema(request=AllowedNetworkCreateSerializer, responses={201: AllowedNetworkSerializer})
     def create(self, request):
         data = AllowedNetworkCreateSerializer.validated(request.data)
-        network = services.allowed_network_add(actor=request.user, **data)
+        network = allowed_networks.allowed_network_add(actor=request.user, **data)
         return Response(AllowedNetworkSerializer(network).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
-        services.allowed_network_remove(actor=request.user, network=self.get_object())
+        allowed_networks.allowed_network_remove(actor=request.user, network=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
