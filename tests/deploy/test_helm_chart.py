@@ -344,7 +344,8 @@ def test_service_monitor_scrapes_metrics_with_its_token(rendered):
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     [endpoint] = monitor["spec"]["endpoints"]
     assert resolve(endpoint["path"]).func.view_class is MetricsView
-    assert endpoint["bearerTokenSecret"] == {"name": overlay("production")["existingSecret"], "key": "METRICS_TOKEN"}
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {
+        "name": overlay("production")["existingSecret"], "key": "METRICS_TOKEN"}}
     service = named(objects, "Service", f"{RELEASE}-controlplane-web")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
