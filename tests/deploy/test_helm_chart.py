@@ -11,6 +11,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import helm_python as helm
@@ -104,6 +105,7 @@ def secret_settings() -> set[str]:
 # ------------------------------------------------------------------------------------------ rendering
 
 def test_chart_declares_its_kubernetes_version_and_renders_every_value_set(rendered):
+    assert chart_metadata()["appVersion"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert kubernetes_validate.utils.major_minor(declared_min_version()) in {
         kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()}
     kinds = {name: {o["kind"] for o in objects} for name, objects in rendered.items()}
