@@ -26,10 +26,12 @@ class Archivable(models.Model):
 
 def references(obj: models.Model) -> dict[str, int]:
     """How many rows of each other kind point at `obj`: every reverse relation, hidden ones (`related_name="+"`)
-    included, since an outbox message or an audit event naming a team is history too."""
+    included, except audit events, which are kept without a constraint precisely so deletion never rewrites them."""
     found: dict[str, int] = {}
     for relation in obj._meta.get_fields(include_hidden=True):
         if not (relation.auto_created and not relation.concrete and relation.is_relation):
+            continue
+        if relation.on_delete is models.DO_NOTHING:  # history that outlives its subject (audit events)
             continue
         model = relation.related_model
         rows = model._base_manager.filter(**{relation.field.name: obj})
@@ -58,5 +60,20 @@ def require_active(obj: Archivable, *, label: str) -> None:
                        f"platform admin restores it.", code="archived")
 
 
-def archive_fields(*, actor, archived: bool) -> dict:
-    return {"archived_at": timezone.now() if archived else None, "archived_by": actor if archived else None}
+def set_archived(obj: Archivable, *, actor, archived: bool, label: str, audit) -> Archivable:
+    """Archive or restore `obj`; `audit(action, changes)` writes the event in the caller's transaction."""
+    if obj.is_archived == archived:
+        raise Conflict(f"{label} is already {'archived' if archived else 'active'}.", code="unchanged")
+    before = obj.archived_at
+    obj.archived_at, obj.archived_by = (timezone.now(), actor) if archived else (None, None)
+    type(obj)._base_manager.filter(pk=obj.pk).update(archived_at=obj.archived_at, archived_by=obj.archived_by)
+    audit("archive" if archived else "restore",
+          {"archived_at": [before and before.isoformat(), obj.archived_at and obj.archived_at.isoformat()]})
+    return obj
+
+
+def delete_unreferenced(obj: models.Model, *, label: str, audit) -> None:
+    """Delete `obj` if nothing points at it (409 naming what does otherwise); audited before the row goes."""
+    require_unreferenced(obj, label=label)
+    audit("delete", {"deleted": [str(obj), None]})
+    obj.delete()

@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from apps.core.errors import Forbidden, NotFound
+from apps.core.lifecycle import require_active
 
 from .choices import ROLE_CAPABILITIES, SCOPE_CAPABILITIES, Capability, PlatformRole
 from .models import ApiToken, Membership, PlatformRoleGrant, Team
@@ -64,8 +65,11 @@ def has_capability(*, user, team_id: int, capability: str) -> bool:
 
 
 def require_capability(*, user, team: Team, capability: str) -> None:
-    """Raise NotFound when the user can't see the team at all, Forbidden when the role is too weak."""
+    """Raise NotFound when the user can't see the team at all, Forbidden when the role is too weak, Conflict
+    when the team is archived and the capability would start new work."""
     if has_capability(user=user, team_id=team.pk, capability=capability):
+        if capability != Capability.VIEW:
+            require_active(team, label=f"Team '{team.slug}'")
         return
     role = roles_for(user=user).get(team.pk)
     if role is None and not user.is_superuser:

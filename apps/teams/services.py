@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core import crypto, netguard
 from apps.core.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthenticated
+from apps.core.lifecycle import delete_unreferenced, set_archived
 from apps.core.masking import MASK, mask_url
 from apps.outbox.services import outbox_enqueue
 
@@ -39,6 +40,24 @@ def team_create(*, actor, slug: str, name: str) -> Team:
     audit_record(actor=actor, action="team.create", target=team, team=team, changes={"slug": [None, slug],
                                                                                      "name": [None, name]})
     return team
+
+
+@transaction.atomic
+def team_set_archived(*, actor, team: Team, archived: bool) -> Team:
+    """Archive (reversible: its history stays, it takes no new work) or restore a team; platform admins."""
+    require_platform_admin(user=actor)
+    return set_archived(team, actor=actor, archived=archived, label=f"Team '{team.slug}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"team.{op}", target=team,
+                                                               team=team, changes=changes))
+
+
+@transaction.atomic
+def team_delete(*, actor, team: Team) -> None:
+    """Delete a team nothing refers to (no members, models, deployments...); otherwise 409: archive it."""
+    require_platform_admin(user=actor)
+    delete_unreferenced(team, label=f"Team '{team.slug}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"team.{op}", target=team,
+                                                               changes=changes))
 
 
 def _validate_role(role: str) -> None:

@@ -77,7 +77,8 @@ class GpuTypeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GpuType
-        fields = ["id", "cluster", "name", "parent", "mig_profile", "memory_gb", "capacity", "capacity_from"]
+        fields = ["id", "cluster", "name", "parent", "mig_profile", "memory_gb", "capacity", "capacity_from",
+                  "archived_at"]
 
 
 class GpuTypeCreateSerializer(StrictInputSerializer):

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.lifecycle import ArchivableViewSetMixin
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import Forbidden, InvalidInput
 from apps.core.export import EXPORT_FORMATS, stream_rows
@@ -57,11 +58,12 @@ class QuotaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewS
         return Response(s.QuotaSerializer(quota).data, status=status.HTTP_201_CREATED)
 
 
-class GpuTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class GpuTypeViewSet(ArchivableViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """The GPU catalog (platform admins and finance; everyone sees it on the Costs → Quotas page)."""
 
     serializer_class = s.GpuTypeSerializer
-    capabilities = {"list": "finance", "retrieve": "finance", "create": "platform_admin"}
+    capabilities = {"list": "finance", "retrieve": "finance", "create": "platform_admin", "archive": "platform_admin",
+                    "restore": "platform_admin", "destroy": "platform_admin"}
 
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):  # schema generation
@@ -75,6 +77,14 @@ class GpuTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         data = s.GpuTypeCreateSerializer.validated(request.data)
         gpu_type = services.gpu_type_create(actor=request.user, **data)
         return Response(s.GpuTypeSerializer(gpu_type).data, status=status.HTTP_201_CREATED)
+
+    lifecycle_guard = staticmethod(require_platform_admin)
+
+    def set_archived(self, *, actor, obj, archived):
+        return services.gpu_type_set_archived(actor=actor, gpu_type=obj, archived=archived)
+
+    def delete_object(self, *, actor, obj):
+        services.gpu_type_delete(actor=actor, gpu_type=obj)
 
 
 class GpuPriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

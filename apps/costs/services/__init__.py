@@ -8,6 +8,7 @@ from .lookups import _in_use, cluster_resolve, gpu_type_resolve, month_start, pr
 from .allocations import allocation_start, allocation_stop, allocations_stop_for
 from .admission import (HOURS_PER_MONTH, AdmissionDecision, admission_check, admission_require, admission_reserve,
                         allocation_start_reserved, reservations_expire, reservations_release, reservations_running)
-from .catalog import budget_set, gpu_price_set, gpu_type_create, quota_set, resource_rate_set
+from .catalog import (budget_set, gpu_price_set, gpu_type_create, gpu_type_delete, gpu_type_set_archived, quota_set,
+                      resource_rate_set)
 from .node_tokens import (MAX_NODE_GPUS, NODE_TOKEN_PREFIX, node_samples_check, node_token_create, node_token_revoke,
                           node_token_verify)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import InvalidInput
+from apps.core.lifecycle import require_active
 
 from ..choices import PricingClass, ReservationStatus
 from ..errors import AdmissionRefused
@@ -87,6 +88,8 @@ def admission_check(*, team, cluster, gpu_type: str, gpu_count: int, hours: floa
         raise InvalidInput(f"Unknown pricing class '{pricing_class}'. Use one of: {', '.join(PricingClass.values)}.",
                            fields={"pricing_class": ["unknown"]})
     gtype = gpu_type_resolve(cluster=cluster, name=gpu_type)
+    require_active(cluster, label=f"Cluster '{cluster.name}'")
+    require_active(gtype, label=f"GPU type '{gtype.name}'")
     quota = Quota.objects.filter(team=team, gpu_type=gtype).select_related("cohort").first()
     guaranteed = quota.guaranteed if quota else 0
     borrow_limit = quota.borrow_limit if quota and quota.cohort_id else 0

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record, diff
 from apps.core.errors import Conflict, InvalidInput
+from apps.core.lifecycle import delete_unreferenced, set_archived
 from apps.teams.selectors import require_platform_admin
 
 from ..choices import BUDGET_THRESHOLDS, PricingClass
@@ -46,6 +47,24 @@ def gpu_type_create(*, actor, cluster, name: str, memory_gb: int = 0, capacity: 
                           "memory_gb": [None, memory_gb], "mig_profile": [None, mig_profile or None]})
     recompute_since(start=capacity_from)
     return gpu_type
+
+
+@transaction.atomic
+def gpu_type_set_archived(*, actor, gpu_type: GpuType, archived: bool) -> GpuType:
+    """Archive (no new quotas or admissions; costs and history stay) or restore a GPU type."""
+    require_platform_admin(user=actor)
+    return set_archived(gpu_type, actor=actor, archived=archived, label=f"GPU type '{gpu_type}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"costs.gpu_type.{op}",
+                                                               target=gpu_type, changes=changes))
+
+
+@transaction.atomic
+def gpu_type_delete(*, actor, gpu_type: GpuType) -> None:
+    """Delete a GPU type nothing refers to (no prices, quotas, allocations, samples...); otherwise 409."""
+    require_platform_admin(user=actor)
+    delete_unreferenced(gpu_type, label=f"GPU type '{gpu_type}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"costs.gpu_type.{op}",
+                                                               target=gpu_type, changes=changes))
 
 
 @transaction.atomic

@@ -11,7 +11,8 @@ class ClusterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cluster
         fields = ["id", "name", "kind", "description", "api_url", "credentials_kind", "has_credentials",
-                  "last_checked_at", "last_check_ok", "last_check_message", "kserve_available", "created_at"]
+                  "last_checked_at", "last_check_ok", "last_check_message", "kserve_available", "created_at",
+                  "archived_at"]
 
 
 class ClusterCreateSerializer(StrictInputSerializer):

@@ -3,11 +3,13 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.core.api.lifecycle import ArchivableViewSetMixin
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import NotFound
+from apps.core.lifecycle import require_active
 from apps.deployments import review, selectors, services
 from apps.deployments.models import Cluster
-from apps.teams.selectors import require_capability, team_get_by_slug
+from apps.teams.selectors import require_capability, require_platform_admin, team_get_by_slug
 
 from . import serializers as s
 
@@ -17,6 +19,7 @@ def _cluster(name: str) -> Cluster:
     if cluster is None:
         known = ", ".join(Cluster.objects.values_list("name", flat=True)) or "none"
         raise NotFound(f"Cluster '{name}' not found. Known clusters: {known}.", fields={"cluster": ["Unknown cluster."]})
+    require_active(cluster, label=f"Cluster '{name}'")  # every caller starts new work on it
     return cluster
 
 
@@ -55,12 +58,13 @@ def _team_first(view):
     return team
 
 
-class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+class ClusterViewSet(ArchivableViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Deployment targets (platform admins). Credentials go in, never out."""
 
     serializer_class = s.ClusterSerializer
     capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin",
-                    "credentials": "platform_admin", "test_connection": "platform_admin"}
+                    "credentials": "platform_admin", "test_connection": "platform_admin", "archive": "platform_admin",
+                    "restore": "platform_admin", "destroy": "platform_admin"}
 
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no platform admin
@@ -73,6 +77,14 @@ class ClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVie
         cluster = services.cluster_create(actor=request.user, **{k: v or None if k in ("kubeconfig", "token", "ca_cert")
                                                                  else v for k, v in data.items()})
         return Response(s.ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+
+    lifecycle_guard = staticmethod(require_platform_admin)
+
+    def set_archived(self, *, actor, obj, archived):
+        return services.cluster_set_archived(actor=actor, cluster=obj, archived=archived)
+
+    def delete_object(self, *, actor, obj):
+        services.cluster_delete(actor=actor, cluster=obj)
 
     @extend_schema(request=s.ClusterCredentialsSerializer, responses={200: s.ClusterSerializer})
     @action(detail=True, methods=["post"])

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidInput
+from apps.core.lifecycle import delete_unreferenced, set_archived
 from apps.teams.selectors import require_platform_admin
 
 from .. import crypto
@@ -51,6 +52,24 @@ def cluster_create(*, actor, name: str, kind: str, description: str = "", api_ur
                  changes={"name": [None, name], "kind": [None, kind], "api_url": [None, api_url],
                           "credentials": [None, "set" if cluster.credentials_kind else ""]})
     return cluster
+
+
+@transaction.atomic
+def cluster_set_archived(*, actor, cluster: Cluster, archived: bool) -> Cluster:
+    """Archive (no new deployments, jobs or namespaces; running ones and history stay) or restore a cluster."""
+    require_platform_admin(user=actor)
+    return set_archived(cluster, actor=actor, archived=archived, label=f"Cluster '{cluster.name}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"cluster.{op}", target=cluster,
+                                                               changes=changes))
+
+
+@transaction.atomic
+def cluster_delete(*, actor, cluster: Cluster) -> None:
+    """Delete a cluster nothing refers to (no namespaces, deployments, jobs, GPU types...); otherwise 409."""
+    require_platform_admin(user=actor)
+    delete_unreferenced(cluster, label=f"Cluster '{cluster.name}'",
+                        audit=lambda op, changes: audit_record(actor=actor, action=f"cluster.{op}", target=cluster,
+                                                               changes=changes))
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ from apps.teams.models import ApiToken, Membership, PlatformRoleGrant, Team, Web
 class TeamSerializer(serializers.ModelSerializer):
     class Meta:
         model = Team
-        fields = ["id", "slug", "name", "created_at"]
+        fields = ["id", "slug", "name", "created_at", "archived_at"]
 
 
 class TeamCreateSerializer(StrictInputSerializer):

@@ -5,16 +5,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.lifecycle import ArchivableViewSetMixin
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.teams import selectors, services
+from apps.teams.selectors import require_platform_admin
 from apps.teams.filtersets import MembershipFilterSet, WebhookEndpointFilterSet
 
 from . import serializers as s
 
 
-class TeamViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
+class TeamViewSet(ArchivableViewSetMixin, mixins.CreateModelMixin, ScopedReadOnlyViewSet):
     serializer_class = s.TeamSerializer
-    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin"}
+    capabilities = {"list": "view", "retrieve": "view", "create": "platform_admin", "archive": "platform_admin",
+                    "restore": "platform_admin", "destroy": "platform_admin"}
     lookup_field = "slug"
 
     def select(self, *, user):
@@ -25,6 +28,14 @@ class TeamViewSet(mixins.CreateModelMixin, ScopedReadOnlyViewSet):
         data = s.TeamCreateSerializer.validated(request.data)
         team = services.team_create(actor=request.user, **data)
         return Response(s.TeamSerializer(team).data, status=status.HTTP_201_CREATED)
+
+    lifecycle_guard = staticmethod(require_platform_admin)
+
+    def set_archived(self, *, actor, obj, archived):
+        return services.team_set_archived(actor=actor, team=obj, archived=archived)
+
+    def delete_object(self, *, actor, obj):
+        services.team_delete(actor=actor, team=obj)
 
 
 class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):

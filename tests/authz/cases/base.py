@@ -6,6 +6,15 @@ def _none(team, actor):
     return None
 
 
+def _archived(obj):
+    """`obj` archived (as a platform admin would), for the restore routes."""
+    from django.utils import timezone
+
+    type(obj).objects.filter(pk=obj.pk).update(archived_at=timezone.now())
+    obj.refresh_from_db()
+    return obj
+
+
 @dataclass
 class Case:
     # Creates the object the route acts on, in `team` (owned by `actor` for the caller's own objects).

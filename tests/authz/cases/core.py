@@ -10,7 +10,7 @@ from apps.teams.models import Membership, PlatformRoleGrant
 from apps.teams.services import api_token_create
 from tests.factories import PASSWORD, UserFactory, WebhookEndpointFactory
 
-from .base import Case
+from .base import Case, _archived
 
 
 def _token(team, actor):
@@ -39,6 +39,11 @@ def _dead_message(team, actor):
                                         team=team, status=OutboxStatus.DEAD, next_attempt_at=timezone.now())
 
 
+def _team_with_member(team, actor):
+    Membership.objects.create(team=team, user=UserFactory(), role="viewer")
+    return team
+
+
 CASES: dict[str, Case] = {
     "api:me": Case(list_like=True, listed=lambda response, obj: True),
     "api:token-exchange": Case(
@@ -50,7 +55,12 @@ CASES: dict[str, Case] = {
         body={"post": lambda team, obj: {"slug": "brand-new", "name": "Brand new"}},
         listed=lambda response, obj: obj.slug in [row["slug"] for row in response.json()["results"]],
     ),
-    "api:team-detail": Case(make=lambda team, actor: team, kwargs=lambda obj: {"slug": obj.slug}),
+    # DELETE: the team has a member, so it can only be archived (409 once the permission check passes).
+    "api:team-detail": Case(make=_team_with_member, kwargs=lambda obj: {"slug": obj.slug}, success={"delete": 409}),
+    "api:team-archive": Case(make=lambda team, actor: team, kwargs=lambda obj: {"slug": obj.slug},
+                             success={"post": 200}),
+    "api:team-restore": Case(make=lambda team, actor: _archived(team), kwargs=lambda obj: {"slug": obj.slug},
+                             success={"post": 200}),
     "api:membership-list": Case(
         make=_membership,
         body={"post": lambda team, obj: {"team": team.slug, "username": UserFactory().username, "role": "viewer"}},

@@ -10,7 +10,7 @@ from apps.costs.models import BudgetAlert, NodeToken, TeamBudget, UsageDaily
 from apps.costs.services import allocation_start
 from tests.costs import factories as f
 
-from .base import Case
+from .base import Case, _archived
 
 
 def _quota(team, actor):
@@ -40,7 +40,10 @@ CASES: dict[str, Case] = {
     "api:costs-gpu-type-list": Case(
         make=_gpu_type, body={"post": lambda team, obj: {"cluster": "local", "name": "L4", "capacity": 8}},
     ),
-    "api:costs-gpu-type-detail": Case(make=_gpu_type),
+    "api:costs-gpu-type-detail": Case(make=_gpu_type, success={"delete": 409}),  # priced: archive only
+    "api:costs-gpu-type-archive": Case(make=_gpu_type, success={"post": 200}),
+    "api:costs-gpu-type-restore": Case(make=lambda team, actor: _archived(_gpu_type(team, actor)),
+                                       success={"post": 200}),
     "api:costs-price-list": Case(
         make=_price,
         body={"post": lambda team, obj: {"cluster": "local", "gpu_type": "A100-80GB", "pricing_class": "spot",

@@ -2,7 +2,7 @@
 from apps.deployments.models import ClusterNamespace, Job
 from tests.deployments.factories import deployment_in, environment, kube_cluster, local_cluster
 
-from .base import Case
+from .base import Case, _archived
 
 
 def _namespace(team, actor):
@@ -29,6 +29,8 @@ CASES: dict[str, Case] = {
                                          "token": "sa-token"}},
     ),
     "api:deployments-cluster-detail": Case(make=lambda team, actor: local_cluster()),
+    "api:deployments-cluster-archive": Case(make=lambda team, actor: local_cluster(), success={"post": 200}),
+    "api:deployments-cluster-restore": Case(make=lambda team, actor: _archived(local_cluster()), success={"post": 200}),
     "api:deployments-cluster-credentials": Case(
         make=lambda team, actor: kube_cluster(), success={"post": 200},
         body={"post": lambda team, obj: {"token": "rotated-token"}},
