@@ -6,10 +6,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.filters import choice_param
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import InvalidInput
 from apps.core.export import export_format, export_response
 from apps.registry import selectors, services
+from apps.registry.choices import MlflowPresence, PromotionStatus
 from apps.teams.selectors import require_platform_admin, team_get_by_slug
 
 from . import serializers as s
@@ -21,10 +23,21 @@ LIST_FILTERS = {
 }
 
 
+# Filters whose values are a closed set (or ids) are checked: an unknown value is a 400 naming the allowed ones.
+CHOICE_FILTERS = {"status": PromotionStatus.values, "presence": MlflowPresence.values}
+ID_FILTERS = ("model", "version_id", "version__model_id")
+
+
 def _filters(request, kind: str) -> dict:
     params = {key: request.query_params.get(key) for key in LIST_FILTERS[kind]}
     if kind == "promotion" and request.query_params.get("environment"):
         params["environment__name"] = request.query_params["environment"]
+    for key in CHOICE_FILTERS.keys() & params.keys():
+        params[key] = choice_param(request, key, CHOICE_FILTERS[key])
+    for key in ID_FILTERS:
+        if params.get(key) and not params[key].isdigit():
+            raise InvalidInput(f"Invalid filter. {key}: '{params[key][:100]}' is not an id (a whole number).",
+                               fields={key: ["A whole number."]})
     return {k: v for k, v in params.items() if v}
 
 
