@@ -70,9 +70,11 @@ class RegisteredModelViewSet(ScopedReadOnlyViewSet):
     @extend_schema(parameters=[OpenApiParameter("alias", str)], responses={200: s.AliasHoldingSerializer(many=True)})
     @action(detail=True, methods=["get"], url_path="alias-history")
     def alias_history(self, request, pk=None):
+        """Who held which alias when, newest first per alias; paged like every list."""
         rows = selectors.alias_history(user=request.user, model=self.get_object(),
                                        alias=request.query_params.get("alias"))
-        return Response({"results": s.AliasHoldingSerializer(rows, many=True).data})
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.AliasHoldingSerializer(page, many=True).data)
 
     @extend_schema(parameters=[OpenApiParameter("format", str, enum=["csv", "jsonl"]), OpenApiParameter("alias", str)],
                    responses={(200, "text/csv"): str})
