@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import prefetch_related_objects
+from django.utils import timezone
 
 from workers.drivers import (ClusterConnection, DeploymentSpec, Driver, JobSpec, KubeCredentials, KubernetesConfig,
                              LocalConfig, ProcessRecord, RevisionSpec)
@@ -31,7 +32,8 @@ def connection_for(cluster: Cluster) -> ClusterConnection:
 
     return ClusterConnection(cluster_id=cluster.pk, name=cluster.name, server=cluster.api_url,
                              credentials_digest=hashlib.sha256(bytes(cluster.credentials_encrypted or b"")).hexdigest(),
-                             credentials=credentials)
+                             credentials=credentials, gateway_namespace=cluster.gateway_namespace,
+                             gateway_name=cluster.gateway_name)
 
 
 def local_config() -> LocalConfig:
@@ -52,8 +54,12 @@ def deployment_spec(deployment: Deployment) -> DeploymentSpec:
     if deployment.current_revision_id:
         current = deployment.current_revision
         serving = (current.rollback_of or current).number
+    warm = None
+    if deployment.warm_revision_id and deployment.warm_until and deployment.warm_until > timezone.now():
+        warm = (deployment.warm_revision.rollback_of or deployment.warm_revision).number
     return DeploymentSpec(id=deployment.pk, name=deployment.name, namespace=deployment.namespace,
-                          team=deployment.team.slug, serving_revision=serving, endpoint_url=deployment.endpoint_url)
+                          team=deployment.team.slug, serving_revision=serving, endpoint_url=deployment.endpoint_url,
+                          warm_revision=warm)
 
 
 def revision_spec(revision: DeploymentRevision, *, deployment: DeploymentSpec) -> RevisionSpec:

@@ -1,13 +1,14 @@
 """The wizard's review step (and POST …/deployments/preview/): everything a user checks before submit,
-computed without writing anything: gate results, admission and cost, rendered manifests, diff vs live."""
+computed without writing anything: gate results, admission and cost, rendered manifests, diff vs live, and
+the traffic split the cluster will serve at each step (approximate on the replica ratio, with warnings)."""
 import difflib
 import json
 
-from apps.core.errors import InvalidInput
+from apps.core.errors import Conflict, InvalidInput
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
 
-from . import capacity
+from . import capacity, traffic
 from .choices import StrategyKind
 from .models import Deployment, DeploymentRevision
 from .spec import validate_resources, validate_strategy
@@ -42,6 +43,11 @@ def deployment_preview(*, actor, team, model_version, environment, cluster, name
     except (DriverUnavailable, ApplyFailed) as exc:
         manifests, render_error = [], str(exc)
     live = existing.stable_revision.manifests if existing and existing.stable_revision else []
+    try:
+        traffic_plan = traffic.plan(cluster=cluster, deployment=existing, strategy=strategy, resources=resources,
+                                    new_number=revision.number)
+    except Conflict as exc:
+        traffic_plan = {"error": exc.message, "steps": [], "warnings": []}
     return {
         "approved": version_approved_for(version=model_version, environment=environment.name),
         "gates": gate_results(version=model_version, environment=environment),
@@ -53,6 +59,7 @@ def deployment_preview(*, actor, team, model_version, environment, cluster, name
         "manifests": manifests,
         "render_error": render_error,
         "diff": manifest_diff(live, manifests),
+        "traffic": traffic_plan,
     }
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.core.errors import Conflict
 from workers.drivers import ApplyFailed, DriverUnavailable
 
-from . import artifact_check, capacity
+from . import artifact_check, capacity, traffic as traffic_split
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
 from .drivers import driver_for
@@ -210,6 +210,8 @@ def route(*, deployment_id: int) -> str:
         updated = Deployment.objects.filter(pk=deployment.pk, lock_version=deployment.lock_version).update(
             endpoint_url=endpoint)
         if updated:
+            # What the cluster now serves, read back from the applied objects (shown beside the request).
+            traffic_split.served_record(deployment=deployment, driver=driver, timeout=traffic_split.READ_BACK_TIMEOUT)
             retire_unused(deployment=deployment, revisions=revisions, driver=driver)
             return f"routed {traffic}"
     return "routing kept changing; the reconcile beat will finish it"
@@ -294,6 +296,7 @@ def reconcile_one(*, deployment_id: int) -> dict:
         observed = driver.observe(deployment=deployment, revisions=wanted)
     except DriverUnavailable as exc:
         return {"error": str(exc)}
+    traffic_split.served_record(deployment=deployment, driver=driver)  # a weight edited on the cluster shows
     drift = {"missing": observed.missing, "changed": observed.drift, "checked_at": timezone.now().isoformat()}
     fields = {"drift": drift if (observed.missing or observed.drift) else {}, "last_reconciled_at": timezone.now()}
     if (observed.missing or observed.drift) and deployment.status == S.HEALTHY:

@@ -13,6 +13,7 @@ from apps.teams.selectors import current_team, has_capability
 from . import review, selectors, services
 from .choices import ClusterKind, StrategyKind
 from .models import Cluster, DeploymentDraft
+from .services.siblings import deployment_replicate, deployment_siblings
 from .spec import validate_resources, validate_strategy
 
 STEPS = ["Model version", "Target", "Resources", "Strategy", "Review"]
@@ -189,6 +190,7 @@ def _status(deployment) -> dict:
     current = deployment.current_revision
     return {"status": deployment.status, "status_label": deployment.get_status_display(),
             "message": deployment.status_message, "traffic": deployment.traffic, "shadow": deployment.shadow,
+            "served": deployment.served_traffic,
             "endpoint": deployment.endpoint_url, "drift": deployment.drift,
             "revision": current.number if current else None,
             "revision_status": current.status if current else None,
@@ -204,7 +206,10 @@ def detail(request, pk):
         return redirect("deployments:index")
     revisions = selectors.revision_list(user=request.user, deployment_id=deployment.pk)
     events = AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk)).order_by("-id")[:30]
+    siblings = deployment_siblings(deployment=deployment)
     return render(request, "deployments/detail.html", {
+        "siblings": siblings,
+        "other_clusters": Cluster.objects.exclude(pk__in=[deployment.cluster_id, *[s.cluster_id for s in siblings]]),
         "deployment": deployment, "revisions": revisions, "events": events, "status": _status(deployment),
         "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
         "can_administer": has_capability(user=request.user, team_id=deployment.team_id, capability="administer"),
@@ -250,6 +255,14 @@ def control(request, pk, verb):
             revision = services.deployment_deploy(actor=request.user, deployment=deployment, model_version=version,
                                                   strategy=strategy)
             messages.success(request, f"Revision {revision.number} ({version}) is rolling out ({strategy['kind']}).")
+        elif verb == "replicate":
+            cluster = Cluster.objects.filter(name=request.POST.get("cluster", "")).first()
+            if cluster is None:
+                raise InvalidInput("Pick a cluster.")
+            sibling = deployment_replicate(actor=request.user, deployment=deployment, cluster=cluster,
+                                           name=request.POST.get("name", "").strip())
+            messages.success(request, f"{sibling.name} deploys the same spec on {cluster.name}.")
+            return redirect("deployments:detail", pk=sibling.pk)
         elif verb in VERBS:
             fn, text = VERBS[verb]
             fn(actor=request.user, deployment=deployment)
@@ -284,6 +297,11 @@ def clusters(request):
                                                            cluster=Cluster.objects.get(pk=form.get("cluster")))
                 (messages.success if cluster.last_check_ok else messages.error)(
                     request, f"{cluster.name}: {cluster.last_check_message}")
+            elif form.get("action") == "gateway":
+                cluster = services.cluster_set_gateway(actor=request.user, gateway=form.get("gateway", ""),
+                                                       cluster=Cluster.objects.get(pk=form.get("cluster")))
+                messages.success(request, f"{cluster.name}: Gateway "
+                                          f"{cluster.gateway_namespace + '/' + cluster.gateway_name if cluster.gateway_name else 'unset'}.")
             elif form.get("action") == "namespace":
                 from apps.registry.models import Environment
 

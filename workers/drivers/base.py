@@ -22,6 +22,7 @@ class ConnectionCheck:
     ok: bool
     message: str
     kserve: bool | None = None
+    gateway_api: bool | None = None
     details: dict = field(default_factory=dict)
 
 

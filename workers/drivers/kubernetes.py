@@ -1,5 +1,6 @@
 """The Kubernetes driver, through the official client: server-side apply with one field manager,
-watch until ready / failed / timed out, discovery of the KServe CRD, Jobs for training and batch work.
+watch until ready / failed / timed out, Jobs for training and batch work. Discovery (KServe, Gateway API),
+the HTTPRoute and the read-back of the split served live in kubernetes_traffic.py (TrafficRouting).
 
 Errors: 5xx, timeouts and connection failures are DriverUnavailable (the caller retries with backoff);
 4xx answers are ApplyFailed with the API server's own message.
@@ -11,25 +12,27 @@ import threading
 import time
 
 from . import manifests as m
+from . import traffic as t
 from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+from .kubernetes_traffic import KSERVE_GROUP, KSERVE_PLURAL, KSERVE_VERSION, TrafficRouting, routing_mechanism
 from .spec import ClusterConnection, DeploymentSpec, JobSpec, KubernetesConfig, RevisionSpec
 
 logger = logging.getLogger(__name__)
 FIELD_MANAGER = "controlplane"
 APPLY = "application/apply-patch+yaml"
-DISCOVERY_TTL = 60.0
 _CLIENTS: dict[tuple, object] = {}
 _CLIENTS_LOCK = threading.Lock()
-_DISCOVERY: dict[tuple, tuple[float, bool]] = {}
-KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+# Custom resources the driver applies and reads: kind → (group, version, plural).
+CUSTOM = {"InferenceService": (KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL),
+          "HTTPRoute": (t.GATEWAY_GROUP, t.GATEWAY_VERSION, t.HTTPROUTE_PLURAL),
+          "Gateway": (t.GATEWAY_GROUP, t.GATEWAY_VERSION, t.GATEWAY_PLURAL)}
 
 
-class KubernetesDriver(Driver):
+class KubernetesDriver(TrafficRouting, Driver):
     def __init__(self, connection: ClusterConnection, config: KubernetesConfig):
         super().__init__(connection)
         self.config = config
         self._api = None
-        self._kserve = None
 
     # ---------------------------------------------------------------- connection
 
@@ -82,35 +85,17 @@ class KubernetesDriver(Driver):
             raise DriverUnavailable(f"Kubernetes API at {self.connection.server or 'kubeconfig'} unreachable: "
                                     f"{type(exc).__name__}: {exc}") from exc
 
-    def kserve_served(self) -> bool:
-        """Discovery: is the InferenceService CRD served by this cluster? Remembered per process for a
-        minute (every render asks; "test connection" always asks afresh)."""
-        cached = _DISCOVERY.get((self.connection.cluster_id, self.connection.server))
-        if self._kserve is None and cached and time.monotonic() - cached[0] < DISCOVERY_TTL:
-            self._kserve = cached[1]
-        if self._kserve is None:
-            import kubernetes
-
-            groups = self._call(kubernetes.client.ApisApi(self.client()).get_api_versions).groups or []
-            self._kserve = False
-            if any(g.name == KSERVE_GROUP for g in groups):
-                resources = self._call(kubernetes.client.CustomObjectsApi(self.client()).get_api_resources,
-                                       KSERVE_GROUP, KSERVE_VERSION)
-                self._kserve = any(r.name == KSERVE_PLURAL for r in (resources.resources or []))
-            _DISCOVERY[(self.connection.cluster_id, self.connection.server)] = (time.monotonic(), self._kserve)
-        return self._kserve
-
     def test_connection(self) -> ConnectionCheck:
         import kubernetes
 
-        _DISCOVERY.pop((self.connection.cluster_id, self.connection.server), None)
         try:
             version = self._call(kubernetes.client.VersionApi(self.client()).get_code)
-            kserve = self.kserve_served()
+            kserve, gateway_api = self.discovered(fresh=True)
         except (DriverUnavailable, ApplyFailed) as exc:
             return ConnectionCheck(ok=False, message=str(exc))
-        return ConnectionCheck(ok=True, kserve=kserve,
-                               message=f"Kubernetes {version.git_version}; KServe {'served' if kserve else 'not served'}")
+        return ConnectionCheck(ok=True, kserve=kserve, gateway_api=gateway_api,
+                               message=f"Kubernetes {version.git_version}; KServe {'served' if kserve else 'not served'}; "
+                                       f"Gateway API {'served' if gateway_api else 'not served'}")
 
     # ---------------------------------------------------------------- rendering
 
@@ -125,14 +110,20 @@ class KubernetesDriver(Driver):
     def render(self, *, revision: RevisionSpec, weight: int) -> list[dict]:
         ctx = self._ctx(revision)
         deployment = revision.deployment
-        kserve = self.kserve_served()
+        mechanism = self.traffic_capabilities().mechanism
         policy = m.render_network_policy(deployment=deployment.name, namespace=deployment.namespace,
-                                         team=deployment.team, kserve=kserve)
-        if kserve:
+                                         team=deployment.team, kserve=mechanism == t.KSERVE)
+        if mechanism == t.KSERVE:
             return [m.render_inference_service(ctx=ctx, canary_percent=weight if 0 < weight < 100 else None), policy]
         objects = m.render_workload(ctx=ctx)
-        objects.append(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
-                                        team=deployment.team, pinned_revision=revision.number))
+        if mechanism == t.GATEWAY_API:  # the revision's own Service: the backend its route weights
+            objects.append(t.render_revision_service(
+                deployment=deployment.name, namespace=deployment.namespace, revision=revision.number,
+                labels=m.labels(deployment=deployment.name, team=deployment.team, revision=revision.number),
+                target_port=m.SERVING_PORT))
+        else:
+            objects.append(m.render_service(deployment=deployment.name, namespace=deployment.namespace,
+                                            team=deployment.team, pinned_revision=revision.number))
         objects.append(policy)
         return objects
 
@@ -156,9 +147,10 @@ class KubernetesDriver(Driver):
         elif kind == "NetworkPolicy":
             fn, args = (kubernetes.client.NetworkingV1Api(api).patch_namespaced_network_policy,
                         (meta["name"], meta["namespace"]))
-        elif kind == "InferenceService":
+        elif kind in CUSTOM:
+            group, version, plural = CUSTOM[kind]
             fn = kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object
-            args = (KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL, meta["name"])
+            args = (group, version, meta["namespace"], plural, meta["name"])
         else:
             raise ApplyFailed(f"Don't know how to apply a {kind}.")
         self._call(fn, *args, manifest, **common)
@@ -177,9 +169,10 @@ class KubernetesDriver(Driver):
         api = self.client()
         meta = manifest["metadata"]
         try:
-            if manifest["kind"] == "InferenceService":
+            if manifest["kind"] in CUSTOM:
+                group, version, plural = CUSTOM[manifest["kind"]]
                 return self._call(kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object,
-                                  KSERVE_GROUP, KSERVE_VERSION, meta["namespace"], KSERVE_PLURAL, meta["name"])
+                                  group, version, meta["namespace"], plural, meta["name"])
             fn = {
                 "Deployment": kubernetes.client.AppsV1Api(api).read_namespaced_deployment,
                 "Service": kubernetes.client.CoreV1Api(api).read_namespaced_service,
@@ -237,12 +230,19 @@ class KubernetesDriver(Driver):
 
     def route(self, *, deployment: DeploymentSpec, traffic: dict[int, int], shadow: dict,
               revisions: dict[int, RevisionSpec]) -> str:
-        if shadow:
-            raise ApplyFailed("Shadow traffic needs the local target's router or a service mesh.")
+        caps = self.traffic_capabilities()
+        involved = set(traffic) | ({int(shadow["revision"])} if shadow else set())
+        mechanism = routing_mechanism(caps, [revisions[n] for n in involved])
+        if mechanism == t.GATEWAY_API:
+            warm = (deployment.warm_revision,) if deployment.warm_revision in revisions else ()
+            return self.route_gateway(deployment=deployment, traffic=traffic, shadow=shadow, revisions=revisions,
+                                      warm=warm)
+        if shadow or (mechanism == t.KSERVE and len(traffic) > 2):
+            raise ApplyFailed(t.strategy_refusal(caps, "shadow" if shadow else "ab"))
         serving = deployment.serving_revision
         newest = serving if serving is not None and serving in traffic else max(traffic)
         manifests = revisions[newest].manifests
-        if manifests and manifests[0]["kind"] == "InferenceService":
+        if mechanism == t.KSERVE:
             isvc = dict(manifests[0])
             predictor = dict(isvc["spec"]["predictor"])
             predictor.pop("canaryTrafficPercent", None)

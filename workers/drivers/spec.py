@@ -26,6 +26,9 @@ class ClusterConnection:
     name: str
     server: str = ""
     credentials_digest: str = ""
+    # The Gateway (namespace, name) that deployments' HTTPRoutes attach to; empty: no Gateway API routing.
+    gateway_namespace: str = ""
+    gateway_name: str = ""
     credentials: Callable[[], KubeCredentials] = field(default=KubeCredentials, compare=False, repr=False)
 
 
@@ -50,7 +53,8 @@ class LocalConfig:
 @dataclass(frozen=True)
 class DeploymentSpec:
     """The deployment a revision belongs to. `serving_revision`: the workload revision number that the
-    current revision runs (None before the first deploy); `endpoint_url` the one last routed."""
+    current revision runs (None before the first deploy); `warm_revision`: the workload kept warm for a
+    rollback, inside its window; `endpoint_url` the one last routed."""
 
     id: int | None
     name: str
@@ -58,6 +62,7 @@ class DeploymentSpec:
     team: str
     serving_revision: int | None = None
     endpoint_url: str = ""
+    warm_revision: int | None = None
 
 
 @dataclass(frozen=True)

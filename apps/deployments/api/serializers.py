@@ -8,11 +8,23 @@ from apps.deployments.models import Cluster, ClusterNamespace, Deployment, Deplo
 class ClusterSerializer(serializers.ModelSerializer):
     """Credentials never leave: only whether they are set and of which kind."""
 
+    gateway = serializers.SerializerMethodField(help_text="namespace/name of the cluster's Gateway, or empty")
+
     class Meta:
         model = Cluster
         fields = ["id", "name", "kind", "description", "api_url", "credentials_kind", "has_credentials",
-                  "last_checked_at", "last_check_ok", "last_check_message", "kserve_available", "created_at",
+                  "last_checked_at", "last_check_ok", "last_check_message", "kserve_available",
+                  "gateway_api_available", "gateway", "created_at",
                   "archived_at"]
+
+    def get_gateway(self, obj) -> str:
+        return f"{obj.gateway_namespace}/{obj.gateway_name}" if obj.gateway_name else ""
+
+
+class ClusterGatewaySerializer(StrictInputSerializer):
+    gateway = serializers.CharField(max_length=320, allow_blank=True,
+                                    help_text="namespace/name of the Gateway deployments' HTTPRoutes attach to; "
+                                              "empty to unset")
 
 
 class ClusterCreateSerializer(StrictInputSerializer):
@@ -73,13 +85,24 @@ class DeploymentSerializer(serializers.ModelSerializer):
     warm_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
     break_glass = serializers.JSONField(read_only=True, allow_null=True,
                                         help_text="{revision, reason, by} while a break-glass rollback serves")
+    served_traffic = serializers.JSONField(read_only=True, help_text=(
+        "The split the cluster reports serving, read back from the applied objects: {mechanism, split, shadow, "
+        "exact, ready, note, observed_at}; `traffic` is the one requested"))
+    siblings = serializers.SerializerMethodField(help_text="The same spec on other clusters, with their served splits")
 
     class Meta:
         model = Deployment
         fields = ["id", "team", "name", "model", "environment", "cluster", "namespace", "status", "status_message",
                   "break_glass",
                   "current_revision", "stable_revision", "warm_revision", "warm_until", "rollout_step", "traffic",
-                  "shadow", "endpoint_url", "drift", "last_reconciled_at", "created_at", "updated_at"]
+                  "shadow", "served_traffic", "siblings", "endpoint_url", "drift", "last_reconciled_at",
+                  "created_at", "updated_at"]
+
+    def get_siblings(self, obj) -> list[dict]:
+        from apps.deployments.services.siblings import deployment_siblings
+
+        return [{"id": d.pk, "name": d.name, "cluster": d.cluster.name, "status": d.status,
+                 "served_traffic": d.served_traffic} for d in deployment_siblings(deployment=obj)]
 
 
 class DeploymentCreateSerializer(StrictInputSerializer):
@@ -97,6 +120,12 @@ class DeploySerializer(StrictInputSerializer):
     model_version = serializers.IntegerField()
     resources = serializers.DictField(required=False)
     strategy = serializers.DictField(required=False)
+
+
+class ReplicateSerializer(StrictInputSerializer):
+    cluster = serializers.SlugField(help_text="The other cluster (name)")
+    name = serializers.SlugField(max_length=40, required=False, allow_blank=True, default="",
+                                 help_text="Default: <name>-<cluster>")
 
 
 class RollbackSerializer(StrictInputSerializer):

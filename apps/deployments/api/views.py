@@ -4,13 +4,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api.lifecycle import ArchivableViewSetMixin
-from apps.core.api.filters import choice_param
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import NotFound
 from apps.core.lifecycle import require_active
 from apps.deployments import review, selectors, services
-from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Cluster
+from apps.deployments.services.siblings import deployment_replicate
 from apps.teams.selectors import require_capability, require_platform_admin, team_get_by_slug
 
 from . import serializers as s
@@ -66,7 +65,7 @@ class ClusterViewSet(ArchivableViewSetMixin, mixins.ListModelMixin, mixins.Retri
     serializer_class = s.ClusterSerializer
     capabilities = {"list": "platform_admin", "retrieve": "platform_admin", "create": "platform_admin",
                     "credentials": "platform_admin", "test_connection": "platform_admin", "archive": "platform_admin",
-                    "restore": "platform_admin", "destroy": "platform_admin"}
+                    "restore": "platform_admin", "destroy": "platform_admin", "gateway": "platform_admin"}
 
     def select(self, *, user):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no platform admin
@@ -102,6 +101,14 @@ class ClusterViewSet(ArchivableViewSetMixin, mixins.ListModelMixin, mixins.Retri
         cluster = services.cluster_test_connection(actor=request.user, cluster=self.get_object())
         return Response(s.ClusterSerializer(cluster).data)
 
+    @extend_schema(request=s.ClusterGatewaySerializer, responses={200: s.ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def gateway(self, request, pk=None):
+        """The Gateway (namespace/name) deployments' HTTPRoutes attach to: exact splits, A/B/n and shadow."""
+        data = s.ClusterGatewaySerializer.validated(request.data)
+        cluster = services.cluster_set_gateway(actor=request.user, cluster=self.get_object(), gateway=data["gateway"])
+        return Response(s.ClusterSerializer(cluster).data)
+
 
 class NamespaceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     """Which namespace each team deploys into, per cluster and environment."""
@@ -135,11 +142,11 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     serializer_class = s.DeploymentSerializer
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "preview": "operate",
                     "deploy": "operate", "promote": "operate", "pause": "operate", "resume": "operate",
-                    "abort": "operate", "rollback": "operate", "reapply": "operate", "revisions": "view"}
+                    "abort": "operate", "rollback": "operate", "reapply": "operate", "revisions": "view",
+                    "replicate": "operate"}
 
     def select(self, *, user):
-        filters = {"team": self.request.query_params.get("team"), "model": self.request.query_params.get("model"),
-                   "status": choice_param(self.request, "status", DeploymentStatus.values)} \
+        filters = {k: self.request.query_params.get(k) for k in ("team", "status", "model")} \
             if self.action == "list" else {}
         return selectors.deployment_list(user=user, filters=filters)
 
@@ -214,6 +221,17 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
                                                 break_glass_reason=data["break_glass_reason"])
         return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=s.ReplicateSerializer, responses={201: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def replicate(self, request, pk=None):
+        """Deploy the same spec to another cluster: a linked sibling deployment there."""
+        deployment = self.get_object()
+        _require_first(self, deployment.team)
+        data = s.ReplicateSerializer.validated(request.data)
+        sibling = deployment_replicate(actor=request.user, deployment=deployment, cluster=_cluster(data["cluster"]),
+                                       name=data["name"])
+        return Response(s.DeploymentSerializer(sibling).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=None, responses={201: s.RevisionSerializer})
     @action(detail=True, methods=["post"])
     def reapply(self, request, pk=None):
@@ -225,7 +243,8 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     def revisions(self, request, pk=None):
         deployment = self.get_object()
         rows = selectors.revision_list(user=request.user, deployment_id=deployment.pk)
-        return Response(s.RevisionSerializer(rows, many=True).data)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.RevisionSerializer(page, many=True).data)
 
 
 class RevisionViewSet(ScopedReadOnlyViewSet):

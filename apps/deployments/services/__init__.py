@@ -4,8 +4,8 @@ audited; cluster work goes through the outbox to the rollout engine (rollout.py)
 The names are re-exported here so callers import `apps.deployments.services` as before (review.py and
 artifact_check.py use two helpers too). Patch a name in the submodule that looks it up, not here."""
 from .clusters import (cluster_connection, cluster_create, cluster_credentials, cluster_delete, cluster_namespace_create,
-                       cluster_set_archived, cluster_set_credentials, cluster_test_connection, credentials_rotate, job_namespace,
-                       namespace_for)
+                       cluster_set_archived, cluster_set_credentials, cluster_set_gateway, cluster_test_connection,
+                       credentials_rotate, job_namespace, namespace_for)
 from .deployments import (DRIVE_TOPIC, NAME_RE, _check_cluster_strategy, _enqueue_drive, deployment_abort,
                           deployment_create, deployment_deploy, deployment_pause, deployment_promote, deployment_reapply,
                           deployment_resume, deployment_rollback)

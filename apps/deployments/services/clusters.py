@@ -1,6 +1,7 @@
 """Clusters (platform admins): registration, encrypted credentials, connection tests, team namespaces."""
 
 import json
+import re
 
 from django.db import transaction
 from django.utils import timezone
@@ -128,15 +129,39 @@ def cluster_test_connection(*, actor, cluster: Cluster) -> Cluster:
 
     try:
         check = driver_for(cluster).test_connection()
-        ok, message, kserve = check.ok, check.message, check.kserve
+        ok, message, kserve, gateway_api = check.ok, check.message, check.kserve, check.gateway_api
     except Exception as exc:  # the check reports any failure to the admin rather than erroring
-        ok, message, kserve = False, f"{type(exc).__name__}: {exc}", None
+        ok, message, kserve, gateway_api = False, f"{type(exc).__name__}: {exc}", None, None
     with transaction.atomic():
         Cluster.objects.filter(pk=cluster.pk).update(last_checked_at=timezone.now(), last_check_ok=ok,
-                                                     last_check_message=message[:1000], kserve_available=kserve)
+                                                     last_check_message=message[:1000], kserve_available=kserve,
+                                                     gateway_api_available=gateway_api)
         cluster.refresh_from_db()
         audit_record(actor=actor, action="cluster.test_connection", target=cluster,
                      changes={"ok": [None, ok], "message": [None, message[:300]]})
+    return cluster
+
+
+GATEWAY_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+
+
+@transaction.atomic
+def cluster_set_gateway(*, actor, cluster: Cluster, gateway: str) -> Cluster:
+    """Name the Gateway ("namespace/name") that deployments' HTTPRoutes on this cluster attach to, or unset
+    it (""): with it, a cluster that serves the Gateway API splits traffic exactly (canary, A/B/n, shadow)."""
+    require_platform_admin(user=actor)
+    gateway = (gateway or "").strip()
+    if gateway and not GATEWAY_RE.match(gateway):
+        raise InvalidInput("The Gateway is namespace/name, e.g. gateways/public (lowercase DNS names).",
+                           fields={"gateway": ["Use namespace/name."]})
+    if gateway and cluster.kind != ClusterKind.KUBERNETES:
+        raise InvalidInput(f"Cluster {cluster.name} is not a Kubernetes cluster; its router splits traffic itself.",
+                           fields={"gateway": ["Only for Kubernetes clusters."]})
+    namespace, name = gateway.split("/", 1) if gateway else ("", "")
+    before = f"{cluster.gateway_namespace}/{cluster.gateway_name}" if cluster.gateway_name else ""
+    Cluster.objects.filter(pk=cluster.pk).update(gateway_namespace=namespace, gateway_name=name)
+    cluster.refresh_from_db()
+    audit_record(actor=actor, action="cluster.gateway_set", target=cluster, changes={"gateway": [before, gateway]})
     return cluster
 
 

@@ -11,7 +11,7 @@ from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
 
-from .. import artifact_check, capacity
+from .. import artifact_check, capacity, traffic
 from ..choices import ClusterKind, DeploymentStatus as S, RevisionReason, RevisionStatus, StrategyKind
 from ..models import Cluster, Deployment, DeploymentRevision
 from ..rollout import completion_fields, workload
@@ -35,13 +35,11 @@ def _check_version(*, version, environment, team) -> None:
 
 
 def _check_cluster_strategy(*, cluster: Cluster, strategy: dict) -> None:
-    if cluster.kind == ClusterKind.KUBERNETES and strategy["kind"] in (StrategyKind.SHADOW, StrategyKind.AB):
-        raise InvalidInput(f"The {strategy['kind']} strategy needs a request router; on Kubernetes clusters use "
-                           f"rolling, canary or blue/green (shadow and A/B/n run on the local target).",
-                           fields={"strategy": ["Not supported on Kubernetes clusters."]})
     if cluster.kind == ClusterKind.KUBERNETES and cluster.last_check_ok is False:
         raise Conflict(f"Cluster {cluster.name} is unreachable ({cluster.last_check_message}); fix its connection "
                        f"and test it again before deploying.", code="cluster_unreachable")
+    # Shadow and A/B/n need exact splitting: a 400 naming what this cluster lacks where it has none.
+    traffic.strategy_check(cluster=cluster, strategy=strategy)
 
 
 def _next_number(deployment) -> int:

@@ -16,6 +16,14 @@ def _job(team, actor, status="running"):
                               image="python:3.11", command=["true"], status=status)
 
 
+def _with_second_cluster(team, actor):
+    """A deployment and another (local) cluster to deploy its spec to."""
+    from apps.deployments.models import Cluster
+
+    Cluster.objects.get_or_create(name="local-b", defaults={"kind": "local"})
+    return deployment_in(team)
+
+
 def _create_body(team, obj):
     return {"team": team.slug, "name": "fresh", "model_version": obj.current_revision.model_version_id,
             "environment": "staging", "cluster": "local", "resources": {"cpu": "250m", "memory": "256Mi"},
@@ -36,6 +44,8 @@ CASES: dict[str, Case] = {
         body={"post": lambda team, obj: {"token": "rotated-token"}},
     ),
     "api:deployments-cluster-test-connection": Case(make=lambda team, actor: local_cluster(), success={"post": 200}),
+    "api:deployments-cluster-gateway": Case(make=lambda team, actor: kube_cluster(), success={"post": 200},
+                                            body={"post": lambda team, obj: {"gateway": "gateways/public"}}),
     "api:deployments-namespace-list": Case(
         make=_namespace,
         body={"post": lambda team, obj: {"cluster": "local", "team": team.slug, "environment": "production",
@@ -61,6 +71,8 @@ CASES: dict[str, Case] = {
                                              success={"post": 200}),
     "api:deployments-deployment-rollback": Case(make=lambda team, actor: deployment_in(team),
                                                 body={"post": lambda team, obj: {"reason": "matrix"}}),
+    "api:deployments-deployment-replicate": Case(make=_with_second_cluster,
+                                                 body={"post": lambda team, obj: {"cluster": "local-b"}}),
     "api:deployments-deployment-reapply": Case(make=lambda team, actor: deployment_in(team, "degraded")),
     "api:deployments-deployment-revisions": Case(make=lambda team, actor: deployment_in(team)),
     "api:deployments-revision-list": Case(make=lambda team, actor: deployment_in(team).current_revision),
