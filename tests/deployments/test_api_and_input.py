@@ -94,4 +94,4 @@ def test_deploy_promote_and_rollback_verbs(client_for, engineer, team):
     response = client.post(f"{URL}{deployment.pk}/rollback/", {"reason": "again"}, format="json")
     assert response.status_code == 409 and "rollback is already being applied" in response.json()["error"]["message"]
     response = client.get(f"{URL}{deployment.pk}/revisions/")
-    assert [r["number"] for r in response.json()] == [3, 2, 1]
+    assert [r["number"] for r in response.json()["results"]] == [3, 2, 1]
