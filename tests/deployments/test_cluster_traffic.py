@@ -263,3 +263,35 @@ def test_same_spec_on_two_clusters_shows_each_clusters_split(kube_server, engine
         assert 'id="siblings"' in page and "eu-west" in page and "r1 90 %, r2 10 %" in page
     finally:
         second.stop()
+
+
+def test_wizard_review_and_clusters_page_show_the_mechanism(kube_server, engineer, team, staging, versions,  # noqa: F811
+                                                              client):
+    from apps.deployments.models import DeploymentDraft
+
+    cluster = kube_cluster(url=kube_server.url, team=team, name="plain")
+    deployment = _drive(deployment_create(actor=engineer, team=team, name="fraud", model_version=versions[0],
+                                          environment=staging, cluster=cluster, resources=ONE_POD))
+    draft = DeploymentDraft.objects.create(team=team, created_by=engineer, step=5, data={
+        "name": deployment.name, "model_version": versions[1].pk, "environment": "staging", "cluster": "plain",
+        "resources": ONE_POD, "strategy": CANARY_10})
+    client.force_login(engineer)
+    page = client.get(reverse("deployments:wizard", kwargs={"draft_id": draft.pk, "step": 5})).content.decode()
+    assert 'class="error traffic-warning"' in page and "cannot be met with 1 replica(s)" in page
+    assert "approximate: r1 1 of 2 pods ≈ 50 %, r2 1 of 2 pods ≈ 50 %" in page
+    assert "Mechanism: replica-ratio" in page
+
+    admin = type(engineer).objects.get(username="cluster-admin")
+    client.force_login(admin)
+    kube_server.call(lambda k: k.set_gateway_api(True))
+    response = client.post(reverse("deployments:clusters"), {"action": "gateway", "cluster": cluster.pk,
+                                                             "gateway": "gateways/public"})
+    assert response.status_code == 302
+    client.post(reverse("deployments:clusters"), {"action": "test", "cluster": cluster.pk})
+    cluster.refresh_from_db()
+    assert (cluster.gateway_namespace, cluster.gateway_name, cluster.gateway_api_available) == ("gateways", "public",
+                                                                                                True)
+    assert "Gateway API served" in client.get(reverse("deployments:clusters")).content.decode()
+    client.force_login(engineer)
+    page = client.get(reverse("deployments:wizard", kwargs={"draft_id": draft.pk, "step": 5})).content.decode()
+    assert "traffic-warning" not in page and "exact: weighted backendRefs on HTTPRoute, Gateway gateways/public" in page
