@@ -178,6 +178,14 @@ def test_credentials_come_only_from_the_existing_secret(rendered, value_set):
             assert mlflow.get("value", "").startswith("http") or mlflow["valueFrom"]["secretKeyRef"]["name"] == secret
 
 
+def test_extra_secret_keys_pass_from_the_secret_too():
+    [web] = [d for d in render({"extraSecretKeys": ["SSO_EXTRA_TOKEN"]}) if d["kind"] == "Deployment"
+             and d["metadata"]["name"].endswith("-web")]
+    env = env_of(web["spec"]["template"]["spec"]["containers"][0])
+    assert env["SSO_EXTRA_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "controlplane-secrets", "key": "SSO_EXTRA_TOKEN", "optional": True}
+
+
 def test_probes_point_at_the_health_views(rendered):
     for value_set, objects in rendered.items():
         [web] = named(objects, "Deployment", f"{RELEASE}-controlplane-web")["spec"]["template"]["spec"]["containers"]
@@ -317,12 +325,19 @@ def test_rbac_grants_only_what_the_driver_calls_in_the_namespaces_it_manages(ren
     assert granted <= driver, f"granted but never called: {sorted(granted - driver)}"
     # Built-in resources are resolved exactly; a missing grant would be a 403 on dispatch.
     assert exact <= granted, f"called but not granted: {sorted(exact - granted)}"
-    assert ("serving.kserve.io", "inferenceservices", "patch") in granted
+    assert {("serving.kserve.io", "inferenceservices", "patch"), ("gateway.networking.k8s.io", "httproutes", "patch")} \
+        <= granted
     assert rbac_grants(objects, "ClusterRole") <= collector
-    managed = set(overlay("production")["rbac"]["namespaces"])
-    assert {r["metadata"]["namespace"] for r in of_kind(objects, "Role")} == managed
+    rbac = overlay("production")["rbac"]
+    managed, gateway = set(rbac["namespaces"]), rbac["gatewayApi"]["gateway"]
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in of_kind(objects, "Role")}
+    assert set(roles) == {(ns, f"{RELEASE}-controlplane-dispatch") for ns in managed} | {
+        (gateway["namespace"], f"{RELEASE}-controlplane-gateway-reader")}
+    assert roles[(gateway["namespace"], f"{RELEASE}-controlplane-gateway-reader")] == [{
+        "apiGroups": ["gateway.networking.k8s.io"], "resources": ["gateways"], "resourceNames": [gateway["name"]],
+        "verbs": ["get"]}]  # the one Gateway, read only
     for binding in of_kind(objects, "RoleBinding"):
-        assert binding["metadata"]["namespace"] in managed
+        assert (binding["metadata"]["namespace"], binding["roleRef"]["name"]) in roles
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-controlplane",
                                         "namespace": NAMESPACE}]
     assert not of_kind(rendered["default"], "Role") and not of_kind(rendered["default"], "ClusterRole")
