@@ -143,8 +143,20 @@ def model_details(c, mv) -> dict:
 
 
 def set_alias(*, name: str, alias: str, version: int, tags: dict) -> None:
+    """Point `alias` at `version`, unless MLflow already has it there: a publish retried after MLflow took the
+    alias but the answer was lost (5xx after the write, a timeout, a killed worker) sets it once, not again."""
+    from mlflow.exceptions import MlflowException
+
     c = client()
-    c.set_registered_model_alias(name, alias, str(version))
+    try:
+        current = c.get_model_version_by_alias(name, alias).version
+    except MlflowException as exc:
+        # No such alias (MLflow answers INVALID_PARAMETER_VALUE) or model: setting it says which, if either.
+        if exc.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            raise
+        current = None
+    if current != str(version):
+        c.set_registered_model_alias(name, alias, str(version))
     for key, value in tags.items():
         c.set_model_version_tag(name, str(version), key, value)
 
