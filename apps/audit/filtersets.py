@@ -1,6 +1,8 @@
 import django_filters
 from django.apps import apps
 
+from apps.core.filters import BoundedIsoDateTimeFilter
+
 from .models import AuditEvent
 
 
@@ -13,8 +15,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
                                                                                key=lambda m: m._meta.label_lower)],
                                               label="Object type: app.model, e.g. deployments.deployment")
     object_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = BoundedIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = BoundedIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

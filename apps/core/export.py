@@ -1,6 +1,7 @@
 """Streamed CSV/JSONL exports: rows come from a server-side cursor, so memory stays flat."""
 import csv
 import io
+import itertools
 import json
 from typing import Callable, Iterable, Iterator
 
@@ -43,11 +44,22 @@ def export_format(raw: str | None) -> str:
     return fmt
 
 
+def started(chunks: Iterator[str]) -> Iterator[str]:
+    """The stream with its first rows already read: the query runs (and any error it raises is answered in the
+    API's error shape) before the status line and the first byte are sent, not after a 200."""
+    head = []
+    for chunk in chunks:
+        head.append(chunk)
+        if len(head) == 2:  # the CSV header and the first row, or the first JSON line and the second
+            break
+    return itertools.chain(head, chunks)
+
+
 def export_response(queryset, *, fmt: str, columns: list[str], to_row: Callable[[object], dict], filename: str):
     from django.http import StreamingHttpResponse
 
     response = StreamingHttpResponse(
-        streaming_export(queryset, fmt=fmt, columns=columns, to_row=to_row), content_type=EXPORT_FORMATS[fmt]
+        started(streaming_export(queryset, fmt=fmt, columns=columns, to_row=to_row)), content_type=EXPORT_FORMATS[fmt]
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
     return response

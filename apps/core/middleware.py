@@ -52,3 +52,24 @@ class RequestIdMiddleware:
             reset_context(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+class ApiInputGuardMiddleware:
+    """A NUL character in an API request's path or query string is a 400 here: PostgreSQL refuses it in any text
+    value, and a filter or selector that passed it on would fail with a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/") and ("\x00" in request.path or any(
+                "\x00" in key or any("\x00" in value for value in values)
+                for key, values in request.GET.lists())):
+            from django.http import JsonResponse
+
+            from apps.core.api.errors import error_body
+
+            return JsonResponse(error_body("invalid", "The path or query string contains a NUL character (%00); "
+                                                      "remove it."), status=400)
+        return self.get_response(request)
+

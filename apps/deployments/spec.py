@@ -5,8 +5,13 @@ from apps.core.errors import InvalidInput
 
 from .choices import StrategyKind
 
-CPU_RE = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
-MEMORY_RE = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+CPU_RE = re.compile(r"^(\d{1,7}(\.\d{1,3})?|\d{1,10}m)$")
+MEMORY_RE = re.compile(r"^(\d{1,15})(\.\d{1,6})?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+# One model server's requests: far above any node, well inside the cost columns (cpu_cores, memory_gb).
+MAX_CPU_MILLICORES = 1024 * 1000
+MAX_MEMORY_BYTES = 16 * 2**40
 DEFAULT_RESOURCES = {"cpu": "500m", "memory": "512Mi", "gpu_type": "", "gpu_count": 0, "replicas": 1,
                      "autoscaling": None}
 
@@ -24,8 +29,20 @@ def _int(value, field: str, *, minimum: int, maximum: int = 1000) -> int:
     return value
 
 
+def _bool(value, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{field} must be true or false (a JSON boolean), got {value!r}.",
+                           fields={field: [f"Expected true or false, got {value!r}."]})
+    return value
+
+
 def cpu_millicores(cpu: str) -> int:
     return int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
+
+
+def memory_bytes(memory: str) -> float:
+    number, fraction, unit = MEMORY_RE.match(memory).groups()
+    return float(number + (fraction or "")) * MEMORY_UNITS[unit or ""]
 
 
 def validate_resources(data: dict | None) -> dict:
@@ -35,12 +52,15 @@ def validate_resources(data: dict | None) -> dict:
         raise InvalidInput(f"Unknown resource fields: {', '.join(sorted(unknown))}. Allowed: "
                            f"{', '.join(DEFAULT_RESOURCES)}.", fields={k: ["Unknown field."] for k in unknown})
     cpu, memory = str(data["cpu"]).strip(), str(data["memory"]).strip()
-    if not CPU_RE.match(cpu) or cpu_millicores(cpu) <= 0:
-        raise InvalidInput(f"cpu must be a Kubernetes CPU quantity such as '500m' or '2', got {data['cpu']!r}.",
-                           fields={"cpu": ["Use millicores ('500m') or cores ('2')."]})
-    if not MEMORY_RE.match(memory) or float(re.match(r"[\d.]+", memory).group()) <= 0:
-        raise InvalidInput(f"memory must be a quantity such as '512Mi' or '2Gi', got {data['memory']!r}.",
-                           fields={"memory": ["Use a quantity such as '512Mi' or '2Gi'."]})
+    if not CPU_RE.match(cpu) or not 0 < cpu_millicores(cpu) <= MAX_CPU_MILLICORES:
+        raise InvalidInput(f"cpu must be a Kubernetes CPU quantity from '1m' to '{MAX_CPU_MILLICORES // 1000}' cores, "
+                           f"such as '500m' or '2', got {data['cpu']!r}.",
+                           fields={"cpu": [f"Use millicores ('500m') or cores ('2'), at most "
+                                           f"{MAX_CPU_MILLICORES // 1000} cores."]})
+    if not MEMORY_RE.match(memory) or not 0 < memory_bytes(memory) <= MAX_MEMORY_BYTES:
+        raise InvalidInput(f"memory must be a quantity from 1 byte to 16Ti, such as '512Mi' or '2Gi', got "
+                           f"{data['memory']!r}.", fields={"memory": ["Use a quantity such as '512Mi' or '2Gi', at "
+                                                                      "most 16Ti."]})
     gpu_count = _int(data["gpu_count"], "gpu_count", minimum=0, maximum=16)
     gpu_type = str(data["gpu_type"] or "").strip()
     if gpu_count and not gpu_type:
@@ -91,14 +111,14 @@ def validate_strategy(data: dict | None, *, revision_numbers: set[int] | None = 
             if weight <= last:
                 raise InvalidInput(f"Canary weights must increase: step {i + 1} is {weight} % after {last} %.",
                                    fields={"strategy": ["Weights must increase."]})
-            clean.append({"weight": weight, "pause": bool(step.get("pause", False))})
+            clean.append({"weight": weight, "pause": _bool(step.get("pause", False), f"canary step {i + 1} pause")})
             last = weight
         if last != 100:
             raise InvalidInput(f"Canary steps must end at 100 % (the last step is {last} %); add a final "
                                f"{{\"weight\": 100}} step.", fields={"strategy": ["Steps must end at 100 %."]})
         return {"kind": kind, "steps": clean}
     if kind == StrategyKind.BLUE_GREEN:
-        return {"kind": kind, "auto_switch": bool(data.get("auto_switch", False))}
+        return {"kind": kind, "auto_switch": _bool(data.get("auto_switch", False), "auto_switch")}
     if kind == StrategyKind.SHADOW:
         return {"kind": kind, "percent": _int(data.get("percent", 10), "shadow percent", minimum=1, maximum=100)}
     if kind == StrategyKind.AB:

@@ -1,5 +1,7 @@
 import django_filters
 
+from apps.core.filters import BoundedIsoDateTimeFilter
+
 from .models import Alert, Monitor, MonitorRun, PredictionBatch, ReferenceDataset
 
 
@@ -12,8 +14,8 @@ class MonitorFilterSet(django_filters.FilterSet):
 
 
 class RunFilterSet(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="window_start", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="window_end", lookup_expr="lte")
+    since = BoundedIsoDateTimeFilter(field_name="window_start", lookup_expr="gte")
+    until = BoundedIsoDateTimeFilter(field_name="window_end", lookup_expr="lte")
 
     class Meta:
         model = MonitorRun

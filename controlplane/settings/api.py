@@ -10,7 +10,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["apps.core.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.errors.exception_handler",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.StrictJSONParser"],
+    "DEFAULT_METADATA_CLASS": "apps.core.api.metadata.ApiMetadata",
     # `?format=` selects an export format (csv/jsonl), not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -26,6 +27,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "apps.core.api.schema.add_error_responses",
                              "apps.core.api.idempotency.add_idempotency_header"],
     # Choice sets used by several fields get one name (`check --deploy` runs the schema generator and
     # reports a guessed name as a warning).

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,12 +26,16 @@ def error_body(code: str, message: str, fields: dict | None = None, **extra) -> 
     return {"error": body}
 
 
-def _flatten(detail) -> list[str]:
+def _flatten(detail, path: str = "") -> list[str]:
+    """Messages of nested errors say where: {"resources": {"cpu": [m]}} → "cpu: m" under `resources`."""
     if isinstance(detail, dict):
-        return [msg for value in detail.values() for msg in _flatten(value)]
+        return [msg for key, value in detail.items()
+                for msg in _flatten(value, f"{path}.{key}" if path else str(key))]
     if isinstance(detail, list):
-        return [msg for value in detail for msg in _flatten(value)]
-    return [str(detail)]
+        nested = any(isinstance(value, (dict, list)) for value in detail)
+        return [msg for index, value in enumerate(detail)
+                for msg in _flatten(value, f"{path}[{index}]" if nested else path)]
+    return [f"{path}: {detail}" if path else str(detail)]
 
 
 def _field_messages(detail) -> dict:
@@ -88,6 +93,7 @@ def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status_code)
 
 
+@csrf_exempt  # a 404 changes nothing; without this, an unknown path with a session cookie gets Django's HTML 403
 def api_not_found(request, exception=None):
     return _json_error(404, "not_found", f"No API endpoint at {request.path}. See /api/docs/ for the list.")
 

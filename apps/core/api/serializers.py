@@ -1,8 +1,14 @@
 from rest_framework import serializers
 
+from apps.core.api.fields import harden
+
 
 class StrictInputSerializer(serializers.Serializer):
-    """Input serializer that refuses fields it does not know, so a typo is an error, not a silent no-op."""
+    """Input serializer that refuses fields it does not know, so a typo is an error, not a silent no-op, and
+    whose fields are strict and bounded (apps.core.api.fields.harden), in validation and in the schema alike."""
+
+    def get_fields(self):
+        return {name: harden(field) for name, field in super().get_fields().items()}
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

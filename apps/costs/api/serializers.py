@@ -10,14 +10,18 @@ from ..models import GpuPrice, GpuType, NodeToken, Quota
 
 # Three years of daily rollups: longer ranges are split by the caller.
 MAX_REPORT_DAYS = 1096
+# Bounds far above any real cluster, well inside the columns (and the cost arithmetic) they end in.
+MAX_GPUS = 100_000
+MAX_HOURS = 10 * 366 * 24
 
 
 class AdmissionRequestSerializer(StrictInputSerializer):
     team = serializers.SlugField()
     cluster = serializers.CharField(max_length=63)
     gpu_type = serializers.CharField(max_length=64, allow_blank=True, help_text='"" with gpu_count 0: CPU-only')
-    gpu_count = serializers.IntegerField()
-    hours = serializers.FloatField(required=False, allow_null=True, default=None)
+    gpu_count = serializers.IntegerField(min_value=0, max_value=MAX_GPUS)
+    hours = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0, max_value=MAX_HOURS,
+                                   help_text="How long the work runs, for the cost estimate (at most ten years)")
     pricing_class = serializers.ChoiceField(choices=PricingClass.choices, default=PricingClass.ON_DEMAND)
 
 
@@ -64,11 +68,13 @@ class QuotaSetSerializer(StrictInputSerializer):
     team = serializers.SlugField()
     cluster = serializers.CharField(max_length=63)
     gpu_type = serializers.CharField(max_length=64)
-    guaranteed = serializers.IntegerField()
-    borrow_limit = serializers.IntegerField(default=0)
-    cohort = serializers.SlugField(required=False, allow_null=True, default=None)
+    guaranteed = serializers.IntegerField(min_value=0, max_value=MAX_GPUS,
+                                          error_messages={"min_value": "guaranteed can't be negative."})
+    borrow_limit = serializers.IntegerField(default=0, min_value=0, max_value=MAX_GPUS,
+                                            error_messages={"min_value": "borrow_limit can't be negative."})
+    cohort = serializers.SlugField(required=False, allow_null=True, default=None, max_length=63)
     monthly_gpu_hours = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True,
-                                                 default=None)
+                                                 default=None, min_value=0)
 
 
 class GpuTypeSerializer(serializers.ModelSerializer):
@@ -84,8 +90,8 @@ class GpuTypeSerializer(serializers.ModelSerializer):
 class GpuTypeCreateSerializer(StrictInputSerializer):
     cluster = serializers.CharField(max_length=63)
     name = serializers.CharField(max_length=64)
-    memory_gb = serializers.IntegerField(default=0)
-    capacity = serializers.IntegerField(default=0)
+    memory_gb = serializers.IntegerField(default=0, min_value=0, max_value=100_000)
+    capacity = serializers.IntegerField(default=0, min_value=0, max_value=MAX_GPUS)
     parent = serializers.CharField(max_length=64, default="", allow_blank=True)
     mig_profile = serializers.CharField(max_length=32, default="", allow_blank=True)
     capacity_from = serializers.DateTimeField(required=False, default=None, allow_null=True,
@@ -105,7 +111,7 @@ class GpuPriceCreateSerializer(StrictInputSerializer):
     cluster = serializers.CharField(max_length=63)
     gpu_type = serializers.CharField(max_length=64)
     pricing_class = serializers.ChoiceField(choices=PricingClass.choices, default=PricingClass.ON_DEMAND)
-    hourly_price = serializers.DecimalField(max_digits=12, decimal_places=4)
+    hourly_price = serializers.DecimalField(max_digits=12, decimal_places=4, min_value=0)
     effective_from = serializers.DateTimeField()
     effective_to = serializers.DateTimeField(required=False, allow_null=True, default=None)
     close_previous = serializers.BooleanField(default=False)
@@ -131,6 +137,7 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 class FocusQuerySerializer(StrictInputSerializer):
+    text_input = True  # query parameters
     month = serializers.RegexField(r"^\d{4}-\d{2}$", help_text="YYYY-MM: the billing period")
     format = serializers.ChoiceField(choices=["csv", "parquet"], default="csv")
     team = serializers.SlugField(required=False)
@@ -158,6 +165,7 @@ class NodeTokenSerializer(serializers.ModelSerializer):
 
 
 class ReportQuerySerializer(StrictInputSerializer):
+    text_input = True  # query parameters
     start = serializers.DateField(required=False)
     end = serializers.DateField(required=False)
     month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM instead of start/end")
@@ -211,9 +219,10 @@ class BudgetSerializer(serializers.Serializer):
 
 class BudgetSetSerializer(StrictInputSerializer):
     team = serializers.SlugField()
-    monthly_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
-    thresholds = serializers.ListField(child=serializers.IntegerField(), required=False, default=None,
-                                       allow_null=True)
+    monthly_amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    thresholds = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=1000), required=False,
+                                       default=None, allow_null=True, max_length=20,
+                                       help_text="Percentages of the budget that alert, e.g. [50, 80, 100]")
 
 
 class CostMonthSerializer(serializers.Serializer):

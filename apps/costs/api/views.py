@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from apps.core.api.lifecycle import ArchivableViewSetMixin
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import Forbidden, InvalidInput
-from apps.core.export import EXPORT_FORMATS, stream_rows
+from apps.core.export import EXPORT_FORMATS, started, stream_rows
 from apps.teams.authentication import ApiTokenAuthentication
 from apps.teams.choices import PlatformRole
 from apps.teams.selectors import require_platform_admin, require_platform_role, team_get_by_slug
@@ -181,7 +181,9 @@ class CostReportView(APIView):
 
     capabilities = {"get": "costs_view"}
 
-    @extend_schema(parameters=[s.ReportQuerySerializer], responses={200: s.ReportSerializer})
+    @extend_schema(parameters=[s.ReportQuerySerializer],
+                   responses={(200, "application/json"): s.ReportSerializer, (200, "text/csv"): str,
+                              (200, "application/x-ndjson"): str})
     def get(self, request):
         data = s.ReportQuerySerializer.validated(request.query_params.dict())
         start, end = report_period(data)
@@ -189,7 +191,8 @@ class CostReportView(APIView):
                                      team=data.get("team"), cluster=data.get("cluster"),
                                      share_unallocated=data["share_unallocated"])
         if data["format"] in EXPORT_FORMATS:
-            response = StreamingHttpResponse(stream_rows(rows, fmt=data["format"], columns=selectors.REPORT_COLUMNS),
+            response = StreamingHttpResponse(started(stream_rows(rows, fmt=data["format"],
+                                                                 columns=selectors.REPORT_COLUMNS)),
                                              content_type=EXPORT_FORMATS[data["format"]])
             response["Content-Disposition"] = (f'attachment; filename="costs-{data["group_by"].replace(",", "-")}-'
                                                f'{start}-{end}.{data["format"]}"')

@@ -1,8 +1,13 @@
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictInputSerializer
-from apps.deployments.choices import ClusterKind
+from apps.deployments.choices import ClusterKind, StrategyKind
 from apps.deployments.models import Cluster, ClusterNamespace, Deployment, DeploymentRevision, Job
+from apps.deployments.spec import CPU_RE, MEMORY_RE
+
+
+# A kubeconfig with embedded certificates is a few KiB; 256 KiB leaves room and bounds what is encrypted and stored.
+MAX_CREDENTIAL = 256 * 1024
 
 
 class ClusterSerializer(serializers.ModelSerializer):
@@ -32,16 +37,16 @@ class ClusterCreateSerializer(StrictInputSerializer):
     kind = serializers.ChoiceField(choices=ClusterKind.choices)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     api_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
-    kubeconfig = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    kubeconfig = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=MAX_CREDENTIAL)
     token = serializers.CharField(required=False, allow_blank=True, write_only=True)
-    ca_cert = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    ca_cert = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=MAX_CREDENTIAL)
 
 
 class ClusterCredentialsSerializer(StrictInputSerializer):
     api_url = serializers.URLField(max_length=500, required=False)
-    kubeconfig = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    kubeconfig = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=MAX_CREDENTIAL)
     token = serializers.CharField(required=False, allow_blank=True, write_only=True)
-    ca_cert = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    ca_cert = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=MAX_CREDENTIAL)
 
 
 class NamespaceSerializer(serializers.ModelSerializer):
@@ -105,6 +110,62 @@ class DeploymentSerializer(serializers.ModelSerializer):
                  "served_traffic": d.served_traffic} for d in deployment_siblings(deployment=obj)]
 
 
+class AutoscalingSerializer(StrictInputSerializer):
+    min = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    target_cpu = serializers.IntegerField(min_value=1, max_value=100, required=False, help_text="Percent")
+
+
+class ResourcesSerializer(StrictInputSerializer):
+    """What one model server asks for; apps.deployments.spec checks the rest (quantities, gpu_type with a count)."""
+
+    cpu = serializers.RegexField(CPU_RE.pattern, max_length=20, required=False,
+                                 help_text="Kubernetes CPU quantity: '500m' or '2' (at most 1024 cores)",
+                                 error_messages={"invalid": "cpu must be a Kubernetes CPU quantity such as '500m' or "
+                                                            "'2' (at most 1024 cores)."})
+    memory = serializers.RegexField(MEMORY_RE.pattern, max_length=30, required=False,
+                                    help_text="Kubernetes memory quantity: '512Mi', '2Gi' (at most 16Ti)",
+                                    error_messages={"invalid": "memory must be a quantity such as '512Mi' or '2Gi' "
+                                                               "(at most 16Ti)."})
+    gpu_type = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    gpu_count = serializers.IntegerField(min_value=0, max_value=16, required=False)
+    replicas = serializers.IntegerField(min_value=1, max_value=100, required=False,
+                                        error_messages={"min_value": "replicas must be between 1 and 100.",
+                                                        "max_value": "replicas must be between 1 and 100."})
+    autoscaling = AutoscalingSerializer(required=False, allow_null=True)
+
+
+class CanaryStepSerializer(StrictInputSerializer):
+    weight = serializers.IntegerField(min_value=1, max_value=100, help_text="Percent of traffic; steps increase to 100")
+    pause = serializers.BooleanField(required=False, help_text="Wait for a promote before the next step")
+
+
+class AbVariantSerializer(StrictInputSerializer):
+    revision = serializers.CharField(max_length=10, help_text='A revision number of this deployment, or "new"')
+    weight = serializers.IntegerField(min_value=0, max_value=100)
+
+
+class StrategySerializer(StrictInputSerializer):
+    """One object for every kind; each kind takes only its own fields (canary: steps, blue_green: auto_switch,
+    shadow: percent, ab: variants)."""
+
+    kind = serializers.ChoiceField(choices=StrategyKind.choices, error_messages={
+        "invalid_choice": f"Unknown strategy {{input!r}}; choose one of {', '.join(StrategyKind.values)}."})
+    steps = CanaryStepSerializer(many=True, required=False, max_length=20)
+    auto_switch = serializers.BooleanField(required=False)
+    percent = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    variants = AbVariantSerializer(many=True, required=False, max_length=20)
+
+
+def _plain(value):
+    """Nested validated data as plain dicts and lists (what apps.deployments.spec and the JSON columns take)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 class DeploymentCreateSerializer(StrictInputSerializer):
     team = serializers.SlugField(help_text="Team slug")
     name = serializers.SlugField(max_length=40)
@@ -112,14 +173,20 @@ class DeploymentCreateSerializer(StrictInputSerializer):
     environment = serializers.SlugField()
     cluster = serializers.SlugField()
     namespace = serializers.SlugField(required=False, allow_blank=True)
-    resources = serializers.DictField(required=False, help_text="{cpu, memory, gpu_type, gpu_count, replicas, autoscaling}")
-    strategy = serializers.DictField(required=False, help_text="{kind: rolling|canary|blue_green|shadow|ab, ...}")
+    resources = ResourcesSerializer(required=False)
+    strategy = StrategySerializer(required=False)
+
+    def validate(self, attrs):
+        return _plain(attrs)
 
 
 class DeploySerializer(StrictInputSerializer):
     model_version = serializers.IntegerField()
-    resources = serializers.DictField(required=False)
-    strategy = serializers.DictField(required=False)
+    resources = ResourcesSerializer(required=False)
+    strategy = StrategySerializer(required=False)
+
+    def validate(self, attrs):
+        return _plain(attrs)
 
 
 class ReplicateSerializer(StrictInputSerializer):
@@ -151,8 +218,8 @@ class JobCreateSerializer(StrictInputSerializer):
     team = serializers.SlugField()
     cluster = serializers.SlugField()
     image = serializers.CharField(max_length=500)
-    command = serializers.ListField(child=serializers.CharField(), allow_empty=False)
-    gpu_type = serializers.CharField(required=False, allow_blank=True, default="")
+    command = serializers.ListField(child=serializers.CharField(max_length=10_000), allow_empty=False, max_length=200)
+    gpu_type = serializers.CharField(required=False, allow_blank=True, default="", max_length=50)
     gpu_count = serializers.IntegerField(required=False, default=0, min_value=0, max_value=16)
     environment = serializers.SlugField(required=False, default="staging")
     namespace = serializers.SlugField(max_length=63, required=False, help_text="One of the team's namespaces on the "

@@ -5,9 +5,10 @@ from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from apps.core.api.parsers import StrictJSONParser
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import InvalidInput
 from apps.monitoring import filtersets, selectors, services
@@ -78,7 +79,7 @@ class ReferenceViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
     serializer_class = s.ReferenceSerializer
     filterset_class = filtersets.ReferenceFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "update_schema": "operate"}
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def select(self, *, user):
         return selectors.reference_list(user=user)
@@ -267,7 +268,7 @@ class PredictionBatchViewSet(ScopedReadOnlyViewSet):
     serializer_class = s.BatchSerializer
     filterset_class = filtersets.BatchFilterSet
     capabilities = {"list": "view", "retrieve": "view", "create": "operate"}
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def select(self, *, user):
         return selectors.batch_list(user=user)

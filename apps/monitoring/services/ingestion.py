@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.audit.services import audit_record
+from apps.core.api.fields import DATETIME_RANGE
 from apps.core.errors import Conflict, InvalidInput, NotFound
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
@@ -36,21 +37,23 @@ def _schema_for(model_version) -> dict[str, dict]:
 
 
 def _parse_ts(value):
-    if isinstance(value, datetime):
-        ts = value
-    elif isinstance(value, str):
-        try:
+    """An aware UTC datetime, or None (the row is rejected)."""
+    try:
+        if isinstance(value, datetime):
+            ts = value
+        elif isinstance(value, str):
             ts = parse_datetime(value.strip())
-        except ValueError:
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            ts = datetime.fromtimestamp(value, tz=dt_timezone.utc)
+        else:
             ts = None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        ts = datetime.fromtimestamp(value, tz=dt_timezone.utc)
-    else:
-        ts = None
-    if ts is None:
+        if ts is None:
+            return None
+        if timezone.is_naive(ts):
+            ts = ts.replace(tzinfo=dt_timezone.utc)
+        ts = ts.astimezone(dt_timezone.utc)
+    except (ValueError, OverflowError, OSError):
         return None
-    if timezone.is_naive(ts):
-        ts = ts.replace(tzinfo=dt_timezone.utc)
     return ts
 
 
@@ -58,7 +61,10 @@ def _num(value):
     if value is None or isinstance(value, bool):
         return None, value is None
     if isinstance(value, (int, float)):
-        return (float(value), True) if math.isfinite(float(value)) else (None, True)
+        try:
+            return (float(value), True) if math.isfinite(float(value)) else (None, True)
+        except OverflowError:  # an integer past float range
+            return None, False
     if isinstance(value, str):
         try:
             f = float(value)
@@ -91,6 +97,10 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
         ts = _parse_ts(row.get("timestamp"))
         if ts is None:
             reject(i, "timestamp", "missing" if row.get("timestamp") in (None, "") else "not an ISO 8601 timestamp")
+            continue
+        if not DATETIME_RANGE[0] <= ts < DATETIME_RANGE[1]:
+            # Partitions are monthly: year 9999 needs one ending in year 10000, which no datetime can say.
+            reject(i, "timestamp", f"outside {DATETIME_RANGE[0]:%Y-%m-%d} to {DATETIME_RANGE[1]:%Y-%m-%d}")
             continue
         features = row.get("features")
         if not isinstance(features, dict):
@@ -146,6 +156,12 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
             reject(i, "request_id", "wrong type: expected a string")
             continue
         error = row.get("error")
+        # Files are not parsed by the API's JSON parser, which refuses NUL; PostgreSQL text and JSONB refuse it too.
+        nul = next((name for name, value in (("request_id", request_id), ("error", error), ("prediction", prediction),
+                                             *clean.items()) if isinstance(value, str) and "\x00" in value), None)
+        if nul:
+            reject(i, nul, "contains the NUL character")
+            continue
         good.append((ts, "" if request_id is None else str(request_id)[:200], clean,
                      None if prediction is None else engine.canonical_category(prediction),
                      prediction_num, numbers["score"], numbers["latency_ms"],

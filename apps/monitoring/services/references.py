@@ -128,9 +128,41 @@ def reference_upload(*, actor, model_version, name: str, content: bytes, filenam
 
 
 @transaction.atomic
+def _value_kind(value) -> str:
+    if isinstance(value, bool):
+        return "booleans"
+    if isinstance(value, (int, float)):
+        return "numbers"
+    if isinstance(value, str):
+        return "text"
+    return "objects or lists"
+
+
+def _check_column_types(frame) -> None:
+    """Each inline column holds one kind of value: Parquet (the stored sample) and drift need a column type, and
+    "x" next to 1 has none."""
+    for name in frame.columns:
+        if frame[name].dtype != object:
+            continue
+        first_row = {}
+        for row, value in frame[name].items():
+            if value is not None and value == value:
+                first_row.setdefault(_value_kind(value), (row, value))
+        if "objects or lists" in first_row:
+            row, value = first_row["objects or lists"]
+            raise InvalidInput(f"Column '{name}' holds an object or a list (row {row}: {value!r}); give numbers, "
+                               f"text, booleans or null.", fields={"rows": [f"{name}: not a number or text"]})
+        if len(first_row) > 1:
+            seen = "; ".join(f"{kind} (row {row}: {value!r})" for kind, (row, value) in first_row.items())
+            raise InvalidInput(f"Column '{name}' mixes {seen}. Give every value of a column the same type: numbers "
+                               f"for a numeric column, text for a categorical one.",
+                               fields={"rows": [f"{name}: mixed types"]})
+
+
 def reference_from_rows(*, actor, model_version, name: str, frame, schema: list[dict] | None = None,
                         prediction: str | None = None, target: str | None = None) -> ReferenceDataset:
     """Reference data given inline (a DataFrame built from JSON rows)."""
+    _check_column_types(frame)
     return _store_reference(actor=actor, model_version=model_version, name=name, source=ReferenceSource.UPLOAD,
                             source_detail="inline rows", frame=frame, schema=schema, prediction=prediction,
                             target=target)

@@ -360,6 +360,10 @@ def run_full_report_request(*, actor, run: MonitorRun) -> MonitorRun:
     if report is not None and not report.sampled:
         raise Conflict(f"The report of run {run.pk} already covers every row.")
     reference = monitor.reference
+    if reference is None:
+        raise Conflict(f"Monitor {monitor.name} has no reference dataset now, and a full report compares the run "
+                       f"with one: set the monitor's reference (PATCH /api/v1/monitoring/monitors/{monitor.pk}/ "
+                       f"{{\"reference\": <id>}}), then ask again.")
     if run.current_rows > limit or reference.row_count > limit or (
             reference.row_count > settings.MONITORING_REPORT_SAMPLE and not reference.full_parquet):
         raise Conflict(f"A full-data report is limited to {limit:,} rows per side (this run: {run.current_rows:,} "
