@@ -90,7 +90,10 @@ seccompProfile:
   value: {{ .Values.config.logLevel | quote }}
 - name: DEPLOYMENTS_SERVER_IMAGE
   value: {{ .Values.config.modelServerImage | quote }}
-{{- range $name := list "DJANGO_SECRET_KEY" "CONTROLPLANE_FERNET_KEYS" "AUDIT_HMAC_KEYS" "AUDIT_SIGNING_KEY" "DATABASE_URL" "REDIS_URL" }}
+{{- $required := list "DJANGO_SECRET_KEY" "CONTROLPLANE_FERNET_KEYS" "AUDIT_HMAC_KEYS" "AUDIT_SIGNING_KEY" "DATABASE_URL" "REDIS_URL" }}
+{{- /* The ServiceMonitor scrapes with METRICS_TOKEN: without it every scrape would be refused. */}}
+{{- if .Values.serviceMonitor.enabled }}{{ $required = append $required "METRICS_TOKEN" }}{{ end }}
+{{- range $name := $required }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef: {name: {{ $.Values.existingSecret }}, key: {{ $name }}}
@@ -103,9 +106,11 @@ seccompProfile:
     secretKeyRef: {name: {{ .Values.existingSecret }}, key: MLFLOW_TRACKING_URI}
 {{- end }}
 {{- range $name := concat (list "METRICS_TOKEN" "REGISTRY_SIGNING_KEY" "MLFLOW_WEBHOOK_SECRET" "OIDC_CLIENT_SECRET" "CELERY_BROKER_URL" "CACHE_URL") .Values.extraSecretKeys | uniq }}
+{{- if not (has $name $required) }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef: {name: {{ $.Values.existingSecret }}, key: {{ $name }}, optional: true}
+{{- end }}
 {{- end }}
 {{- range $name, $value := .Values.config.extraEnv }}
 - name: {{ $name }}
