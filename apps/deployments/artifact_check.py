@@ -16,7 +16,7 @@ from workers.drivers import DriverUnavailable
 from . import capacity
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus
-from .transitions import deployment_transition
+from .transitions import deployment_transition, revision_transition
 
 EVENT = "deployment.artifact_changed"
 
@@ -75,8 +75,8 @@ def artifact_refusal(*, deployment, revision, actor=None) -> str | None:
         if deployment.current_revision_id != revision.pk or deployment.status not in (
                 S.PENDING, S.PROGRESSING, S.AWAITING_PROMOTION, S.PAUSED):
             return problem["message"]  # overtaken (aborted, rolled back): the next apply checks again
-        type(revision).objects.filter(pk=revision.pk).update(status=RevisionStatus.ARTIFACT_CHANGED,
-                                                             message=problem["message"][:2000])
+        revision_transition(revision=revision, to=RevisionStatus.ARTIFACT_CHANGED, actor=actor,
+                            fields={"message": problem["message"][:2000]})
         capacity.release(reason=f"revision {revision.number} refused: not the approved artifacts", revision=revision)
         stable, routed_before = deployment.stable_revision, (deployment.traffic, deployment.shadow)
         fields = {"shadow": {}, "rollout_step": -1,

@@ -4,13 +4,13 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
 from workers.drivers import ApplyFailed, DriverUnavailable
 
 from . import capacity
 from .drivers import driver_for
 from .choices import JobStatus
 from .models import Job
+from .transitions import job_transition
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def job_submit(*, job_id: int) -> str:
         return "retry later"  # the reconcile beat resubmits pending jobs
     logs = driver.job_logs_url(job=job)
     with transaction.atomic():
-        if Job.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
-                status=JobStatus.RUNNING, manifest=manifest, logs_url=logs, started_at=timezone.now(), message=""):
+        if job_transition(job=job, to=JobStatus.RUNNING, fields={"manifest": manifest, "logs_url": logs,
+                                                                   "started_at": timezone.now(), "message": ""}):
             capacity.job_running(job=job, manifest=manifest)  # its reservation becomes usage
     return "running"
 
@@ -50,13 +50,9 @@ def job_poll(*, job: Job) -> str:
 
 def _finish(job: Job, status: str, message: str) -> None:
     with transaction.atomic():
-        updated = Job.objects.filter(pk=job.pk, status__in=[JobStatus.PENDING, JobStatus.RUNNING]).update(
-            status=status, message=message[:2000], finished_at=timezone.now())
-        if updated:
-            before, job.status = job.status, status
+        if job_transition(job=job, to=status, fields={"message": message[:2000], "finished_at": timezone.now()},
+                          changes={"message": [None, message[:300]]}):
             capacity.job_finished(job=job)
-            audit_record(actor=None, action=f"job.{status}", target=job, team=job.team,
-                         changes={"status": [before, status], "message": [None, message[:300]]})
 
 
 def job_poll_all(*, statuses) -> int:

@@ -22,7 +22,7 @@ from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
 from .drivers import driver_for
 from .models import Deployment, DeploymentRevision
-from .transitions import deployment_transition
+from .transitions import deployment_transition, revision_transition, revisions_supersede
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,7 @@ def _drive(*, deployment_id: int, owner: str) -> str:
                                                        fields={"status_message": f"Applying revision {revision.number}"})
             except Conflict:
                 return "overtaken"
-        DeploymentRevision.objects.filter(pk=revision.pk, status=RevisionStatus.PENDING).update(
-            status=RevisionStatus.APPLYING)
+        revision_transition(revision=revision, to=RevisionStatus.APPLYING, expected={RevisionStatus.PENDING})
         target = workload(revision)
 
         def reached_cluster():
@@ -168,8 +167,7 @@ def _drive(*, deployment_id: int, owner: str) -> str:
                               timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS)
         except ApplyFailed as exc:
             return _fail(deployment, revision, str(exc))
-        DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.READY, ready_at=timezone.now(),
-                                                                 message="")
+        revision_transition(revision=revision, to=RevisionStatus.READY, fields={"ready_at": timezone.now(), "message": ""})
         capacity.revision_running(revision=revision)
         deployment = _fresh(deployment_id)
         if deployment.current_revision_id != revision.pk or deployment.status != S.PROGRESSING:
@@ -237,8 +235,7 @@ def retire_unused(*, deployment, revisions: dict, driver) -> None:
 
 
 def _supersede(deployment, revision) -> None:
-    (DeploymentRevision.objects.filter(deployment=deployment, status=RevisionStatus.READY)
-     .exclude(pk=revision.pk).update(status=RevisionStatus.SUPERSEDED))
+    revisions_supersede(deployment=deployment, keep=revision)
 
 
 def _describe(status, traffic, shadow) -> str:
@@ -252,7 +249,7 @@ def _describe(status, traffic, shadow) -> str:
 
 
 def _fail(deployment, revision, message: str) -> str:
-    DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.FAILED, message=message[:2000])
+    revision_transition(revision=revision, to=RevisionStatus.FAILED, fields={"message": message[:2000]})
     capacity.release(reason=f"revision {revision.number} failed", revision=revision)
     deployment = _fresh(deployment.pk)
     if deployment.current_revision_id != revision.pk:

@@ -1,18 +1,31 @@
-"""The deployment state machine: one table of allowed moves and one compare-and-set transition function.
+"""The deployments app's state machines: a table of allowed moves each, and the only functions that write a
+status (deployment, revision, job).
+
+Deployment (compare-and-set on status and lock_version):
 
 pending ──► progressing ──► healthy
    │             │  ▲  └──► awaiting_promotion ◄──► paused
    ▼             ▼  │            │
  failed ◄────────┴──┴────────────┘           healthy/failed/degraded ──► pending (a new revision)
+
+Revision: pending ──► applying ──► ready ──► superseded; pending/applying ──► failed | aborted |
+artifact_changed (ready too, when a promotion finds the artifacts changed); ready/superseded ──► pending
+when a re-apply runs its manifests again.
+
+Job: pending ──► running ──► succeeded | failed; pending ──► failed (the cluster refused it); failed ──►
+pending (retry, a new attempt).
 """
 from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.audit.transitions import transition
 from apps.core.errors import Conflict
 
 from .choices import DeploymentStatus as S
-from .models import Deployment
+from .choices import JobStatus as J
+from .choices import RevisionStatus as R
+from .models import Deployment, DeploymentRevision, Job
 
 ALLOWED: dict[str, set[str]] = {
     S.PENDING: {S.PROGRESSING, S.FAILED},
@@ -65,3 +78,45 @@ def _plain(value):
     if hasattr(value, "pk"):
         return value.pk
     return value
+
+
+REVISION_ALLOWED: dict[str, set[str]] = {
+    R.PENDING: {R.APPLYING, R.READY, R.FAILED, R.ABORTED, R.ARTIFACT_CHANGED},
+    R.APPLYING: {R.READY, R.FAILED, R.ABORTED, R.ARTIFACT_CHANGED},
+    R.READY: {R.SUPERSEDED, R.PENDING, R.ARTIFACT_CHANGED},
+    R.SUPERSEDED: {R.PENDING},
+    R.FAILED: set(),
+    R.ABORTED: set(),
+    R.ARTIFACT_CHANGED: set(),
+}
+
+
+def revision_transition(*, revision: DeploymentRevision, to: str, actor=None, expected: set[str] | None = None,
+                        fields: dict | None = None) -> bool:
+    """Move a revision to `to` when its current status allows it (and is in `expected`, when given), audited
+    as `revision.<to>` in the same transaction. False, nothing written, when it had moved elsewhere first."""
+    return transition(row=revision, to=to, allowed=REVISION_ALLOWED, action=f"revision.{to}", actor=actor,
+                      team=revision.deployment.team, expected=expected, fields=fields,
+                      changes={"revision": [None, revision.number]}) is not None
+
+
+def revisions_supersede(*, deployment: Deployment, keep: DeploymentRevision) -> None:
+    """The ready revisions other than `keep` (the one now serving everything) are superseded."""
+    for revision in DeploymentRevision.objects.filter(deployment=deployment, status=R.READY).exclude(pk=keep.pk):
+        revision_transition(revision=revision, to=R.SUPERSEDED)
+
+
+JOB_ALLOWED: dict[str, set[str]] = {
+    J.PENDING: {J.RUNNING, J.FAILED},
+    J.RUNNING: {J.SUCCEEDED, J.FAILED},
+    J.FAILED: {J.PENDING},
+    J.SUCCEEDED: set(),
+}
+
+
+def job_transition(*, job: Job, to: str, action: str | None = None, actor=None, fields: dict | None = None,
+                   changes: dict | None = None) -> str | None:
+    """Move a job to `to` when its current status allows it, audited (`job.<to>` unless `action` says otherwise)
+    in the same transaction. Returns the status it left; None, nothing written, when another writer moved it."""
+    return transition(row=job, to=to, allowed=JOB_ALLOWED, action=action or f"job.{to}", actor=actor, team=job.team,
+                      fields=fields, changes=changes)

@@ -16,7 +16,8 @@ from ..choices import ClusterKind, DeploymentStatus as S, RevisionReason, Revisi
 from ..models import Cluster, Deployment, DeploymentRevision
 from ..rollout import completion_fields, workload
 from ..spec import validate_resources, validate_strategy
-from ..transitions import ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition
+from ..transitions import (ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition, revision_transition,
+                           revisions_supersede)
 from .clusters import namespace_for
 
 DRIVE_TOPIC = "deployments.drive"
@@ -198,8 +199,7 @@ def _promote(*, actor, deployment: Deployment) -> Deployment:
 
 
 def _supersede(deployment, revision):
-    (DeploymentRevision.objects.filter(deployment=deployment, status=RevisionStatus.READY)
-     .exclude(pk=revision.pk).update(status=RevisionStatus.SUPERSEDED))
+    revisions_supersede(deployment=deployment, keep=revision)
 
 
 @transaction.atomic
@@ -229,8 +229,8 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; there is no rollout to abort.",
                        extra={"status": deployment.status})
     revision, stable = deployment.current_revision, deployment.stable_revision
-    DeploymentRevision.objects.filter(pk=revision.pk).update(status=RevisionStatus.ABORTED,
-                                                             message=f"Aborted by {actor}")
+    revision_transition(revision=revision, to=RevisionStatus.ABORTED, actor=actor,
+                        fields={"message": f"Aborted by {actor}"})
     capacity.release(reason=f"revision {revision.number} aborted", revision=revision)
     if stable is None:
         fields = {"traffic": {}, "shadow": {}, "status_message": f"Rollout of revision {revision.number} aborted; "
@@ -303,8 +303,8 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revisi
                            code="not_approved", extra={"revision": to_revision.number, "version": version.version})
         broken_glass = break_glass_reason.strip()
     if current is not None and current.status in (RevisionStatus.PENDING, RevisionStatus.APPLYING):
-        DeploymentRevision.objects.filter(pk=current.pk).update(status=RevisionStatus.ABORTED,
-                                                                message=f"Superseded by a rollback: {reason}"[:2000])
+        revision_transition(revision=current, to=RevisionStatus.ABORTED, actor=actor,
+                            fields={"message": f"Superseded by a rollback: {reason}"[:2000]})
     # The rollback supersedes any rollout in flight: what it reserved is given back.
     capacity.release(reason=f"superseded by a rollback to revision {to_revision.number}", deployment=deployment)
     revision = _new_revision(actor=actor, deployment=deployment, version=version,
@@ -385,7 +385,7 @@ def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; re-apply needs a settled deployment "
                        f"with a serving revision.", extra={"status": deployment.status})
     target = workload(deployment.stable_revision)
-    DeploymentRevision.objects.filter(pk=target.pk).update(status=RevisionStatus.PENDING)
+    revision_transition(revision=target, to=RevisionStatus.PENDING, actor=actor)
     revision = _new_revision(actor=actor, deployment=deployment, version=target.model_version,
                              resources=target.resources, strategy={"kind": StrategyKind.ROLLING},
                              reason=RevisionReason.REAPPLY, rollback_of=target, manifests=target.manifests)

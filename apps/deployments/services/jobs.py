@@ -15,6 +15,7 @@ from .. import capacity
 from ..choices import ClusterKind, JobStatus
 from ..models import Cluster, Job
 from ..spec import validate_resources
+from ..transitions import job_transition
 from .clusters import job_namespace
 
 JOB_TOPIC = "deployments.dispatch_job"
@@ -57,10 +58,11 @@ def job_retry(*, actor, job: Job) -> Job:
     if job.status != JobStatus.FAILED:
         raise Conflict(f"Job {job.name} is {job.status}; only failed jobs can be retried.")
     attempt = job.attempt + 1
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.PENDING, attempt=attempt, message="", finished_at=None)
+    job_transition(job=job, to=JobStatus.PENDING, action="job.retry", actor=actor,
+                   fields={"attempt": attempt, "message": "", "finished_at": None},
+                   changes={"attempt": [attempt - 1, attempt]})
     job.refresh_from_db()
     capacity.reserve_for_job(job=job)
-    audit_record(actor=actor, action="job.retry", target=job, team=job.team, changes={"attempt": [attempt - 1, attempt]})
     outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:{attempt}",
                    team=job.team)
     return job
