@@ -40,8 +40,14 @@ def diff(before: dict, after: dict) -> dict:
 def actor_label(actor) -> str:
     if actor is None or not getattr(actor, "is_authenticated", False):
         return "system"
+    notes = []
+    # `service_account` is the reverse accessor of apps.teams' ServiceAccount; a person has none.
+    if actor.pk is not None and hasattr(actor, "service_account"):
+        notes.append("service account")
     token_name = getattr(actor, "auth_token_name", None)
-    return f"{actor.get_username()} (token {token_name})" if token_name else actor.get_username()
+    if token_name:
+        notes.append(f"token {token_name}")
+    return f"{actor.get_username()} ({', '.join(notes)})" if notes else actor.get_username()
 
 
 def audit_record(*, actor, action: str, target=None, object_type: str | None = None, object_id=None, team=None,

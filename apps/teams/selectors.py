@@ -89,6 +89,11 @@ def require_platform_admin(*, user) -> None:
         raise _scope_forbidden(user=user, capability=Capability.ADMINISTER)
 
 
+def is_service_account(*, user) -> bool:
+    """A team's non-human principal (ServiceAccount): it acts through tokens only and never approves."""
+    return bool(user.is_authenticated and user.pk is not None and hasattr(user, "service_account"))
+
+
 def platform_roles_for(*, user) -> frozenset[str]:
     """The platform-wide roles granted to the user (a platform admin holds them all without a grant)."""
     if user.is_superuser:

@@ -16,9 +16,11 @@ from apps.core.lifecycle import delete_unreferenced, set_archived
 from apps.core.masking import MASK, mask_url
 from apps.outbox.services import outbox_enqueue
 
-from .choices import SCOPE_CAPABILITIES, Capability, PlatformRole, Role, TokenScope
-from .models import ApiToken, Membership, PlatformRoleGrant, Team, WebhookDelivery, WebhookEndpoint
-from .selectors import capabilities_for, platform_roles_for, require_capability, require_platform_admin, token_scope
+from .choices import (SCOPE_CAPABILITIES, SERVICE_ACCOUNT_ROLES, Capability, MembershipSource, PlatformRole, Role,
+                      TokenScope)
+from .models import ApiToken, Membership, PlatformRoleGrant, ServiceAccount, Team, WebhookDelivery, WebhookEndpoint
+from .selectors import (capabilities_for, is_service_account, platform_roles_for, require_capability,
+                        require_platform_admin, token_scope)
 from .throttling import login_lockout_message
 
 User = get_user_model()
@@ -77,6 +79,9 @@ def membership_add(*, actor, team: Team, username: str, role: str) -> Membership
     require_capability(user=actor, team=team, capability=Capability.ADMINISTER)
     _validate_role(role)
     user = _user_named(username)
+    if is_service_account(user=user):
+        raise Conflict(f"'{username}' is a service account of team '{user.service_account.team.slug}'; it belongs to "
+                       f"that team only. Create a service account in '{team.slug}' instead.")
     try:
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
@@ -87,10 +92,21 @@ def membership_add(*, actor, team: Team, username: str, role: str) -> Membership
     return membership
 
 
+def _check_manual(membership: Membership, verb: str) -> None:
+    if membership.source == MembershipSource.SSO:
+        raise Conflict(f"{membership.user.username}'s membership of '{membership.team.slug}' comes from SSO groups and "
+                       f"is reconciled at every login, so it can't be {verb} here; change the user's groups at the "
+                       f"identity provider, or the SSO group mappings.")
+
+
 @transaction.atomic
 def membership_change_role(*, actor, membership: Membership, role: str) -> Membership:
     require_capability(user=actor, team=membership.team, capability=Capability.ADMINISTER)
     _validate_role(role)
+    _check_manual(membership, "changed")
+    if is_service_account(user=membership.user) and role not in SERVICE_ACCOUNT_ROLES:
+        raise InvalidInput(f"A service account may only be {' or '.join(SERVICE_ACCOUNT_ROLES)}: approving and "
+                           f"administering are for people.", fields={"role": ["not for a service account"]})
     before = membership.role
     if before == role:
         return membership
@@ -103,6 +119,7 @@ def membership_change_role(*, actor, membership: Membership, role: str) -> Membe
 @transaction.atomic
 def membership_remove(*, actor, membership: Membership) -> None:
     require_capability(user=actor, team=membership.team, capability=Capability.ADMINISTER)
+    _check_manual(membership, "removed")
     audit_record(actor=actor, action="membership.remove", target=membership,
                  changes={"user": [membership.user.username, None], "role": [membership.role, None]})
     membership.delete()
@@ -138,8 +155,16 @@ def platform_role_revoke(*, actor, grant: PlatformRoleGrant) -> None:
 def api_token_create(*, actor, name: str, scope: str = TokenScope.READ,
                      expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Returns the token and its plaintext, which is never stored and can't be shown again."""
-    return _api_token_issue(actor=actor, name=name, scope=scope, expires_in_days=expires_in_days,
+    return _api_token_issue(actor=actor, owner=actor, name=name, scope=scope, expires_in_days=expires_in_days,
                             action="api_token.create")
+
+
+@transaction.atomic
+def api_token_create_for(*, actor, owner, name: str, scope: str = TokenScope.READ,
+                         expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """A token for a principal the caller manages (a service account; the caller checks that right first)."""
+    return _api_token_issue(actor=actor, owner=owner, name=name, scope=scope, expires_in_days=expires_in_days,
+                            action="service_account.token.create")
 
 
 def api_token_exchange(*, request, username: str, password: str, name: str, scope: str = TokenScope.READ,
@@ -152,14 +177,16 @@ def api_token_exchange(*, request, username: str, password: str, name: str, scop
     if user is None:
         raise Unauthenticated("Wrong username or password (or the user is deactivated).")
     with transaction.atomic():
-        token, plaintext = _api_token_issue(actor=user, name=name, scope=scope, expires_in_days=expires_in_days,
-                                            action="api_token.exchange")
+        token, plaintext = _api_token_issue(actor=user, owner=user, name=name, scope=scope,
+                                            expires_in_days=expires_in_days, action="api_token.exchange")
     # Resets the failure count and records last_login, as a login through the form does.
     user_logged_in.send(sender=user.__class__, request=request, user=user)
     return token, plaintext
 
 
-def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | None, action: str):
+def _api_token_issue(*, actor, owner, name: str, scope: str, expires_in_days: int | None, action: str):
+    """A token for `owner` (the actor, or a service account the actor administers), no more than the owner's
+    roles allow nor than the actor's own token (when the actor came with one)."""
     if not name.strip():
         raise InvalidInput("Give the token a name that says what uses it.", fields={"name": ["required"]})
     if scope not in TokenScope.values:
@@ -171,8 +198,8 @@ def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | Non
                            fields={"expires_in_days": [f"between 1 and {settings.API_TOKEN_MAX_DAYS}"]})
     # Never more than the user's roles allow anywhere (VIEW is every member's), nor more than the
     # token this request came with.
-    ceiling = capabilities_for(user=actor) | {Capability.VIEW}
-    if platform_roles_for(user=actor):
+    ceiling = capabilities_for(user=owner) | {Capability.VIEW}
+    if platform_roles_for(user=owner):
         # A platform role's writes (finance closing a month) need an admin-scoped token; such a token still
         # holds in each team no more than the user's role there, and platform-admin rights need a superuser.
         ceiling = frozenset(Capability.values)
@@ -181,7 +208,8 @@ def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | Non
         ceiling &= SCOPE_CAPABILITIES[via_scope]
     allowed = [value for value, caps in SCOPE_CAPABILITIES.items() if caps <= ceiling]
     if scope not in allowed:
-        limit = "this token's scope" if via_scope is not None else "your roles"
+        limit = ("this token's scope" if via_scope is not None else
+                 "your roles" if owner == actor else f"the roles of {owner.get_username()}")
         raise InvalidInput(f"Scope '{scope}' is more than {limit} allow; choose one of: {', '.join(allowed)}.",
                            fields={"scope": ["above the user's role"]})
     expires_at = timezone.now() + timedelta(days=days)
@@ -192,11 +220,13 @@ def _api_token_issue(*, actor, name: str, scope: str, expires_in_days: int | Non
                            fields={"expires_in_days": ["beyond the creating token's expiry"]})
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=actor, name=name.strip(), prefix=prefix, secret_hash=hash_secret(secret),
+    token = ApiToken.objects.create(user=owner, name=name.strip(), prefix=prefix, secret_hash=hash_secret(secret),
                                     scope=scope, expires_at=expires_at)
-    audit_record(actor=actor, action=action, target=token,
-                 changes={"name": [None, token.name], "prefix": [None, prefix], "scope": [None, scope],
-                          "expires_at": [None, expires_at.isoformat()]})
+    changes = {"name": [None, token.name], "prefix": [None, prefix], "scope": [None, scope],
+               "expires_at": [None, expires_at.isoformat()]}
+    if owner != actor:
+        changes["owner"] = [None, owner.get_username()]
+    audit_record(actor=actor, action=action, target=token, changes=changes)
     return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 

@@ -10,7 +10,7 @@ from apps.core.errors import Conflict, Forbidden, InvalidInput
 from apps.outbox.services import PermanentFailure, outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.models import Team
-from apps.teams.selectors import require_capability, roles_for
+from apps.teams.selectors import is_service_account, require_capability, roles_for
 from apps.teams.services import webhooks_notify
 
 from ..choices import AliasSource, Decision, MlflowPresence, PolicySource, PromotionKind, PromotionStatus
@@ -142,6 +142,7 @@ def _check_decider(request: PromotionRequest, actor) -> str:
 
     Called before any check of the request's state: a role that may not decide learns nothing about it."""
     require_capability(user=actor, team=request.team, capability=Capability.APPROVE)
+    _check_person(actor, "decide promotions")
     if request.requested_by_id == actor.pk:
         raise Forbidden("You requested this promotion; separation of duties says someone else must decide it.")
     if request.version.creator and request.version.creator == actor.get_username():
@@ -153,6 +154,12 @@ def _check_decider(request: PromotionRequest, actor) -> str:
         raise Forbidden(f"The {request.environment.name} policy of team '{request.team.slug}' lets "
                         f"{', '.join(allowed)} decide; your role is '{role}'.")
     return role
+
+
+def _check_person(actor, verb: str) -> None:
+    if is_service_account(user=actor):
+        raise Forbidden(f"'{actor.get_username()}' is a service account; separation of duties says only people "
+                        f"{verb}.", code="service_account")
 
 
 def _check_not_decided(request: PromotionRequest, actor) -> None:
@@ -246,6 +253,7 @@ def alias_revoke(*, actor, model: RegisteredModel, environment: str, reason: str
     if model.team is None:  # an unowned model has no team to check a capability in
         raise Conflict(f"'{model.name}' belongs to no team yet.")
     require_capability(user=actor, team=model.team, capability=Capability.APPROVE)
+    _check_person(actor, "revoke an alias")
     env = environment_get(name=environment)
     if not reason.strip():
         raise InvalidInput("Say why the alias is revoked (reason).", fields={"reason": ["required"]})
