@@ -8,7 +8,8 @@ Standard library only, so the system python3.11 runs it before the virtualenv ex
   services  only PostgreSQL, Redis and the databases
   run       prepare, then MLflow, migrations, demo seed, gunicorn, Celery workers (control, bulk) and beat;
             Ctrl-C stops them
-  test      prepare, Chromium for the browser tests, the CRD schemas for the driver tests, then pytest with $PYTEST_ARGS
+  test      prepare, Chromium for the browser tests, the CRD schemas for the driver tests, the OpenID Connect
+            provider for the SSO tests (npm ci), then pytest with $PYTEST_ARGS
   createdb  create the control plane and MLflow databases if missing (docker-compose uses it too)
 
 Environment: DATABASE_URL and REDIS_URL point at servers you run (then nothing is started or
@@ -619,10 +620,29 @@ def ensure_crd_schemas() -> None:
                         str(CRD_SCHEMAS / "python"), "-r", str(CRD_SCHEMAS / "kserve-requirements.txt")], check=True)
 
 
+OIDC_PROVIDER = ROOT / "tests" / "harness" / "oidc"
+
+
+def ensure_oidc_provider() -> None:
+    """The real OpenID Connect provider the SSO tests log in through (npm package oidc-provider, locked in
+    tests/harness/oidc/package-lock.json), installed test-side when missing."""
+    if (OIDC_PROVIDER / "node_modules" / "oidc-provider").exists():
+        return
+    if not shutil.which("npm"):
+        if _can_apt():
+            apt_install(["nodejs", "npm"])
+        else:
+            say("Warning: npm is missing, so the SSO tests will fail (Debian: apt-get install nodejs npm).")
+            return
+    say(f"Installing the OpenID Connect test provider in {rel(OIDC_PROVIDER)} (npm ci)")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_PROVIDER, check=True)
+
+
 def cmd_test() -> int:
     prepare()
     ensure_chromium()
     ensure_crd_schemas()
+    ensure_oidc_provider()
     args = shlex.split(os.environ.get("PYTEST_ARGS", ""))
     pytest = VENV_BIN / "pytest"
     say(f"Running {shlex.join([rel(pytest), *args])}")

@@ -5,7 +5,8 @@ from rest_framework.test import APIClient
 
 from tests.factories import TeamFactory, UserFactory, member
 
-pytest_plugins = ["tests.harness.mlflow_server", "tests.harness.redis_server", "tests.harness.http_receiver", "tests.harness.celery_worker"]
+pytest_plugins = ["tests.harness.mlflow_server", "tests.harness.redis_server", "tests.harness.http_receiver", "tests.harness.celery_worker",
+                  "tests.harness.oidc_provider"]
 
 
 @pytest.fixture

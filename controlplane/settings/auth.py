@@ -7,7 +7,10 @@ from .tasks import REDIS_URL
 AUTHENTICATION_BACKENDS = [
     # Refuses a locked-out (username, address) pair before any password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's password check, refusing users whose local password is turned off (settings/sso.py).
+    "apps.sso.backends.LocalPasswordBackend",
+    # OpenID Connect: the callback's code → tokens → a user created or updated from the claims.
+    "apps.sso.backends.OidcBackend",
 ]
 
 # Failed-attempt counters are shared by every web worker, so they live in Redis.

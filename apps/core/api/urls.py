@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("apps.teams.api.urls")),
+    path("", include("apps.sso.api.urls")),
     path("audit/", include("apps.audit.api.urls")),
     path("outbox/", include("apps.outbox.api.urls")),
     path("registry/", include("apps.registry.api.urls")),
