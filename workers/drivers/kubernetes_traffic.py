@@ -136,7 +136,9 @@ class TrafficRouting:
             else:
                 ready, settled = {}, True
                 for number in traffic:
-                    manifest = next(o for o in revisions[number].manifests if o["kind"] == "Deployment")
+                    manifest = next((o for o in revisions[number].manifests if o["kind"] == "Deployment"), None)
+                    if manifest is None:  # not a workload of this cluster kind: nothing serves it
+                        continue
                     live = self.read(manifest) or {}
                     status = live.get("status") or {}
                     ready[number] = status.get("readyReplicas", 0)
