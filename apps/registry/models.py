@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.runner import LeasedWork
+
 from .choices import (AliasSource, Decision, GateKind, GateOp, MlflowPresence, PolicySource, PromotionKind,
                       PromotionStatus, SyncStatus, SyncTrigger, TeamSource)
 
@@ -184,7 +186,7 @@ class QualityGate(models.Model):
                 "name": self.name}
 
 
-class PromotionRequest(models.Model):
+class PromotionRequest(LeasedWork):
     """A request to move an environment's alias to a version (or to remove it), and its whole decision trail."""
 
     team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="promotion_requests")
@@ -210,8 +212,8 @@ class PromotionRequest(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
-    publish_attempts = models.PositiveIntegerField(default=0)
-    publish_error = models.TextField(blank=True)
+    # Publishing is the runner's work (apps/core/runner.py, kind "registry.publish"): an approved request is due;
+    # attempts, backoff and the last error are the LeasedWork fields.
     # What is approved is these bytes: "sha256:<hex>" over the manifest {relative path: sha256} of every
     # artifact file, computed when the request was made (see artifacts.py). Every apply re-checks it.
     artifact_digest = models.CharField(max_length=80, blank=True)

@@ -1,14 +1,16 @@
 from celery import shared_task
 
-from apps.outbox.tasks import idempotent_task
-
 from . import services
 from .models import SyncRun
 
 
-@idempotent_task(services.PUBLISH_TOPIC, on_exhausted=services.promotion_publish_gave_up)
-def publish_promotion_task(*, request_id: int):
-    return services.promotion_publish(request_id=request_id)
+@shared_task(name=services.PUBLISH_TOPIC, acks_late=True)
+def publish_promotion_task(*, request_id: int, dedup_key: str = ""):
+    """Outbox topic of an approval: a wake-up hint for the runner (kind registry.publish). A lost or repeated
+    message changes nothing: the approved request is what is due, and the runner's claim lets one worker do it."""
+    from apps.core import runner
+
+    return runner.tick(services.PUBLISH_KIND, ids=[request_id])
 
 
 @shared_task(name=services.SYNC_TOPIC, acks_late=True)

@@ -37,6 +37,11 @@ def finish(lease):
         MonitorRun.objects.filter(pk=row.pk).update(status="succeeded", message=f"done by {lease.owner}")
 
 
+@pytest.fixture(autouse=True)
+def test_kinds_stay_in_their_test(monkeypatch):
+    monkeypatch.setattr(runner, "_KINDS", dict(runner._KINDS))
+
+
 @pytest.fixture
 def mon(db):
     return f.monitor(TeamFactory(slug="fraud"))
@@ -222,3 +227,26 @@ def test_kinds_are_registered_once_per_model():
                                         handler=finish, on_exhausted=_needs_attention, queue="fast"))
     with pytest.raises(LookupError, match="No work kind named"):
         runner.kind_get("test.nothing")
+
+
+def test_a_lost_wake_up_hint_delays_work_until_the_sweep(celery_worker_process, private_broker):
+    """The queued run's hint never reaches a worker (Redis lost it, the process died before on-commit): the row is
+    still due, and the beat's sweep sends a tick to the kind's queue, where a real worker does the run."""
+    from apps.core.tasks import sweep_task
+    from apps.monitoring.services import RUN_KIND
+
+    mon = f.monitor(TeamFactory(slug="fraud"))
+    f.logs(mon.model_version, f.frame(300, seed=3))
+    [row] = queued(mon)  # written without its outbox message: the hint is lost
+    time.sleep(2)
+    row.refresh_from_db()
+    assert row.status == "queued"
+
+    assert sweep_task() == {RUN_KIND: 1}  # what the beat runs every RUNNER_SWEEP_SECONDS
+    deadline = time.monotonic() + 90
+    while MonitorRun.objects.get(pk=row.pk).status != "succeeded":
+        assert time.monotonic() < deadline, MonitorRun.objects.get(pk=row.pk).progress_message
+        time.sleep(0.3)
+    row.refresh_from_db()
+    assert (row.attempts, row.lease_owner, row.current_rows) == (1, "", 300)
+    assert sweep_task() == {}  # nothing due any more

@@ -113,6 +113,8 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
     approvals = ApprovalSerializer(many=True, read_only=True)
     override_by = serializers.CharField(source="override_by.username", read_only=True, default=None)
     previous_version = serializers.IntegerField(source="previous_version.version", read_only=True, default=None)
+    # The runner's last_error under the name API clients have read since publishing could need attention.
+    publish_error = serializers.CharField(source="last_error", read_only=True)
 
     class Meta:
         model = PromotionRequest
@@ -120,7 +122,8 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
                   "status_display", "requested_by", "comment", "policy", "policy_source", "gate_results",
                   "gates_passed", "approvals",
                   "override_by", "override_reason", "override_at", "previous_version", "created_at", "expires_at",
-                  "decided_at", "published_at", "publish_attempts", "publish_error", "artifact_digest",
+                  "decided_at", "published_at", "attempts", "next_attempt_at", "last_error", "publish_error",
+                  "artifact_digest",
                   "artifact_manifest"]
 
 

@@ -6,8 +6,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import runner
 from apps.core.errors import Conflict, Forbidden, InvalidInput
-from apps.outbox.services import PermanentFailure, outbox_enqueue
+from apps.core.runner import PermanentFailure
+from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.models import Team
 from apps.teams.selectors import is_service_account, require_capability, roles_for
@@ -20,7 +22,8 @@ from ..models import AliasHolding, Approval, ModelVersion, PromotionRequest, Reg
 from ..selectors import alias_holder, effective_policy, environment_get
 from ..transitions import transition
 
-PUBLISH_TOPIC = "registry.publish_promotion"
+PUBLISH_TOPIC = "registry.publish_promotion"  # the outbox topic of the wake-up hint
+PUBLISH_KIND = "registry.publish"  # the runner's work kind (apps/registry/runner.py)
 APPROVAL_TAG = "controlplane.approval_id"
 APPROVERS_TAG = "controlplane.approvers"
 
@@ -34,10 +37,10 @@ def _notify(request: PromotionRequest, event: str, text: str) -> None:
 
 
 def _enqueue_publish(request: PromotionRequest) -> None:
-    # Each retry after a give-up is a new round of attempts, so a message (and a task receipt) of its own.
-    round_ = f":retry-{request.publish_attempts}" if request.publish_attempts else ""
+    """Wake the runner once the approval commits. A hint only: the approved row is what is due, so a lost
+    message delays the publish until the runner's sweep, it never loses it."""
     outbox_enqueue(topic=PUBLISH_TOPIC, payload={"request_id": request.pk},
-                   dedup_key=f"registry-publish:{request.pk}{round_}", team=request.team)
+                   dedup_key=f"registry-publish:{request.pk}", team=request.team)
 
 
 def _approve_final(request: PromotionRequest, *, actor, approvers: list[str]) -> PromotionRequest:
@@ -269,18 +272,23 @@ def alias_revoke(*, actor, model: RegisteredModel, environment: str, reason: str
     return _approve_final(request, actor=actor, approvers=[actor.get_username()])
 
 
-def promotion_publish(*, request_id: int) -> dict:
-    """Task body: set (or delete) the alias in MLflow, then record the new holder. Runs inside the task's
-    transaction; an MLflow error raises, rolls back, and the task retries. Setting an alias is idempotent."""
+def promotion_publish(*, request_id: int) -> str:
+    """Claim the request's publish and do it now, through the runner (what a worker does for a hint). Returns the
+    runner's outcome: done, retry, needs_attention, lease_lost, or "not due" (published, or held elsewhere)."""
+    lease = runner.claim(runner.kind_get(PUBLISH_KIND), ids=[request_id])
+    return runner.run_lease(lease) if lease is not None else "not due"
+
+
+def promotion_publish_attempt(lease: runner.Lease) -> dict:
+    """The runner's handler: set (or delete) the alias in MLflow outside any transaction (no lock across the
+    network; setting an alias is idempotent, so an attempt repeated after a lost worker does no harm), then record
+    the new holder under the lease. An MLflow error raises: the runner keeps it and retries after a backoff."""
     from .. import mlflow_api
 
-    request = (PromotionRequest.objects.select_for_update(of=("self",))
-               .select_related("version", "version__model", "environment", "team").filter(pk=request_id).first())
-    if request is None or request.status != PromotionStatus.APPROVED:
-        return {"skipped": True, "status": request.status if request else None}
+    request = (PromotionRequest.objects.select_related("version", "version__model", "environment", "team")
+               .get(pk=lease.pk))
     version, alias = request.version, request.environment.name
-    # The sync locks the model row while it reconciles aliases; holding it here keeps the two from interleaving.
-    model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    model = version.model
     approvers = _approvers(request)
     if request.kind == PromotionKind.PROMOTE:
         if version.presence != MlflowPresence.PRESENT or model.presence != MlflowPresence.PRESENT:
@@ -297,6 +305,17 @@ def promotion_publish(*, request_id: int) -> dict:
             raise
     else:
         mlflow_api.delete_alias(name=model.name, alias=alias)
+    with lease.holding() as current:
+        return _record_published(current, approvers=approvers)
+
+
+def _record_published(request: PromotionRequest, *, approvers: list[str]) -> dict:
+    """The alias history after MLflow took the alias, in the caller's transaction (the lease holds the request)."""
+    request = (PromotionRequest.objects.select_related("version", "version__model", "environment", "team")
+               .get(pk=request.pk))
+    version, alias = request.version, request.environment.name
+    # The sync locks the model row while it reconciles aliases; holding it here keeps the two writes apart.
+    model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
     now = timezone.now()
     current = AliasHolding.objects.select_for_update().filter(model=model, alias=alias, until__isnull=True).first()
     previous = current.version if current else None
@@ -327,18 +346,12 @@ def promotion_publish(*, request_id: int) -> dict:
     return {"published": request.pk, "alias": alias, "previous": previous.version if previous else None}
 
 
-@transaction.atomic
-def promotion_publish_gave_up(*, request_id: int, error: str) -> PromotionRequest | None:
-    """The publish task is out of attempts, or MLflow can't take the alias: the request needs attention,
-    with its last error, until a team admin retries it (or it is superseded). A request no longer approved
-    (published meanwhile) is left as it is."""
-    request = PromotionRequest.objects.select_for_update(of=("self",)).filter(pk=request_id).first()
-    if request is None or request.status != PromotionStatus.APPROVED:
-        return request
+def promotion_publish_gave_up(request: PromotionRequest, error: str) -> PromotionRequest:
+    """The runner's on_exhausted (in its transaction, the request locked): out of attempts, or MLflow can't take
+    the alias. The request needs attention, with its last error, until a team admin retries it."""
     request = transition(request, to=PromotionStatus.NEEDS_ATTENTION, actor=None,
                          action="registry.promotion.publish_failed",
-                         changes={"publish_error": [request.publish_error or None, error]},
-                         fields={"publish_error": error, "publish_attempts": request.publish_attempts + 1})
+                         changes={"attempts": [None, request.attempts], "publish_error": [None, error]})
     _notify(request, "registry.promotion.needs_attention",
             f"Publishing {request.version} → {request.environment.name} failed and needs attention: {error}")
     return request
@@ -354,8 +367,10 @@ def promotion_retry_publish(*, actor, request: PromotionRequest) -> PromotionReq
         raise Conflict(f"Promotion request #{request.pk} is {PromotionStatus(request.status).label.lower()}; only a "
                        f"request whose publishing needs attention can be retried.")
     request = transition(request, to=PromotionStatus.APPROVED, actor=actor, action="registry.promotion.retry_publish",
-                         changes={"publish_error": [request.publish_error, None]}, fields={"publish_error": ""})
-    _enqueue_publish(request)
+                         changes={"publish_error": [request.last_error, None]})
+    runner.retry_now(row=request, fields={"last_error": ""})
+    runner.wake(PUBLISH_KIND, ids=[request.pk])
+    request.refresh_from_db()
     return request
 
 
