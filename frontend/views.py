@@ -1,13 +1,15 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.urls import reverse
 
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
 from apps.costs.selectors import budget_alert_list
 from apps.deployments.selectors import deployment_list
-from apps.monitoring.choices import AlertStatus
-from apps.monitoring.selectors import alert_list
-from apps.registry.selectors import promotion_inbox
+from apps.monitoring.choices import AlertStatus, RunStatus
+from apps.monitoring.selectors import alert_list, run_list
+from apps.registry.choices import PromotionStatus
+from apps.registry.selectors import promotion_inbox, promotion_list
 from apps.teams.selectors import membership_list
 
 DASHBOARD_ROWS = 10
@@ -23,8 +25,24 @@ def home(request):
         "deployments": deployment_list(user=user)[:DASHBOARD_ROWS],
         "open_alerts": alert_list(user=user).exclude(status=AlertStatus.RESOLVED)[:DASHBOARD_ROWS],
         "budget_alerts": budget_alert_list(user=user)[:3],
+        "needs_attention": needs_attention(user=user),
         "recent_events": audit_event_list(user=user).select_related("team")[:DASHBOARD_ROWS],
     })
+
+
+def needs_attention(*, user) -> list[dict]:
+    """Background work of the user's teams that ran out of attempts (the runner gave up): each entity with its
+    last error and a link to its page, where Retry is."""
+    items = [{"kind": "Promotion publish", "title": f"{r.version.model.name} v{r.version.version} → {r.environment.name}",
+              "url": reverse("registry:request", args=[r.pk]), "team": r.team.slug, "error": r.last_error}
+             for r in promotion_list(user=user).filter(status=PromotionStatus.NEEDS_ATTENTION)
+             .select_related("version__model", "environment", "team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Monitor run", "title": f"{r.monitor.name} run #{r.pk}",
+               "url": reverse("monitoring:monitor", args=[r.monitor_id]), "team": r.monitor.team.slug,
+               "error": r.last_error}
+              for r in run_list(user=user).filter(status=RunStatus.NEEDS_ATTENTION)
+              .select_related("monitor__team")[:DASHBOARD_ROWS]]
+    return items
 
 
 def _is_api(request) -> bool:
