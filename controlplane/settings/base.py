@@ -196,6 +196,6 @@ MONITORING_REPORT_SAMPLE = int(env("MONITORING_REPORT_SAMPLE", "5000"))
 # A full-data Evidently report (on request) is refused above this many rows per side.
 MONITORING_FULL_REPORT_MAX_ROWS = int(env("MONITORING_FULL_REPORT_MAX_ROWS", "200000"))
 # A running monitor run whose worker has not reported progress for this long is reclaimed and run again,
-# at most MONITORING_RUN_MAX_ATTEMPTS times in all; then it fails with its last error.
+# at most MONITORING_RUN_MAX_ATTEMPTS times in all (failed attempts count too); then it needs attention.
 MONITORING_RUN_LEASE_SECONDS = int(env("MONITORING_RUN_LEASE_SECONDS", "600"))
 MONITORING_RUN_MAX_ATTEMPTS = int(env("MONITORING_RUN_MAX_ATTEMPTS", "3"))
