@@ -15,10 +15,6 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "cp_request_id"
 
 
-class PermanentFailure(Exception):
-    """Raised by a task body for an error that retrying cannot fix: the task gives up at once (on_exhausted)."""
-
-
 def outbox_enqueue(*, topic: str, payload: dict, dedup_key: str, team=None) -> OutboxMessage:
     """Write a message in the caller's transaction; it is published only if that transaction commits.
 

@@ -4,18 +4,18 @@ from celery import shared_task
 from django.db import transaction
 
 from .models import TaskReceipt
-from .services import PermanentFailure, outbox_publish_due
+from .services import outbox_publish_due
 
 
-def idempotent_task(name: str, *, on_exhausted=None, **options):
+def idempotent_task(name: str, **options):
     """A Celery task fed by the outbox: acks late, retries with backoff, and does its work once per dedup key.
 
     The receipt is written in the same transaction as the task's database effects, so a task that
     fails leaves no receipt (and is retried), and a redelivered message finds the receipt and stops.
     External calls inside the task must themselves be idempotent (set-alias, server-side apply).
 
-    Nothing gives up silently: when the last retry fails, or the body raises PermanentFailure (retrying can't
-    help), `on_exhausted(error=..., **payload)` records the failure on the entity (its needs-attention state).
+    Work that must never give up silently belongs on the runner (apps/core/runner.py) instead: its rows keep
+    their attempts and last error, and end in a visible needs-attention state.
     """
     options = {
         "acks_late": True,
@@ -31,19 +31,11 @@ def idempotent_task(name: str, *, on_exhausted=None, **options):
         @shared_task(name=name, bind=True, **options)
         @functools.wraps(fn)
         def task(self, *, dedup_key: str, **payload):
-            try:
-                with transaction.atomic():
-                    _, created = TaskReceipt.objects.get_or_create(dedup_key=dedup_key, defaults={"task_name": name})
-                    if not created:
-                        return {"status": "duplicate", "dedup_key": dedup_key}
-                    result = fn(**payload)
-            except Exception as exc:
-                if on_exhausted is None or not (isinstance(exc, PermanentFailure)
-                                                or self.request.retries >= self.max_retries):
-                    raise
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                on_exhausted(error=error, **payload)
-                return {"status": "gave_up", "dedup_key": dedup_key, "error": error}
+            with transaction.atomic():
+                _, created = TaskReceipt.objects.get_or_create(dedup_key=dedup_key, defaults={"task_name": name})
+                if not created:
+                    return {"status": "duplicate", "dedup_key": dedup_key}
+                result = fn(**payload)
             return {"status": "done", "dedup_key": dedup_key, "result": result}
 
         return task
