@@ -27,6 +27,7 @@ Three ways in, one write path (`_write_model`):
 Whichever read a model last wins: a write whose read began before the one already written is skipped.
 """
 import logging
+import time
 from datetime import datetime, timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
@@ -43,9 +44,11 @@ from .services import team_tag_warning
 
 logger = logging.getLogger(__name__)
 
-# MLflow stamps `last_updated_timestamp` before its transaction commits, and its workers' clocks may differ a
-# little: each watermark pass re-lists the last minute before the watermark (unchanged models are skipped).
-WATERMARK_OVERLAP_MS = 60_000
+# The watermark is the MLflow timestamp below which a pass has seen every change: the time its reading began,
+# less this margin, because MLflow stamps `last_updated_timestamp` before its transaction commits and its clock may
+# run a little behind ours. So each pass re-reads the last minute (unchanged models are skipped without a write);
+# a change stamped earlier than that and committed later still is found by the hourly complete pass.
+WATERMARK_MARGIN_MS = 60_000
 
 
 def _ts(millis) -> datetime | None:
@@ -63,8 +66,9 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
     warnings: list[dict] = []
     try:
         c = mlflow_api.client()
+        watermark = int(time.time() * 1000) - WATERMARK_MARGIN_MS
         if run.since_watermark is not None:
-            watermark = _watermark_pass(c, run=run, counts=counts, warnings=warnings)
+            watermark = max(watermark, _watermark_pass(c, run=run, counts=counts, warnings=warnings))
             _succeed(run, counts=counts, warnings=warnings, watermark=watermark)
             run.refresh_from_db()
             return run
@@ -72,7 +76,6 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
         teams = {t.slug: t for t in Team.objects.all()}
         listed_at = timezone.now()
         mlflow_models = list(mlflow_api.iter_registered_models(c))
-        watermark = max((rm.last_updated_timestamp or 0 for rm in mlflow_models), default=0)
         _progress(run, f"listing versions of {len(mlflow_models)} models", counts)
         by_model: dict[str, list] = {}
         for mv in mlflow_api.iter_all_model_versions(c):
@@ -109,7 +112,7 @@ def _succeed(run: SyncRun, *, counts: dict, warnings: list, watermark: int) -> N
 
 
 def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
-    """Sync the models whose `last_updated_timestamp` moved since `run.since_watermark`; returns the new watermark.
+    """Sync the models whose `last_updated_timestamp` is at or after `run.since_watermark`; returns that watermark.
 
     With nothing changed this is one page of MLflow's model search and one query here: no write at all.
     """
@@ -117,17 +120,16 @@ def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
     since = run.since_watermark
     moved = []
     for rm in mlflow_api.iter_registered_models_newest_first(c):
-        if (rm.last_updated_timestamp or 0) < since - WATERMARK_OVERLAP_MS:
+        if (rm.last_updated_timestamp or 0) < since:
             break
         moved.append(rm)
-    watermark = max([since, *(rm.last_updated_timestamp or 0 for rm in moved)])
     known = {name: (presence, updated) for name, presence, updated in RegisteredModel.objects.filter(
         name__in=[rm.name for rm in moved]).values_list("name", "presence", "mlflow_updated_at")}
     changed = [rm for rm in moved
                if known.get(rm.name) != (MlflowPresence.PRESENT, _ts(rm.last_updated_timestamp))]
     counts["models_listed"] = len(moved)
     if not changed:
-        return watermark
+        return since
     teams = {t.slug: t for t in Team.objects.all()}
     for index, rm in enumerate(changed, 1):
         listed = list(mlflow_api.iter_model_versions(c, rm.name))
@@ -137,7 +139,7 @@ def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
             warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
                              "tag": model.tags.get("team", "")})
         _progress(run, f"{index}/{len(changed)} changed models", counts)
-    return watermark
+    return since
 
 
 def sync_model(*, name: str) -> RegisteredModel | None:
