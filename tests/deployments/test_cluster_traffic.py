@@ -237,9 +237,11 @@ def test_same_spec_on_two_clusters_shows_each_clusters_split(kube_server, engine
         plain = kube_cluster(url=second.url, team=team, name="us-east")
         deployment = _drive(deployment_create(actor=engineer, team=team, name="fraud", model_version=versions[0],
                                               environment=staging, cluster=gateway, resources=ONE_POD))
-        response = client_for(engineer).post(f"{URL}{deployment.pk}/replicate/", {"cluster": "us-east"}, format="json")
-        assert response.status_code == 201, response.json()
-        sibling = Deployment.objects.get(pk=response.json()["id"])
+        client.force_login(engineer)
+        response = client.post(reverse("deployments:control", kwargs={"pk": deployment.pk, "verb": "replicate"}),
+                               {"cluster": "us-east"})
+        sibling = Deployment.objects.get(sibling_of=deployment)
+        assert response.status_code == 302 and response.url == reverse("deployments:detail", kwargs={"pk": sibling.pk})
         assert (sibling.name, sibling.cluster, sibling.sibling_of) == ("fraud-us-east", plain, deployment)
         assert client_for(engineer).post(f"{URL}{deployment.pk}/replicate/", {"cluster": "us-east"},
                                          format="json").status_code == 409
@@ -258,7 +260,6 @@ def test_same_spec_on_two_clusters_shows_each_clusters_split(kube_server, engine
         data = client_for(engineer).get(f"{URL}{deployment.pk}/").json()
         assert [(s["name"], s["cluster"], s["served_traffic"]["split"]) for s in data["siblings"]] == [
             ("fraud-us-east", "us-east", {"1": 50, "2": 50})]
-        client.force_login(engineer)
         page = client.get(reverse("deployments:detail", kwargs={"pk": sibling.pk})).content.decode()
         assert 'id="siblings"' in page and "eu-west" in page and "r1 90 %, r2 10 %" in page
     finally:
