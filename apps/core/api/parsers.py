@@ -1,7 +1,7 @@
 """The JSON every API body is parsed with: besides DRF's rules (no NaN/Infinity), no value that no column, JSONB
 document or numeric type here can hold, refused with the path to it:
 
-- a NUL character (PostgreSQL text and JSONB refuse U+0000) in any string or key;
+- a NUL character (PostgreSQL text and JSONB refuse U+0000) or a lone surrogate (not UTF-8) in any string or key;
 - an integer outside 64 bits (pandas, pyarrow and bigint columns overflow);
 - a float that overflowed to infinity (1e400).
 """
@@ -15,7 +15,19 @@ MAX_DEPTH = 64
 
 
 def _where(path: str) -> str:
-    return path or "body"
+    """The path as printable text: the error is echoed (and may be stored), so it must not carry what it refuses."""
+    return (path or "body").replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_text(value: str) -> bool:
+    """No NUL and no lone surrogate (JSON can write one as "\\ud800"; no UTF-8 column can store it)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_json_values(value, path: str = "", depth: int = 0) -> None:
@@ -23,8 +35,9 @@ def check_json_values(value, path: str = "", depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise exceptions.ValidationError({_where(path): [f"Nested more than {MAX_DEPTH} levels deep."]})
     if isinstance(value, str):
-        if "\x00" in value:
-            raise exceptions.ValidationError({_where(path): ["Text may not contain the NUL character (\\u0000)."]})
+        if not _is_text(value):
+            raise exceptions.ValidationError({_where(path): [
+                "Text may not contain the NUL character (\\u0000) or a lone surrogate (\\ud800-\\udfff)."]})
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):

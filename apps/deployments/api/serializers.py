@@ -68,7 +68,7 @@ class NamespaceCreateSerializer(StrictInputSerializer):
 
 class RevisionSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
-    rollback_of = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    rollback_of = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
 
     class Meta:
         model = DeploymentRevision
@@ -85,9 +85,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
     cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    current_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    stable_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
-    warm_revision = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    current_revision = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    stable_revision = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    warm_revision = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     break_glass = serializers.JSONField(read_only=True, allow_null=True,
                                         help_text="{revision, reason, by} while a break-glass rollback serves")
     served_traffic = serializers.JSONField(read_only=True, help_text=(

@@ -27,7 +27,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MembershipCreateSerializer(StrictInputSerializer):
     team = serializers.SlugField(help_text="Team slug")
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)  # auth.User.username
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -45,7 +45,7 @@ class PlatformRoleGrantSerializer(serializers.ModelSerializer):
 
 
 class PlatformRoleGrantCreateSerializer(StrictInputSerializer):
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)  # auth.User.username
     role = serializers.ChoiceField(choices=PlatformRole.choices)
 
 
@@ -71,7 +71,7 @@ class ApiTokenCreateSerializer(StrictInputSerializer):
 
 
 class TokenExchangeSerializer(ApiTokenCreateSerializer):
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)  # auth.User.username
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
     name = serializers.CharField(max_length=100, default="command line")
 
@@ -108,7 +108,7 @@ class WebhookEndpointCreateSerializer(StrictInputSerializer):
 
 
 class MeSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)  # auth.User.username
     is_platform_admin = serializers.BooleanField()
     platform_roles = serializers.ListField(child=serializers.CharField(),
                                            help_text="Platform-wide roles (finance); a platform admin holds them all")
