@@ -19,9 +19,6 @@ NOT_YET_TRANSITIONS = {
         "monitor runs are recorded under the runner's lease: queued → running is not audited, and the result "
         "(succeeded / not enough data) is set on the instance and saved with an audited monitoring.run.finish "
         "event, without checking RUN_ALLOWED; to move onto run_transition")),
-    "apps/costs/services/admission.py": (3, (
-        "GPU reservations are released or consumed in bulk (compare-and-set on reserved) inside the deployment "
-        "or job transition that causes it, which is audited; only expiry is audited on its own")),
     "apps/registry/sync.py": (2, (
         "a sync run's own progress record (running → succeeded | failed), written by the single sync that holds "
         "the sync lock; not audited")),

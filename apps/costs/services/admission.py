@@ -25,13 +25,13 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from apps.audit.services import audit_record
 from apps.core.errors import InvalidInput
 from apps.core.lifecycle import require_active
 
 from ..choices import PricingClass, ReservationStatus
 from ..errors import AdmissionRefused
 from ..models import Cohort, GpuAllocation, GpuReservation, GpuType, Quota
+from ..transitions import reservation_expire, reservations_move
 from .lookups import _gpu_hours_between, _in_use, _reserved, cluster_resolve, gpu_type_resolve, month_start, price_at
 from .allocations import allocation_start
 
@@ -182,13 +182,7 @@ def _expire_reservations(*, team, gtype: GpuType) -> int:
     for reservation in GpuReservation.objects.filter(team=team, gpu_type=gtype, status=ReservationStatus.RESERVED,
                                                      expires_at__lte=now):
         reason = f"timed out: the work did not start by {reservation.expires_at.isoformat()}"
-        if not GpuReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.RESERVED).update(
-                status=ReservationStatus.RELEASED, closed_at=now, close_reason=reason[:200]):
-            continue
-        count += 1
-        audit_record(actor=None, action="costs.reservation.expire", target=reservation, team=team,
-                     changes={"status": [ReservationStatus.RESERVED, ReservationStatus.RELEASED],
-                              "gpus": [reservation.gpu_count, 0], "reason": [None, reason]})
+        count += reservation_expire(reservation=reservation, reason=reason)
     return count
 
 
@@ -233,8 +227,8 @@ def reservations_release(*, reason: str, deployment_id: int | None = None, revis
                          job_id: int | None = None) -> int:
     """Give back what admitted work reserved and will not use (failed, aborted, superseded, torn down).
     Idempotent; not audited on its own: the deployment or job transition that causes it is."""
-    return _reservations(deployment_id=deployment_id, revision_id=revision_id, job_id=job_id).update(
-        status=ReservationStatus.RELEASED, closed_at=timezone.now(), close_reason=reason[:200])
+    return reservations_move(_reservations(deployment_id=deployment_id, revision_id=revision_id, job_id=job_id),
+                             to=ReservationStatus.RELEASED, reason=reason)
 
 
 @transaction.atomic
@@ -249,8 +243,8 @@ def allocation_start_reserved(*, team, cluster, gpu_type, gpu_count: int, revisi
     borrowed = min(sum(r.borrowed for r in reservations), gpu_count)
     started = allocation_start(team=team, cluster=cluster, gpu_type=gpu_type, gpu_count=gpu_count,
                                borrowed=borrowed, revision_id=revision_id, **allocation)
-    GpuReservation.objects.filter(pk__in=[r.pk for r in reservations]).update(
-        status=ReservationStatus.CONSUMED, closed_at=timezone.now(), close_reason=f"allocation {started.pk}")
+    reservations_move(GpuReservation.objects.filter(pk__in=[r.pk for r in reservations]),
+                      to=ReservationStatus.CONSUMED, reason=f"allocation {started.pk}")
     return started
 
 
