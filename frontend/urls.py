@@ -1,4 +1,5 @@
 """UI routes: each app's views.py is mounted here under its own prefix."""
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from apps.sso import views as sso_views
@@ -7,7 +8,7 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", sso_views.LoginView.as_view(), name="login"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", sso_views.logout, name="logout"),
     path("sso/", include(("apps.sso.urls", "sso"))),
     path("registry/", include(("apps.registry.urls", "registry"))),

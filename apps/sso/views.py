@@ -4,7 +4,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import auth, messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpResponseRedirect
@@ -22,21 +21,8 @@ from .errors import LoginRefused, ProviderUnavailable
 from .provider import provider_metadata, sso_enabled
 
 
-def login_options() -> dict:
-    """What the login page offers: the SSO button, and the password form for everyone or platform admins only."""
-    return {"sso_enabled": sso_enabled(), "sso_provider_name": settings.OIDC_PROVIDER_NAME,
-            "password_login": settings.LOCAL_PASSWORD_LOGIN or settings.LOCAL_ADMIN_LOGIN,
-            "password_login_admins_only": not settings.LOCAL_PASSWORD_LOGIN}
-
-
-class LoginView(auth_views.LoginView):
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(**kwargs) | login_options()
-
-
 def _login_failed(request, exc: DomainError, *, title: str = "Single sign-on failed"):
-    return render(request, "sso/login_failed.html", {"title": title, "reason": exc.message, **login_options()},
-                  status=exc.status_code)
+    return render(request, "sso/login_failed.html", {"title": title, "reason": exc.message}, status=exc.status_code)
 
 
 class OidcLoginView(OIDCAuthenticationRequestView):

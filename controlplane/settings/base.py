@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.teams.context_processors.current_team_context",
+                "apps.sso.context_processors.login_options",
                 "csp.context_processors.nonce",
             ],
         },
