@@ -10,7 +10,8 @@ from apps.monitoring.choices import AlertStatus, RunStatus
 from apps.monitoring.selectors import alert_list, run_list
 from apps.registry.choices import PromotionStatus
 from apps.registry.selectors import promotion_inbox, promotion_list
-from apps.teams.selectors import membership_list
+from apps.teams.choices import NotificationStatus
+from apps.teams.selectors import membership_list, webhook_notification_list
 
 DASHBOARD_ROWS = 10
 
@@ -42,6 +43,10 @@ def needs_attention(*, user) -> list[dict]:
                "error": r.last_error}
               for r in run_list(user=user).filter(status=RunStatus.NEEDS_ATTENTION)
               .select_related("monitor__team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Webhook notification", "title": f"{n.endpoint.name}: {n.event}",
+               "url": reverse("teams:settings") + "#webhook-attention", "team": n.endpoint.team.slug,
+               "error": n.last_error}
+              for n in webhook_notification_list(user=user, status=NotificationStatus.NEEDS_ATTENTION)[:DASHBOARD_ROWS]]
     return items
 
 

@@ -6,4 +6,4 @@ class TeamsConfig(AppConfig):
     label = "teams"
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+        from . import runner, schema  # noqa: F401  (registers the runner's work kinds; the token scheme with drf-spectacular)

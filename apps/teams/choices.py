@@ -63,3 +63,13 @@ class DeliveryOutcome(models.TextChoices):
     REJECTED = "rejected", "Rejected by the receiver"  # 4xx other than 429: not retried
     FAILED = "failed", "Failed, retried"  # 5xx, 429, timeout, connection error: retried with backoff
     REFUSED = "refused", "Refused by the SSRF guard"  # forbidden address or a redirect: never sent or followed
+
+
+class NotificationStatus(models.TextChoices):
+    """A webhook notification to one endpoint, delivered by the runner (every attempt is in the delivery log)."""
+    PENDING = "pending", "Pending"  # due, or waiting out the backoff after a failed attempt
+    DELIVERED = "delivered", "Delivered"
+    REJECTED = "rejected", "Rejected by the receiver"
+    REFUSED = "refused", "Refused by the SSRF guard"
+    SKIPPED = "skipped", "Not sent: the endpoint is disabled"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"

@@ -5,8 +5,9 @@ from django.utils import timezone
 from apps.core import crypto
 from apps.core.lifecycle import Archivable
 from apps.core.masking import mask_url
+from apps.core.runner import LeasedWork
 
-from .choices import DeliveryOutcome, MembershipSource, PlatformRole, Role, TokenScope
+from .choices import DeliveryOutcome, MembershipSource, NotificationStatus, PlatformRole, Role, TokenScope
 
 
 class Team(Archivable):
@@ -152,6 +153,31 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team}: {self.name}"
+
+
+class WebhookNotification(LeasedWork):
+    """One notification owed to one endpoint: written in the transaction of the change it reports, delivered by
+    the runner (kind teams.webhook; apps/teams/notifications.py). Its attempts are logged in WebhookDelivery."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=100)
+    body = models.JSONField(default=dict)
+    delivery_key = models.CharField(max_length=255, unique=True, help_text="One notification per change and endpoint")
+    status = models.CharField(max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="teams_notification_due_idx")]
+
+    @property
+    def team(self):
+        return self.endpoint.team
+
+    @property
+    def team_id(self):
+        return self.endpoint.team_id
 
 
 class WebhookDelivery(models.Model):

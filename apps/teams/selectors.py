@@ -212,3 +212,12 @@ def webhook_delivery_list(*, user, endpoint=None) -> QuerySet:
     deliveries = scope_to_teams(WebhookDelivery.objects.select_related("endpoint"), user=user,
                                 capability=Capability.ADMINISTER, field="endpoint__team")
     return deliveries if endpoint is None else deliveries.filter(endpoint=endpoint)
+
+
+def webhook_notification_list(*, user, status: str | None = None) -> QuerySet:
+    """Notifications owed to the webhooks the user administers (the runner delivers them), newest first."""
+    from .models import WebhookNotification
+
+    notifications = scope_to_teams(WebhookNotification.objects.select_related("endpoint__team"), user=user,
+                                   capability=Capability.ADMINISTER, field="endpoint__team")
+    return notifications if status is None else notifications.filter(status=status)

@@ -18,7 +18,8 @@ from apps.outbox.services import outbox_enqueue
 
 from .choices import (SCOPE_CAPABILITIES, SERVICE_ACCOUNT_ROLES, Capability, MembershipSource, PlatformRole, Role,
                       TokenScope)
-from .models import ApiToken, Membership, PlatformRoleGrant, ServiceAccount, Team, WebhookDelivery, WebhookEndpoint
+from .models import (ApiToken, Membership, PlatformRoleGrant, ServiceAccount, Team, WebhookDelivery, WebhookEndpoint,
+                     WebhookNotification)
 from .selectors import (capabilities_for, is_service_account, platform_roles_for, require_capability,
                         require_platform_admin, token_scope)
 from .throttling import login_lockout_message
@@ -312,12 +313,13 @@ def webhooks_notify(*, team: Team, event: str, text: str, data: dict, key: str) 
     queued = 0
     for endpoint in team.webhooks.filter(active=True):
         if endpoint.wants(event):
-            outbox_enqueue(
-                topic="teams.deliver_webhook",
-                payload={"endpoint_id": endpoint.pk, "event": event, "body": {"text": text, "event": event, **data}},
-                dedup_key=f"webhook:{endpoint.pk}:{event}:{key}",
-                team=team,
-            )
+            body, delivery_key = {"text": text, "event": event, **data}, f"webhook:{endpoint.pk}:{event}:{key}"
+            # The row is the notification the runner owes (kind teams.webhook); the message only wakes it.
+            WebhookNotification.objects.get_or_create(delivery_key=delivery_key,
+                                                      defaults={"endpoint": endpoint, "event": event, "body": body})
+            outbox_enqueue(topic="teams.deliver_webhook",
+                           payload={"endpoint_id": endpoint.pk, "event": event, "body": body},
+                           dedup_key=delivery_key, team=team)
             queued += 1
     return queued
 

@@ -13,5 +13,7 @@ urlpatterns = [
     path("webhooks/create", views.webhook_create, name="webhook-create"),
     path("webhooks/<int:webhook_id>/delete", views.webhook_delete, name="webhook-delete"),
     path("webhooks/<int:webhook_id>/rotate-secret", views.webhook_rotate_secret, name="webhook-rotate-secret"),
+    path("webhooks/<int:webhook_id>/retry-notifications", views.webhook_retry_notifications,
+         name="webhook-retry-notifications"),
     path("outbox/<uuid:message_id>/requeue", views.outbox_message_requeue, name="outbox-requeue"),
 ]

@@ -10,7 +10,8 @@ from apps.outbox.selectors import outbox_message_list
 from apps.outbox.services import outbox_requeue
 
 from . import selectors, services
-from .choices import Capability, Role, TokenScope
+from .choices import Capability, NotificationStatus, Role, TokenScope
+from .notifications import notifications_retry
 
 
 @login_required
@@ -28,6 +29,8 @@ def settings_page(request):
         "token_max_days": settings.API_TOKEN_MAX_DAYS,
         "webhooks": selectors.webhook_list(user=request.user),
         "webhook_deliveries": selectors.webhook_delivery_list(user=request.user)[:20],
+        "webhook_attention": selectors.webhook_notification_list(user=request.user,
+                                                                 status=NotificationStatus.NEEDS_ATTENTION)[:50],
         "new_webhook_secret": request.session.pop("new_webhook_secret", None),
         "new_token": request.session.pop("new_token", None),
         "dead_letters": (outbox_message_list(user=request.user).filter(status=OutboxStatus.DEAD)[:50]
@@ -156,6 +159,14 @@ def webhook_delete(request, webhook_id: int):
         services.webhook_delete(actor=request.user,
                                 endpoint=selectors.webhook_get(user=request.user, webhook_id=webhook_id))
     return _run(request, act, "Webhook removed.")
+
+
+@login_required
+@require_POST
+def webhook_retry_notifications(request, webhook_id: int):
+    def act():
+        notifications_retry(actor=request.user, endpoint=selectors.webhook_get(user=request.user, webhook_id=webhook_id))
+    return _run(request, act, "The webhook's failed notifications are sent again.")
 
 
 @login_required

@@ -4,9 +4,9 @@ import time
 import pytest
 from django.db import transaction
 
-from apps.outbox.models import OutboxMessage, TaskReceipt
+from apps.outbox.models import OutboxMessage
 from apps.outbox.services import _publish
-from apps.teams.models import WebhookDelivery
+from apps.teams.models import WebhookDelivery, WebhookNotification
 from apps.teams.services import webhooks_notify
 from apps.teams.tasks import deliver_webhook_task
 from tests.factories import TeamFactory, WebhookEndpointFactory
@@ -33,16 +33,22 @@ def test_task_run_twice_with_the_same_key_posts_once(http_receiver):
 
 
 @pytest.mark.django_db
-def test_failed_delivery_leaves_no_receipt_so_the_retry_runs(http_receiver):
+def test_a_failed_delivery_stays_due_so_the_retry_runs(http_receiver):
+    # Deliveries are the runner's (kind teams.webhook): a failure keeps the notification pending with its error
+    # and a backoff; before the runner, the task raised and Celery retried it.
     endpoint = WebhookEndpointFactory(url=http_receiver.url)
     http_receiver.status = 503
     kwargs = {"endpoint_id": endpoint.pk, "event": "demo.event", "body": {"text": "hi"}, "dedup_key": "k-2"}
-    result = deliver_webhook_task.apply(kwargs=kwargs, throw=False)
-    assert result.state in {"RETRY", "FAILURE"}
-    assert not TaskReceipt.objects.filter(dedup_key="k-2").exists()
+    assert deliver_webhook_task.apply(kwargs=kwargs).get()["result"] == "pending"
+    notification = WebhookNotification.objects.get(delivery_key="k-2")
+    assert notification.attempts == 1 and "503" in notification.last_error and notification.next_attempt_at
     http_receiver.status = 200
-    assert deliver_webhook_task.apply(kwargs=kwargs).get()["status"] == "done"
+    WebhookNotification.objects.filter(pk=notification.pk).update(next_attempt_at=None)  # the backoff passed
+    assert deliver_webhook_task.apply(kwargs=kwargs).get() == {"status": "done", "dedup_key": "k-2",
+                                                                "result": "delivered"}
     assert WebhookDelivery.objects.filter(endpoint=endpoint, outcome="delivered").count() == 1
+    assert list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("attempt")
+                .values_list("attempt", "outcome")) == [(1, "failed"), (2, "delivered")]
 
 
 def test_redelivered_message_has_one_effect_through_a_real_worker(celery_worker_process, http_receiver, private_broker):

@@ -7,8 +7,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.core import crypto
 from apps.deployments.models import Cluster
-from apps.outbox.models import TaskReceipt
-from apps.teams.models import WebhookDelivery, WebhookEndpoint
+from apps.teams.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from apps.teams.tasks import deliver_webhook_task
 from tests.factories import WebhookEndpointFactory
 
@@ -55,7 +54,7 @@ def test_delivery_to_an_internal_address_is_refused_and_logged(http_receiver, no
     assert http_receiver.requests == []
     row = WebhookDelivery.objects.get(endpoint=endpoint)
     assert row.outcome == "refused" and row.status_code is None and "is a loopback address" in row.error
-    assert TaskReceipt.objects.filter(dedup_key="k").exists()  # final: not retried
+    assert WebhookNotification.objects.get(delivery_key="k").status == "refused"  # final: not retried
 
 
 def test_redirect_is_not_followed(http_receiver):

@@ -11,6 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent
+from apps.teams.models import WebhookNotification
 from apps.teams.tasks import deliver_webhook_task
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ def create_webhook(client, team, url):
 
 
 def deliver(endpoint_id, key="change-1"):
-    """Run the delivery task here; a retry runs at once (Celery's eager mode skips the backoff)."""
+    """Run the delivery task here (what a worker does with the outbox's wake-up hint)."""
     return deliver_webhook_task.apply(kwargs={"endpoint_id": endpoint_id, "event": "registry.approve",
                                               "body": {"text": "approved"}, "dedup_key": key}, throw=False)
 
@@ -87,6 +88,8 @@ def test_every_attempt_is_logged_with_outcome_status_and_latency(client, client_
     api = client_for(team_admin)
     created = create_webhook(api, team, http_receiver.url.replace("/hook", SECRET_PATH))
     http_receiver.statuses = [503]
+    assert deliver(created["id"]).get()["result"] == "pending"  # the runner retries after a backoff
+    WebhookNotification.objects.filter(delivery_key="change-1").update(next_attempt_at=None)  # the backoff passed
     assert deliver(created["id"]).get()["result"] == "delivered"
     assert http_receiver.requests[-1]["path"] == SECRET_PATH
     assert "The receiver answered 503." in caplog.text and SECRET_PATH not in caplog.text  # the retry's log line

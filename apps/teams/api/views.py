@@ -114,7 +114,8 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
     serializer_class = s.WebhookEndpointSerializer
     filterset_class = WebhookEndpointFilterSet
     capabilities = {"list": "administer", "retrieve": "administer", "create": "administer",
-                    "destroy": "administer", "rotate_secret": "administer", "deliveries": "administer"}
+                    "destroy": "administer", "rotate_secret": "administer", "deliveries": "administer",
+                    "retry_notifications": "administer"}
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def select(self, *, user):
@@ -144,6 +145,14 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, S
         """The delivery log: one row per attempt (outcome, HTTP status, latency, error), newest first."""
         page = self.paginate_queryset(selectors.webhook_delivery_list(user=request.user, endpoint=self.get_object()))
         return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="retry-notifications")
+    def retry_notifications(self, request, pk=None):
+        """Send again every notification of this endpoint that needs attention (its attempts ran out; audited)."""
+        from apps.teams.notifications import notifications_retry
+
+        return Response({"retried": notifications_retry(actor=request.user, endpoint=self.get_object())})
 
 
 class TokenExchangeView(APIView):

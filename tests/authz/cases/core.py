@@ -80,6 +80,8 @@ CASES: dict[str, Case] = {
     "api:webhook-detail": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
     "api:webhook-rotate-secret": Case(make=lambda team, actor: WebhookEndpointFactory(team=team), success={"post": 200}),
     "api:webhook-deliveries": Case(make=lambda team, actor: WebhookEndpointFactory(team=team)),
+    "api:webhook-retry-notifications": Case(make=lambda team, actor: WebhookEndpointFactory(team=team),
+                                            success={"post": 200}),
     "api:allowed-network-list": Case(
         make=_allowed_network, body={"post": lambda team, obj: {"cidr": "10.8.0.0/16", "reason": "relay"}},
     ),
