@@ -22,3 +22,11 @@ def sweep_task():
             tick_task.apply_async(kwargs={"kind": kind.name}, queue=kind.queue, retry=False)
             sent[kind.name] = due
     return sent
+
+
+@shared_task(name="core.purge_idempotency_keys", acks_late=True)
+def purge_idempotency_keys_task():
+    """Beat: forget Idempotency-Key answers after their 24 hours (apps/core/api/idempotency.py)."""
+    from .api.idempotency import idempotency_purge
+
+    return idempotency_purge()
