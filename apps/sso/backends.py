@@ -58,6 +58,11 @@ class OidcBackend(OIDCAuthenticationBackend):
         try:
             return super().authenticate(request, **kwargs)
         except requests.RequestException as exc:
+            response = getattr(exc, "response", None)
+            if response is not None and 400 <= response.status_code < 500:  # it answered: the code or client is refused
+                raise LoginRefused(f"{settings.OIDC_PROVIDER_NAME} (the identity provider) refused the login: "
+                                   f"{_describe(exc)} Start again; if it repeats, check OIDC_CLIENT_ID, "
+                                   f"OIDC_CLIENT_SECRET and OIDC_TOKEN_AUTH_METHOD.") from exc
             raise ProviderUnavailable(f"{settings.OIDC_PROVIDER_NAME} (the identity provider) failed the login: "
                                       f"{_describe(exc)}") from exc
 

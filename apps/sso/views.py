@@ -43,6 +43,10 @@ class OidcLoginView(OIDCAuthenticationRequestView):
         return super().get(request)
 
 
+UNKNOWN_LOGIN = LoginRefused("This answer from the provider does not belong to a login started in this browser "
+                             "(unknown or used state); start again from the login page.")
+
+
 class OidcCallbackView(OIDCAuthenticationCallbackView):
     """The provider sends the browser back here with a code; every refusal is shown with its reason."""
 
@@ -54,13 +58,13 @@ class OidcCallbackView(OIDCAuthenticationCallbackView):
         except LoginRefused as exc:
             return _login_failed(request, exc)
         except SuspiciousOperation:
-            return _login_failed(request, LoginRefused(
-                "This answer from the provider does not belong to a login started in this browser (unknown state); "
-                "start again from the login page."))
+            return _login_failed(request, UNKNOWN_LOGIN)
 
     def login_failure(self):
         error = self.request.GET.get("error")
-        detail = self.request.GET.get("error_description") or error or "the login was not completed"
+        if not error:
+            return _login_failed(self.request, UNKNOWN_LOGIN)
+        detail = self.request.GET.get("error_description") or error
         return _login_failed(self.request, LoginRefused(f"{settings.OIDC_PROVIDER_NAME} answered: {detail}."))
 
     @property
