@@ -164,8 +164,8 @@ def run_attempt(lease: runner.Lease, *, report: bool = True) -> None:
             run_transition(run=run, from_=RunStatus.RUNNING, to=RunStatus.QUEUED, action="monitoring.run.reclaim",
                            changes={"attempts": [None, run.attempts - 1], "error": [None, run.last_error]},
                            progress=0, progress_message="Queued again after a lost worker")
-        MonitorRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, progress=1,
-                                                    progress_message="Reading the window")
+        run_transition(run=run, from_=RunStatus.QUEUED, to=RunStatus.RUNNING, action="monitoring.run.start",
+                       changes={"attempt": [None, lease.attempt]}, progress=1, progress_message="Reading the window")
     run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=lease.pk)
     try:
         _compute(run, lease, report=report)
@@ -195,11 +195,10 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
     features = [s for s in specs if s.role == ColumnRole.FEATURE]
     run.feature_count = len(features)
     if summary["rows"] < max(monitor.min_rows, 1):
-        run.status = RunStatus.NOT_ENOUGH_DATA
         run.state = MonitorState.NO_DATA
         run.message = (f"Not enough data: {summary['rows']} rows in this window, the monitor needs at least "
                        f"{monitor.min_rows}.")
-        _finish(run, lease, started, [])
+        _finish(run, lease, started, [], outcome=RunStatus.NOT_ENOUGH_DATA)
         return
     result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
                                  end=run.window_end, specs=specs, reference=engine.load_reference(reference),
@@ -224,11 +223,11 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
     run.prediction_score = pred.score if pred else None
     run.prediction_drifted = pred.drifted if pred else None
     if not tested:
-        run.status, run.state = RunStatus.NOT_ENOUGH_DATA, MonitorState.NO_DATA
+        outcome, run.state = RunStatus.NOT_ENOUGH_DATA, MonitorState.NO_DATA
         run.message = "Not enough data: every watched feature is empty or null in this window. " + \
             "; ".join(result.failures.values())[:1500]
     else:
-        run.status = RunStatus.SUCCEEDED
+        outcome = RunStatus.SUCCEEDED
         run.state = (MonitorState.DRIFTING if run.dataset_drift
                      else MonitorState.WARNING if run.drifted_count or run.prediction_drifted else MonitorState.OK)
         run.message = (f"{run.drifted_count} of {len(tested)} features drifted "
@@ -242,7 +241,7 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
         except Exception as exc:  # the verdicts stand without the HTML
             logger.exception("Evidently report failed for run %s", run.pk)
             run.message += f" (The Evidently report could not be rendered: {str(exc)[:200]})"
-    _finish(run, lease, started, rows)
+    _finish(run, lease, started, rows, outcome=outcome)
 
 
 def run_needs_attention(run: MonitorRun, error: str) -> None:
@@ -276,13 +275,13 @@ def _finite(value):
                                                                      (1e308 if value > 0 else -1e308))
 
 
-def _finish(run: MonitorRun, lease: runner.Lease, started: float, rows: list[FeatureDrift]) -> None:
+def _finish(run: MonitorRun, lease: runner.Lease, started: float, rows: list[FeatureDrift], *, outcome: str) -> None:
     """Record the result, under the lease (a runner whose lease was taken over writes nothing)."""
     with lease.holding() as current:
-        _record(run, current, started, rows)
+        _record(run, current, started, rows, outcome=outcome)
 
 
-def _record(run: MonitorRun, current: MonitorRun, started: float, rows: list[FeatureDrift]) -> None:
+def _record(run: MonitorRun, current: MonitorRun, started: float, rows: list[FeatureDrift], *, outcome: str) -> None:
     run.duration_s = time.perf_counter() - started
     run.finished_at = timezone.now()
     run.progress, run.progress_message = 100, "Done"
@@ -291,16 +290,18 @@ def _record(run: MonitorRun, current: MonitorRun, started: float, rows: list[Fea
         setattr(run, name, getattr(current, name))
     FeatureDrift.objects.filter(run=run).delete()
     FeatureDrift.objects.bulk_create(rows)
-    run.save()
+    run.save(update_fields=[f.name for f in MonitorRun._meta.concrete_fields if f.name not in ("id", "status")])
+    # The status moves (running → succeeded | not enough data) only through the run's transition, audited.
+    if not run_transition(run=run, from_=RunStatus.RUNNING, to=outcome, action="monitoring.run.finish",
+                          changes={"state": [None, run.state], "drift_share": [None, run.drift_share]}):
+        return
+    run.refresh_from_db(fields=["status"])
     monitor = run.monitor
     latest = MonitorRun.objects.filter(monitor=monitor).exclude(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
                                                                             RunStatus.FAILED, RunStatus.NEEDS_ATTENTION]).order_by(
         "-window_end", "-id").first()
     if latest and latest.pk == run.pk:
         Monitor.objects.filter(pk=monitor.pk).update(state=run.state, last_run_at=run.finished_at)
-    audit_record(actor=None, action="monitoring.run.finish", target=run, team=monitor.team,
-                 changes={"status": [RunStatus.RUNNING, run.status], "state": [None, run.state],
-                          "drift_share": [None, run.drift_share]})
     _evaluate_alerts(run)
 
 
