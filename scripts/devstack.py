@@ -485,6 +485,25 @@ def _raise_stop(signum, frame):
     raise Stop()
 
 
+STATIC_ROOT = Path(os.environ.get("CONTROLPLANE_DATA_DIR") or VAR) / "staticfiles"  # as in settings/base.py
+STATIC_SOURCES = [ROOT / "frontend" / "static", ROOT / "constraints.txt"]
+
+
+def collect_static(stack: "Stack") -> None:
+    """Hashed, compressed copies of the static files (frontend/staticfiles.py), made again only when our own
+    assets or the pinned packages (plotly, swagger) changed since the last collection."""
+    manifest = STATIC_ROOT / "staticfiles.json"
+    newest = max(p.stat().st_mtime for source in STATIC_SOURCES
+                 for p in ([source] if source.is_file() else source.rglob("*")))
+    if manifest.exists() and manifest.stat().st_mtime >= newest:
+        return
+    say(f"Collecting and compressing static files into {rel(STATIC_ROOT)} (log: {rel(LOGS / 'collectstatic.log')}); "
+        "the first time takes a minute")
+    # plotly's package_data also holds sample datasets and templates that no page loads.
+    stack.run_once("collectstatic", [str(VENV_PYTHON), "manage.py", "collectstatic", "--noinput", "--clear",
+                                     "--ignore", "datasets", "--ignore", "templates"])
+
+
 def cmd_run() -> int:
     # Set explicitly: a shell that starts us in the background has SIGINT ignored, and make forwards SIGTERM.
     signal.signal(signal.SIGINT, _raise_stop)
@@ -500,7 +519,9 @@ def cmd_run() -> int:
         prepare()
         LOGS.mkdir(parents=True, exist_ok=True)
         tracking_uri = external_mlflow or f"http://127.0.0.1:{mlflow_port}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1",
+        # DEBUG off unless asked for: pages link hashed static files (cached for a year) and an unknown URL
+        # gets the 404 page, never Django's debug page listing every URL pattern.
+        env = {"DJANGO_DEBUG": "0", **os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1",
                "VIRTUAL_ENV": str(VENV), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         stack = Stack(env)
 
@@ -525,6 +546,8 @@ def cmd_run() -> int:
         stack.run_once("migrate", [str(VENV_PYTHON), "manage.py", "migrate", "--noinput"])
         say(f"Seeding demo data (log: {rel(LOGS / 'seed.log')})")
         print(stack.run_once("seed", [str(VENV_PYTHON), "manage.py", "seed_demo"]).rstrip(), flush=True)
+
+        collect_static(stack)
 
         say(f"Starting gunicorn, the control and bulk Celery workers and Celery beat (logs: {rel(LOGS)}/web.log, "
             "worker-control.log, worker-bulk.log, beat.log)")

@@ -109,10 +109,10 @@ STATICFILES_DIRS = [
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "frontend.staticfiles.HashedStaticFilesStorage"},
 }
-# Serve straight from the finders (no collectstatic step) so the installed plotly and swagger
-# packages are the only copy of their assets.
+# Collected files (STATIC_ROOT, hashed names, cached for a year) first; what was never collected is served
+# straight from the finders, so the installed plotly and swagger packages need no copy to work.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
