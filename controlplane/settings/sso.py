@@ -50,6 +50,10 @@ if OIDC_ISSUER:
                                    "provider)")
     if PRODUCTION and urlparse(OIDC_ISSUER).scheme != "https":
         raise ImproperlyConfigured(f"OIDC_ISSUER must be an https URL in production, not {OIDC_ISSUER!r}")
+    if OIDC_RP_SIGN_ALGO[:2] not in ("RS", "ES", "PS"):
+        # ID tokens are checked against the provider's published keys (JWKS); a shared-secret HS* token is not.
+        raise ImproperlyConfigured(f"OIDC_SIGN_ALGORITHM must be an asymmetric algorithm such as RS256 or ES256, "
+                                   f"not {OIDC_RP_SIGN_ALGO!r}")
     if OIDC_TOKEN_AUTH_METHOD not in ("client_secret_post", "client_secret_basic"):
         raise ImproperlyConfigured("OIDC_TOKEN_AUTH_METHOD is client_secret_post or client_secret_basic, not "
                                    f"{OIDC_TOKEN_AUTH_METHOD!r}")
