@@ -49,3 +49,35 @@ def test_first_changed_only_pass_lists_everything(register_version, unique_name,
     run = sync_run_now(actor=None, changed_only=True)
     assert run.since_watermark is None and run.watermark
     assert RegisteredModel.objects.filter(name=name).exists()
+
+
+def test_scheduled_pass_is_a_watermark_pass_until_a_complete_one_is_due(synced, settings):
+    from apps.registry.services import sync_run_scheduled
+
+    sync_run_now(actor=None)
+    assert sync_run_scheduled().since_watermark is not None
+    settings.REGISTRY_COMPLETE_SYNC_SECONDS = 0
+    assert sync_run_scheduled().since_watermark is None
+
+
+def test_a_read_older_than_the_one_written_does_not_overwrite_it(register_version, unique_name, mlflow_uri, team):
+    """A sweep that listed MLflow before a webhook's sync of the same model skips that model's write."""
+    from django.utils import timezone
+    from mlflow import MlflowClient
+
+    from apps.registry import mlflow_api, sync
+
+    name = unique_name("stale")
+    register_version(name, {"accuracy": 0.8})
+    client = MlflowClient(mlflow_uri)
+    listed_at = timezone.now()
+    stale_model = client.get_registered_model(name)
+    stale_versions = list(mlflow_api.iter_model_versions(client, name))
+    client.set_registered_model_alias(name, "staging", "1")
+    sync.sync_model(name=name)  # what the webhook does, after the sweep's read
+    counts = {k: 0 for k in ("models", "models_new", "versions", "versions_fetched", "versions_deleted",
+                             "aliases_changed_outside", "team_tag_conflicts")}
+    sync._write_model(stale_model, listed=stale_versions, fetched={}, teams={"fraud": team}, counts=counts,
+                      listed_at=listed_at)
+    assert counts["models_stale"] == 1 and counts["models"] == 0
+    assert RegisteredModel.objects.get(name=name).aliases == {"staging": 1}
