@@ -70,8 +70,10 @@ def permission_denied(request, exception=None):
 def not_found(request, exception=None):
     if _is_api(request):
         return api_errors.api_not_found(request, exception)
-    return render(request, "core/error.html", {"title": "Not found", "detail": f"Nothing at {request.path}."},
-                  status=404)
+    # A view's Http404 carries what was missing ("Deployment 12 not found."); the resolver's carries a dict.
+    message = exception.args[0] if exception is not None and exception.args and isinstance(exception.args[0], str) \
+        else f"Nothing at {request.path}."
+    return render(request, "core/error.html", {"title": "Page not found", "detail": message}, status=404)
 
 
 def server_error(request):

@@ -2,7 +2,7 @@
 rollout control and one-click rollback, and cluster administration for platform admins."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -201,9 +201,8 @@ def _status(deployment) -> dict:
 def detail(request, pk):
     try:
         deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return redirect("deployments:index")
+    except NotFound as exc:  # another team's deployment reads as one that does not exist
+        raise Http404(exc.message) from exc
     revisions = selectors.revision_list(user=request.user, deployment_id=deployment.pk)
     events = AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk)).order_by("-id")[:30]
     siblings = deployment_siblings(deployment=deployment)

@@ -4,11 +4,11 @@ from csp.decorators import csp_replace
 from django.contrib import messages
 from django.db import transaction
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError, InvalidInput
+from apps.core.errors import DomainError, InvalidInput, NotFound
 
 from . import selectors, services
 
@@ -80,9 +80,8 @@ def reference_schema(request, monitor_id: int):
 def monitor_detail(request, monitor_id: int):
     try:
         data = selectors.dashboard(user=request.user, monitor_id=monitor_id)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return redirect("monitoring:index")
+    except NotFound as exc:  # another team's monitor reads as one that does not exist
+        raise Http404(exc.message) from exc
     data["pending"] = list(data["monitor"].runs.filter(status__in=["queued", "running"]).order_by("-id")[:5])
     data["attention"] = list(data["monitor"].runs.filter(status="needs_attention").order_by("-id"))
     return render(request, "monitoring/monitor.html", data)
@@ -92,9 +91,8 @@ def monitor_detail(request, monitor_id: int):
 def alert_detail(request, alert_id: int):
     try:
         alert = selectors.alert_get(user=request.user, alert_id=alert_id)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return redirect("monitoring:index")
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
     run = alert.last_run
     return render(request, "monitoring/alert.html", {
         "alert": alert, "run": run, "has_report": bool(run and hasattr(run, "report")),

@@ -6,11 +6,12 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from apps.core.errors import DomainError, InvalidInput
+from apps.core.errors import DomainError, InvalidInput, NotFound
 from apps.core.export import export_format, export_response
 from apps.teams.choices import Capability, Role
 from apps.teams.selectors import has_capability, team_get_by_slug, team_list
@@ -22,11 +23,17 @@ from .models import Environment, SyncRun
 
 
 def domain_errors(view):
-    """Turn a DomainError into a flash message and a redirect back (the API turns it into a 4xx)."""
+    """Turn a DomainError into a flash message and a redirect back (the API turns it into a 4xx); a page that is
+    not there (or another team's) is the 404 page at its own URL."""
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
+        except NotFound as exc:
+            if request.method == "GET":
+                raise Http404(exc.message) from exc
+            messages.error(request, exc.message)
+            return redirect(request.META.get("HTTP_REFERER") or "registry:index")
         except DomainError as exc:
             messages.error(request, exc.message)
             if request.method == "POST":
