@@ -121,3 +121,16 @@ def test_without_a_secret_deliveries_are_refused(client, settings, db):
     response = client.post(reverse("api:registry-mlflow-webhook"), data=body, content_type="application/json",
                            **headers)
     assert response.status_code == 503 and "MLFLOW_WEBHOOK_SECRET" in response.json()["error"]["message"]
+
+
+def test_registering_without_configuration_says_what_to_set(settings, capsys):
+    from django.core.management.base import CommandError
+
+    settings.MLFLOW_WEBHOOK_URL, settings.MLFLOW_WEBHOOK_SECRET = "", ""
+    with pytest.raises(CommandError, match="MLFLOW_WEBHOOK_URL"):
+        call_command("mlflow_webhook_register")
+    settings.MLFLOW_WEBHOOK_URL = "https://controlplane.example/api/v1/registry/mlflow-webhook/"
+    with pytest.raises(CommandError, match="MLFLOW_WEBHOOK_SECRET"):
+        call_command("mlflow_webhook_register")
+    call_command("mlflow_webhook_register", "--if-configured")  # a start-up step: skipped, not failed
+    assert "not registered" in capsys.readouterr().out

@@ -8,11 +8,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="", help="Overrides MLFLOW_WEBHOOK_URL")
+        parser.add_argument("--if-configured", action="store_true",
+                            help="For start-up scripts: without MLFLOW_WEBHOOK_URL and MLFLOW_WEBHOOK_SECRET, say so "
+                                 "and succeed (the scheduled passes still sync)")
 
     def handle(self, *args, **options):
         from apps.registry import mlflow_api, webhooks
 
         url = options["url"] or settings.MLFLOW_WEBHOOK_URL
+        if options["if_configured"] and not (url and settings.MLFLOW_WEBHOOK_SECRET):
+            self.stdout.write("MLflow webhook not registered: MLFLOW_WEBHOOK_URL and MLFLOW_WEBHOOK_SECRET are not "
+                              "both set; the scheduled sync passes alone keep the registry current.")
+            return
         if not url:
             raise CommandError("Set MLFLOW_WEBHOOK_URL to this server's /api/v1/registry/mlflow-webhook/ as MLflow "
                                "reaches it.")
