@@ -93,14 +93,17 @@ def test_rollback_from_alert_restores_the_earlier_revision(client_for, engineer,
     alert = f.alert(mon, title="Dataset drift on fraud")
     response = client_for(engineer).post(f"/api/v1/monitoring/alerts/{alert.pk}/rollback/", format="json")
     assert response.status_code == 200, response.json()
-    revision = DeploymentRevision.objects.get(pk=response.json()["revision"])
+    body = response.json()
+    assert body["status"] == "rollback started" and body["deployment"] == deployment.pk
+    assert body["rollback_of"] == 1 and body["revision"] == 3  # r1, r2 existed: the rollback is r3, serving r1 again
+    revision = DeploymentRevision.objects.get(deployment=deployment, number=body["revision"])
     assert revision.rollback_of.number == 1 and revision.model_version.version == 1
     deployment.refresh_from_db()
     assert deployment.current_revision_id == revision.pk
     rollback_event = AuditEvent.objects.get(action="deployment.rollback")
     assert f"Monitoring alert #{alert.pk}" in rollback_event.changes["reason"][1]
     ours = AuditEvent.objects.get(action="monitoring.alert.rollback")
-    assert ours.changes["revision"] == [None, revision.pk]
+    assert ours.changes["revision"] == [None, revision.number]
     alert.refresh_from_db()
     assert alert.actions[0]["action"] == "rollback" and alert.actions[0]["by"] == "eng"
 

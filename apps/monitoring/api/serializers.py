@@ -98,6 +98,19 @@ class ReasonSerializer(StrictInputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
+class RollbackStartedSerializer(serializers.Serializer):
+    """What a rollback from monitoring started: the new revision and the one it goes back to, by number."""
+
+    status = serializers.SerializerMethodField()
+    deployment = serializers.IntegerField(source="deployment_id")
+    revision = serializers.IntegerField(source="number", help_text="The new revision's number (rN)")
+    rollback_of = serializers.IntegerField(source="rollback_of.number", allow_null=True,
+                                           help_text="The number of the revision it serves again")
+
+    def get_status(self, revision) -> str:
+        return "rollback started"
+
+
 class FeatureDriftSerializer(serializers.ModelSerializer):
     class Meta:
         model = FeatureDrift

@@ -175,13 +175,13 @@ class MonitorViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
         monitor = services.monitor_set_auto_rollback(actor=request.user, monitor=monitor, **data)
         return Response(s.MonitorSerializer(selectors.monitor_get(user=request.user, monitor_id=monitor.pk)).data)
 
-    @extend_schema(request=s.ReasonSerializer, responses={200: dict})
+    @extend_schema(request=s.ReasonSerializer, responses={200: s.RollbackStartedSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         monitor = self.get_object()
         data = s.ReasonSerializer.validated(request.data or {})
         result = services.monitor_rollback(actor=request.user, monitor=monitor, reason=data.get("reason", ""))
-        return Response({"status": "rollback started", "revision": getattr(result, "pk", None)})
+        return Response(s.RollbackStartedSerializer(result).data)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"])
@@ -248,11 +248,11 @@ class AlertViewSet(CapabilityFirstMixin, ScopedReadOnlyViewSet):
         alert = services.alert_resolve(actor=request.user, alert=alert, comment=data["comment"])
         return Response(s.AlertSerializer(alert).data)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: s.RollbackStartedSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         result = services.alert_rollback(actor=request.user, alert=self.get_object())
-        return Response({"status": "rollback started", "revision": getattr(result, "pk", None)})
+        return Response(s.RollbackStartedSerializer(result).data)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"])

@@ -124,9 +124,10 @@ def _rollback(*, actor, monitor: Monitor, alert: Alert | None, reason: str):
     # alert (or a second click) is a 409 instead of a rollback to the drifted version.
     result = rollback(actor=actor, deployment=monitor.deployment, reason=reason,
                       only_while_serving=monitor.model_version)
+    # Revisions are named by their deployment-scoped number everywhere people read them (r4, not row 17).
     record = {"action": "rollback", "at": timezone.now().isoformat(), "by": getattr(actor, "username", "system"),
-              "deployment": monitor.deployment_id, "revision": getattr(result, "pk", None),
-              "revision_number": getattr(result, "number", None)}
+              "deployment": monitor.deployment_id, "revision": result.number,
+              "rollback_of": result.rollback_of.number if result.rollback_of_id else None}
     if alert is not None:
         Alert.objects.filter(pk=alert.pk).update(actions=alert.actions + [record])
         alert.actions = alert.actions + [record]
