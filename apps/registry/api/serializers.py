@@ -105,8 +105,10 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
 class PromotionRequestSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
+    # A model version is named (model, version number), as in MLflow; its row id only as model_version_id.
     model = serializers.CharField(source="version.model.name", read_only=True)
-    version_number = serializers.IntegerField(source="version.version", read_only=True)
+    version = serializers.IntegerField(source="version.version", read_only=True, help_text="MLflow version number")
+    model_version_id = serializers.IntegerField(source="version_id", read_only=True)
     environment = serializers.CharField(source="environment.name", read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
@@ -118,7 +120,7 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PromotionRequest
-        fields = ["id", "team", "model", "version", "version_number", "environment", "kind", "status",
+        fields = ["id", "team", "model", "version", "model_version_id", "environment", "kind", "status",
                   "status_display", "requested_by", "comment", "policy", "policy_source", "gate_results",
                   "gates_passed", "approvals",
                   "override_by", "override_reason", "override_at", "previous_version", "created_at", "expires_at",
@@ -179,10 +181,11 @@ class MlflowWebhookResultSerializer(serializers.Serializer):
 
 class AliasHoldingSerializer(serializers.ModelSerializer):
     request = serializers.IntegerField(source="request_id", read_only=True)
+    version = serializers.IntegerField(source="version_number", read_only=True, help_text="MLflow version number")
 
     class Meta:
         model = AliasHolding
-        fields = ["id", "alias", "version_number", "since", "until", "source", "request", "approved_by", "reason",
+        fields = ["id", "alias", "version", "since", "until", "source", "request", "approved_by", "reason",
                   "ended_by"]
 
 
