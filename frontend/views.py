@@ -5,7 +5,8 @@ from django.urls import reverse
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
 from apps.costs.selectors import budget_alert_list
-from apps.deployments.selectors import deployment_list
+from apps.deployments.choices import JobStatus
+from apps.deployments.selectors import deployment_list, job_list
 from apps.monitoring.choices import AlertStatus, RunStatus
 from apps.monitoring.selectors import alert_list, run_list
 from apps.registry.choices import PromotionStatus
@@ -43,6 +44,10 @@ def needs_attention(*, user) -> list[dict]:
                "error": r.last_error}
               for r in run_list(user=user).filter(status=RunStatus.NEEDS_ATTENTION)
               .select_related("monitor__team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Job", "title": f"{j.name} on {j.cluster.name}",
+               "url": reverse("deployments:index") + "#jobs-table", "team": j.team.slug, "error": j.last_error}
+              for j in job_list(user=user).filter(status=JobStatus.NEEDS_ATTENTION)
+              .select_related("cluster", "team")[:DASHBOARD_ROWS]]
     items += [{"kind": "Webhook notification", "title": f"{n.endpoint.name}: {n.event}",
                "url": reverse("teams:settings") + "#webhook-attention", "team": n.endpoint.team.slug,
                "error": n.last_error}

@@ -45,6 +45,7 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"  # the cluster never took it: out of attempts
 
 
 class ProcessRole(models.TextChoices):

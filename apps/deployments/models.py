@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.core.lifecycle import Archivable
+from apps.core.runner import LeasedWork
 
 from .choices import ClusterKind, DeploymentStatus, JobStatus, ProcessRole, RevisionReason, RevisionStatus
 
@@ -176,7 +177,7 @@ class DeploymentDraft(models.Model):
         ordering = ["-updated_at"]
 
 
-class Job(models.Model):
+class Job(LeasedWork):
     """Training or batch work dispatched to a cluster as a Kubernetes Job (or a local process)."""
 
     team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="jobs")
@@ -189,7 +190,9 @@ class Job(models.Model):
     gpu_count = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
     message = models.CharField(max_length=2000, blank=True)
-    attempt = models.PositiveSmallIntegerField(default=1)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="Run of the job (a retry after failing is a new run)")
+    # Dispatch is the runner's work (kind deployments.job_dispatch): a pending job is due; the LeasedWork fields
+    # count the tries at submitting this run to the cluster.
     manifest = models.JSONField(default=dict, blank=True)
     logs_url = models.CharField(max_length=1000, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -62,12 +62,15 @@ def retry_drive_later(*, deployment_id: int, attempt: int, error: str) -> None:
                                                                        "attempt": attempt, "delay_s": delay})
 
 
-@idempotent_task("deployments.dispatch_job")
-def dispatch_job_task(*, job_id: int):
-    from .jobs import job_submit
+@shared_task(name="deployments.dispatch_job", acks_late=True)
+def dispatch_job_task(*, job_id: int, dedup_key: str = ""):
+    """Outbox topic of a dispatch: a wake-up hint for the runner (kind deployments.job_dispatch). A lost
+    or repeated message changes nothing: the pending job is what is due, and the runner's claim lets one do it."""
+    from apps.core import runner
 
-    transaction.on_commit(lambda: job_submit(job_id=job_id))
-    return {"job_id": job_id}
+    from .jobs import JOB_KIND
+
+    return runner.tick(JOB_KIND, ids=[job_id])
 
 
 @shared_task(name="deployments.reconcile", acks_late=True)

@@ -107,9 +107,10 @@ def revisions_supersede(*, deployment: Deployment, keep: DeploymentRevision) -> 
 
 
 JOB_ALLOWED: dict[str, set[str]] = {
-    J.PENDING: {J.RUNNING, J.FAILED},
+    J.PENDING: {J.RUNNING, J.FAILED, J.NEEDS_ATTENTION},  # needs attention: the runner ran out of attempts
     J.RUNNING: {J.SUCCEEDED, J.FAILED},
     J.FAILED: {J.PENDING},
+    J.NEEDS_ATTENTION: {J.PENDING},
     J.SUCCEEDED: set(),
 }
 

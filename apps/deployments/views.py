@@ -320,3 +320,16 @@ def clusters(request):
         "teams": Team.objects.all(), "environments": _environments(), "kinds": ClusterKind.choices,
     })
 
+
+@login_required
+@require_POST
+def job_retry(request, job_id: int):
+    try:
+        job = selectors.job_list(user=request.user).filter(pk=job_id).first()
+        if job is None:
+            raise NotFound(f"Job {job_id} not found.")
+        services.job_retry(actor=request.user, job=job)
+        messages.success(request, f"Job {job.name} submitted again.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("deployments:index")

@@ -211,7 +211,8 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = ["id", "team", "cluster", "namespace", "name", "image", "command", "gpu_type", "gpu_count", "status",
-                  "message", "attempt", "logs_url", "manifest", "created_at", "started_at", "finished_at"]
+                  "message", "attempt", "logs_url", "manifest", "created_at", "started_at", "finished_at",
+                  "attempts", "next_attempt_at", "last_error"]
 
 
 class JobCreateSerializer(StrictInputSerializer):

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import runner
 from apps.core.errors import Conflict, InvalidInput
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
@@ -13,6 +14,7 @@ from apps.teams.selectors import require_capability
 
 from .. import capacity
 from ..choices import ClusterKind, JobStatus
+from ..jobs import JOB_KIND
 from ..models import Cluster, Job
 from ..spec import validate_resources
 from ..transitions import job_transition
@@ -53,16 +55,19 @@ def job_dispatch(*, actor, team, cluster: Cluster, image: str, command: list[str
 
 @transaction.atomic
 def job_retry(*, actor, job: Job) -> Job:
+    """Run a failed job again (a new run, `attempt` + 1), or submit again a job that needs attention (the cluster
+    never took it: the same run, under the same name) with a fresh round of dispatch attempts."""
     require_capability(user=actor, team=job.team, capability=Capability.OPERATE)
     job = Job.objects.select_for_update().get(pk=job.pk)
-    if job.status != JobStatus.FAILED:
-        raise Conflict(f"Job {job.name} is {job.status}; only failed jobs can be retried.")
-    attempt = job.attempt + 1
+    if job.status not in (JobStatus.FAILED, JobStatus.NEEDS_ATTENTION):
+        raise Conflict(f"Job {job.name} is {job.status}; only failed jobs and jobs that need attention can be "
+                       f"retried.")
+    attempt = job.attempt + 1 if job.status == JobStatus.FAILED else job.attempt
     job_transition(job=job, to=JobStatus.PENDING, action="job.retry", actor=actor,
                    fields={"attempt": attempt, "message": "", "finished_at": None},
-                   changes={"attempt": [attempt - 1, attempt]})
+                   changes={"attempt": [job.attempt, attempt], "error": [job.last_error or None, None]})
+    runner.retry_now(row=job, fields={"last_error": ""})
     job.refresh_from_db()
     capacity.reserve_for_job(job=job)
-    outbox_enqueue(topic=JOB_TOPIC, payload={"job_id": job.pk}, dedup_key=f"deployments.job:{job.pk}:{attempt}",
-                   team=job.team)
+    runner.wake(JOB_KIND, ids=[job.pk])
     return job
