@@ -185,3 +185,17 @@ def test_nul_in_a_json_key(operator, seeded):
     response = post_json(operator, "/api/v1/monitoring/labels/",
                          {"model_version": seeded.version.pk, "labels": [{f"request{NUL}_id": "x", "label": 1}]})
     assert_error(response, 400, "NUL")
+
+
+def test_lone_surrogate_and_nul_key_are_not_echoed_into_storage(operator, seeded):
+    """The error names the path with the NUL escaped: an Idempotency-Key stores the answer, and PostgreSQL
+    refuses NUL and lone surrogates in JSONB."""
+    response = operator.generic("POST", "/api/v1/monitoring/labels/",
+                                '{"model_version": %d, "labels": [{"a\\u0000b": "\\ud800"}]}' % seeded.version.pk,
+                                content_type="application/json", HTTP_IDEMPOTENCY_KEY="fuzz-nul")
+    error = assert_error(response, 400, "NUL")
+    assert list(error["fields"]) == ["labels[0].a\\u0000b"]
+    response = operator.generic("POST", "/api/v1/monitoring/labels/",
+                                '{"model_version": %d, "labels": [{"request_id": "\\udc00", "label": 1}]}'
+                                % seeded.version.pk, content_type="application/json")
+    assert_error(response, 400, "lone surrogate")

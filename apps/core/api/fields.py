@@ -5,7 +5,8 @@ fields still gets these rules, and drf-spectacular documents them (it reads the 
 
 - integers are bounded (PostgreSQL `integer` unless the field says less), so 10**30 is a 400, not an overflow;
 - floats are finite and bounded;
-- strings have a length limit (the field's own, or DEFAULT_MAX_LENGTH) and never contain NUL (DRF's own rule);
+- strings have a length limit (the field's own, SLUG_MAX_LENGTH for slugs, or DEFAULT_MAX_LENGTH) and never
+  contain NUL (DRF's own rule);
 - booleans are JSON booleans: "false" is not false (query strings and multipart forms may say true/false);
 - date-times are within DATETIME_RANGE and returned in UTC (PostgreSQL refuses offsets past ±15:59).
 Plain dates are left to the serializer (the only ones, a cost report's period, have their own tighter rule).
@@ -19,6 +20,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_LIMIT = 1e15
 DEFAULT_MAX_LENGTH = 10_000
+SLUG_MAX_LENGTH = 63  # the longest slug column (teams, clusters, namespaces: a Kubernetes name)
 # Real data lies well inside; the margin keeps date arithmetic (a month later, a window's end) clear of year 10000.
 DATETIME_RANGE = (datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc))
 
@@ -98,6 +100,8 @@ def harden(field):
         return _rebuilt(field, **bounds)
     if type(field) is serializers.FloatField:
         return _rebuilt(field, FiniteFloatField)
+    if isinstance(field, serializers.SlugField) and field.max_length is None:
+        return _rebuilt(field, max_length=SLUG_MAX_LENGTH)
     if isinstance(field, serializers.CharField) and field.max_length is None:
         return _rebuilt(field, max_length=DEFAULT_MAX_LENGTH)
     if type(field) is serializers.DateTimeField:

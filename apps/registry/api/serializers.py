@@ -34,12 +34,12 @@ class ModelVersionSerializer(ModelVersionListSerializer):
             "signature", "description", "mlflow_status", "mlflow_updated_at", "last_synced_at"]
 
 
-class GateSerializer(serializers.Serializer):
+class GateSerializer(StrictInputSerializer):
     kind = serializers.ChoiceField(choices=GateKind.choices)
-    metric = serializers.CharField(required=False, allow_blank=True, default="")
+    metric = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     op = serializers.ChoiceField(choices=GateOp.choices, required=False, allow_blank=True, default="")
     threshold = serializers.FloatField(required=False, allow_null=True, default=None)
-    name = serializers.CharField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
 
 
 class ApprovalPolicySerializer(serializers.ModelSerializer):
