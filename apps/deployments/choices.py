@@ -14,6 +14,7 @@ class DeploymentStatus(models.TextChoices):
     HEALTHY = "healthy", "Healthy"
     FAILED = "failed", "Failed"
     DEGRADED = "degraded", "Degraded (objects missing or drifted)"
+    TORN_DOWN = "torn_down", "Torn down (serves nothing; history kept)"
 
 
 class RevisionStatus(models.TextChoices):
