@@ -16,6 +16,9 @@ from .models import BudgetAlert, TeamBudget, UsageDaily
 from .services import month_start
 
 WEBHOOK_EVENT = "costs.budget_threshold"
+# A straight line through a day or two of spend says more about one busy hour than about the month: below this
+# many days of the month the pages say "not enough history yet" instead of a forecast.
+FORECAST_MIN_DAYS = 3
 
 
 def month_to_date_cost(*, team_id: int, now: datetime) -> Decimal:
@@ -42,6 +45,11 @@ def month_end_forecast(*, spent: Decimal, now: datetime) -> Decimal:
     return (daily_burn_rate(spent=spent, now=now) * days_in_month).quantize(Decimal("0.01"))
 
 
+def forecast_ready(now: datetime) -> bool:
+    """Whether the month has run long enough for its run rate to forecast the month end."""
+    return elapsed_days(now) >= FORECAST_MIN_DAYS
+
+
 def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict | None:
     """The month of `now` against that month's budget (budget history); None when the team had none then."""
     from .selectors import budget_amount_for_month
@@ -54,8 +62,9 @@ def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict | 
     forecast = month_end_forecast(spent=spent, now=now)
     percent = float(spent / amount * 100) if amount else 0.0
     return {"team": budget.team.slug, "budget": amount, "spent": spent, "forecast": forecast,
-            "percent": round(percent, 1), "forecast_percent": round(float(forecast / amount * 100), 1),
-            "thresholds": budget.thresholds}
+            "percent": round(percent, 1),
+            "forecast_percent": round(float(forecast / amount * 100), 1) if amount else None,
+            "forecast_ready": forecast_ready(now), "thresholds": budget.thresholds}
 
 
 def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
@@ -83,7 +92,8 @@ def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
                         team=budget.team, event=WEBHOOK_EVENT, key=f"{budget.team_id}:{month}:{threshold}",
                         text=(f"Team {budget.team.slug} has spent {status['spent']} of its {status['budget']} "
                               f"GPU budget for {month:%B %Y} ({status['percent']:.0f} %, threshold {threshold} %); "
-                              f"month-end forecast {status['forecast']}."),
+                              + (f"month-end forecast {status['forecast']}." if status["forecast_ready"]
+                                 else "not enough history yet for a month-end forecast.")),
                         data={"team": budget.team.slug, "month": str(month), "threshold": threshold,
                               "spent": str(status["spent"]), "budget": str(status["budget"]),
                               "forecast": str(status["forecast"])},

@@ -45,6 +45,10 @@ QUOTAS = [
     ("search", "A100-80GB", 2, 0, "ml-shared", None),
 ]
 NODES = {"gpu-a": 4, "gpu-b": 4}
+# The allocations that serve the demo deployment (apps/deployments/demo.py): their cost is that deployment's, and
+# its prediction log (apps/monitoring/demo.py) gives the cost per 1,000 predictions.
+SERVING = ("demo-fraud-serving-v1", "demo-fraud-serving-v2", "demo-fraud-shadow")
+SERVING_DEPLOYMENT = ("fraud", "fraud-classifier")  # team, deployment name
 
 
 def _report(log: Log, created: bool, what: str) -> None:
@@ -106,15 +110,16 @@ def seed_usage(*, teams: dict, types: dict, now: datetime, log: Log) -> None:
     begin = (now - timedelta(days=DAYS)).replace(minute=0, second=0, microsecond=0)
     v1, v2 = _model_versions(teams["fraud"])
     a100, mig, l4 = types["A100-80GB"], types["A100-80GB-1g.10gb"], types["L4"]
+    serving = _serving_deployment_id()
     plan = [
         # uid, team, type, count, start offset h, duration h (None: still running), node, its GPU indexes,
         # model version, deployment, job
-        ("demo-fraud-serving-v1", "fraud", a100, 2, 0, 24 * 12, "gpu-a", [0, 1], v1, 101, None),
-        ("demo-fraud-serving-v2", "fraud", a100, 2, 24 * 12, None, "gpu-a", [0, 1], v2, 102, None),
+        ("demo-fraud-serving-v1", "fraud", a100, 2, 0, 24 * 12, "gpu-a", [0, 1], v1, serving, None),
+        ("demo-fraud-serving-v2", "fraud", a100, 2, 24 * 12, None, "gpu-a", [0, 1], v2, serving, None),
         ("demo-fraud-retrain-1", "fraud", a100, 2, 24 * 3, 30, "gpu-b", [2, 3], v2, None, 201),
         ("demo-fraud-retrain-2", "fraud", a100, 2, 24 * 17, 40, "gpu-b", [2, 3], v2, None, 202),
-        ("demo-fraud-shadow", "fraud", mig, 2, 24 * 20, None, "gpu-a", [2], v2, 103, None),
-        ("demo-search-ranker", "search", l4, 3, 0, None, "gpu-b", [0, 1, 2], None, 301, None),
+        ("demo-fraud-shadow", "fraud", mig, 2, 24 * 20, None, "gpu-a", [2], v2, serving, None),
+        ("demo-search-ranker", "search", l4, 3, 0, None, "gpu-b", [0, 1, 2], None, None, None),
         ("demo-search-embed", "search", a100, 1, 24 * 5, 24 * 8, "gpu-b", [3], None, None, 302),
         # No GPU assignment known: its idle figure stays empty ("no telemetry").
         ("demo-unlabelled-pod", None, l4, 1, 24 * 9, 24 * 6, "gpu-b", [], None, None, None),
@@ -129,6 +134,28 @@ def seed_usage(*, teams: dict, types: dict, now: datetime, log: Log) -> None:
                               started_at=started, stopped_at=stopped, cpu_cores=Decimal(4 * count),
                               memory_gb=Decimal(16 * count))
         _report(log, created, f"allocation {uid} ({slug or 'unattributed'}: {count} × {gtype.name})")
+
+
+def _serving_deployment_id() -> int | None:
+    from apps.deployments.models import Deployment
+
+    team, name = SERVING_DEPLOYMENT
+    return Deployment.objects.filter(team__slug=team, name=name).values_list("pk", flat=True).first()
+
+
+def link_serving_deployment(*, log: Log) -> None:
+    """Attribute the serving allocations to the demo deployment once it exists (the costs seed runs before the
+    deployments demo) and rebuild the rollups, so the Costs page names it and divides its cost by its predictions."""
+    deployment_id = _serving_deployment_id()
+    if deployment_id is None:
+        log("  skipped  linking serving costs: no demo deployment")
+        return
+    linked = GpuAllocation.objects.filter(source=AllocationSource.DEMO, external_uid__in=SERVING).exclude(
+        deployment_id=deployment_id).update(deployment_id=deployment_id)
+    if linked:
+        now = timezone.now()
+        rollup_window(start=now - timedelta(days=DAYS + 1), end=now, now=now)
+    _report(log, bool(linked), f"serving costs of {'/'.join(SERVING_DEPLOYMENT)} ({linked} allocations linked)")
 
 
 def _util(node: str, gpu: int, ts: datetime, rng: random.Random) -> float:

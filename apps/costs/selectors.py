@@ -299,9 +299,10 @@ def budget_amount_for_month(*, budget: TeamBudget, month: date) -> Decimal | Non
 def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -> dict | None:
     """Budget left at the end of each day of the month and, for the current month, the forecast of the rest at
     the month-to-date burn rate: the same rate (budgets.daily_burn_rate) as the budget table and the banner, so
-    the chart's last point is the budget minus the table's month-end forecast. The budget is the month's own
+    the chart's last point is the budget minus the table's month-end forecast (no forecast before
+    budgets.FORECAST_MIN_DAYS of the month). The budget is the month's own
     (budget history); None when the team had no budget that month."""
-    from .budgets import daily_burn_rate
+    from .budgets import daily_burn_rate, forecast_ready
 
     amount = budget_amount_for_month(budget=budget, month=month)
     if amount is None:
@@ -319,7 +320,7 @@ def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -
         days.append(str(day))
         remaining.append(float(left - spent))
     forecast_days, forecast = [], []
-    if month <= now.date() <= last:
+    if month <= now.date() <= last and forecast_ready(now):
         rate = daily_burn_rate(spent=spent, now=now)
         forecast_days, forecast = [str(today)], [float(left - spent)]
         for offset in range((today - month).days + 1, days_in_month):

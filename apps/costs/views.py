@@ -18,13 +18,42 @@ from apps.teams.choices import PlatformRole
 from apps.teams.selectors import current_team, platform_roles_for
 
 from . import budgets, closing, selectors, services
-from .budgets import budget_status
+from .budgets import FORECAST_MIN_DAYS, budget_status
 from .models import BudgetAlert, CostMonth, GpuAllocation, GpuType, NodeToken
 from .selectors import GROUPINGS
 from .services import month_start
 
 # The single dimensions and the combinations finance asks for most; the API takes any combination.
-UI_GROUPINGS = [*GROUPINGS, "team,model", "team,model,deployment"]
+UI_GROUPINGS = [*GROUPINGS, "team,model", "model,deployment", "team,model,deployment"]
+# The breakdown shown under the main table whatever its grouping: which model costs what on which deployment.
+BREAKDOWN = "model,deployment"
+
+
+def _row_links(rows: list[dict], group_by: str) -> None:
+    """Give each report row `parts`: its label split per dimension, each with the page of what it names (the
+    deployment, the registered model, the model version) where there is one. Row keys are the dimensions' keys
+    joined by "|" (selectors._label): a version's and a deployment's key is its id, a model's its name."""
+    from apps.registry.models import RegisteredModel
+
+    dimensions = group_by.split(",")
+    models = dict(RegisteredModel.objects.filter(name__in={r["model"] for r in rows if r["model"]})
+                  .values_list("name", "pk"))
+    for row in rows:
+        keys, labels = row["key"].split("|"), row["label"].split(" · ")
+        if len(keys) != len(dimensions) or len(labels) != len(dimensions):  # unallocated, adjustments
+            row["parts"] = [{"label": row["label"], "url": ""}]
+            continue
+        parts = []
+        for dimension, key, label in zip(dimensions, keys, labels):
+            url = ""
+            if dimension == "deployment" and key.isdigit() and not label.endswith("(deleted)"):
+                url = reverse("deployments:detail", args=[int(key)])
+            elif dimension == "version" and key.isdigit():
+                url = reverse("registry:version", args=[int(key)])
+            elif dimension == "model" and key in models:
+                url = reverse("registry:model", args=[models[key]])
+            parts.append({"label": label, "url": url})
+        row["parts"] = parts
 
 
 def _month(raw: str | None) -> date:
@@ -47,13 +76,19 @@ def index(request):
         "share_unallocated": request.GET.get("share_unallocated") == "on",
     }
     teams = list(selectors.cost_team_list(user=request.user))
-    rows = []
+    rows, breakdown = [], []
     try:
         rows = selectors.cost_report(user=request.user, start=first, end=last, group_by=filters["group_by"],
                                      team=filters["team"] or None, cluster=filters["cluster"] or None,
                                      share_unallocated=filters["share_unallocated"])
+        if filters["group_by"] != BREAKDOWN:
+            breakdown = selectors.cost_report(user=request.user, start=first, end=last, group_by=BREAKDOWN,
+                                              team=filters["team"] or None, cluster=filters["cluster"] or None,
+                                              share_unallocated=filters["share_unallocated"])
     except DomainError as exc:
         messages.error(request, exc.message)
+    _row_links(rows, filters["group_by"])
+    _row_links(breakdown, BREAKDOWN)
     totals = {key: sum((r[key] or Decimal(0)) for r in rows) for key in
               ("gpu_hours", "gpu_cost", "other_cost", "idle_cost", "shared_unallocated", "total_cost")}
 
@@ -85,12 +120,13 @@ def index(request):
     if filters["share_unallocated"]:
         export["share_unallocated"] = "true"
     return render(request, "costs/index.html", {
-        "filters": filters, "teams": teams, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
+        "filters": filters, "teams": teams, "breakdown": breakdown, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
         "groupings": UI_GROUPINGS, "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
         "burn": burn, "statuses": list(statuses.values()), "month_state": month_state, "banners": banners,
         "closes_months": PlatformRole.FINANCE in platform_roles_for(user=request.user),
         "first": first, "last": last,
         "export_query": urlencode(export), "currency": settings.COSTS_CURRENCY,
+        "forecast_min_days": FORECAST_MIN_DAYS,
         "group_by_words": filters["group_by"].replace(",", " × ").replace("_", " "),
         "per_prediction": bool({"model", "version", "deployment"} & set(filters["group_by"].split(","))),
     })
@@ -113,9 +149,10 @@ def _banner(alert: BudgetAlert, status: dict | None, last: date) -> dict:
     """A team's budget banner with today's figures (the alert keeps those of the moment it fired): this month's
     spend and forecast from the same budget status as the table; a past month's spend from its rollups."""
     banner = {"team": alert.team.slug, "month": alert.month, "threshold": alert.threshold, "budget": alert.budget,
-              "forecast": None}
+              "forecast": None, "forecast_ready": False}
     if status is not None:
-        return banner | {"budget": status["budget"], "spent": status["spent"], "forecast": status["forecast"]}
+        return banner | {"budget": status["budget"], "spent": status["spent"], "forecast": status["forecast"],
+                         "forecast_ready": status["forecast_ready"]}
     spent = budgets.month_to_date_cost(team_id=alert.team_id, now=datetime.combine(last, time.max, tzinfo=dt_timezone.utc))
     return banner | {"spent": spent.quantize(Decimal("0.01"))}
 

@@ -147,6 +147,11 @@ def seed_mlflow(*, tracking_uri: str, log: Log) -> None:
     log("Demo drift monitoring:")
     seed_monitoring(log=log)
 
+    from apps.costs.demo import link_serving_deployment  # the serving costs name the deployment and its predictions
+
+    log("Demo serving costs:")
+    link_serving_deployment(log=log)
+
 
 def _train_and_register(*, tracking_uri: str, number: int, C: float) -> str:
     import mlflow

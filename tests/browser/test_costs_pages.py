@@ -49,19 +49,21 @@ def test_costs_page_filters_charts_banner_and_export(page, login, platform_admin
     # Today's figures, not those of the moment the alert fired (600.00).
     expect(page.get_by_role("alert")).to_contain_text(f"team fraud has spent {120 * days:.2f} USD of its 700.00 USD budget")
     table = page.locator("#cost-table")
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(6)).to_have_text(f"{120 * days:.2f}")
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(4)).to_have_text(f"{50 * days:.2f}")
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(1)).to_have_text("fraud")  # the team column
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(7)).to_have_text(f"{120 * days:.2f} USD")
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(5)).to_have_text(f"{50 * days:.2f} USD")
     expect(table.locator("tbody tr[data-key='unallocated']")).to_be_visible()
     expect(page.locator("#cost-chart .main-svg").first).to_be_visible()
     expect(page.locator("#util-heatmap .main-svg").first).to_be_visible()
-    expect(page.locator("#burn-chart .main-svg").first).to_be_visible()
+    expect(page.locator("#burn-charts figure[data-team='fraud'] .main-svg").first).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(1)  # one banner per team: the highest threshold crossed
 
     page.get_by_label("Share unallocated capacity across teams").check()
     page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile("share_unallocated=on"))
     expect(table.locator("tbody tr[data-key='unallocated']")).to_have_count(0)
     # 60 a day of unallocated capacity spread 2:1 over fraud and search.
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(5)).to_have_text(f"{40 * days:.2f}")
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(6)).to_have_text(f"{40 * days:.2f} USD")
 
     page.get_by_label("Cost per").select_option("model")
     page.get_by_role("button", name="Apply").click()
@@ -128,3 +130,58 @@ def test_platform_admin_closes_last_month(page, login, platform_admin):
     expect(page.locator("#month-state")).to_contain_text(f"{last_month:%B %Y} was closed on")
     expect(page.get_by_text(f"{last_month:%B %Y} is closed: its figures won't change")).to_be_visible()
     expect(page.get_by_role("button", name=f"Close {last_month:%B %Y}")).to_have_count(0)
+
+
+@pytest.fixture
+def served_deployment(team, other_team):
+    """A deployment serving fraud-classifier v2 this month: its GPU cost in the rollups and 2,000 predictions
+    logged through it in the prediction log (the source of cost per 1,000 predictions)."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from apps.monitoring import logstore
+    from apps.monitoring.models import PredictionBatch
+    from tests.deployments.factories import deployment_in
+
+    deployment = deployment_in(team, "healthy", name="fraud-serving")
+    version = deployment.current_revision.model_version
+    cluster, gtype = f.cluster(), f.gpu_type()
+    first = date.today().replace(day=1)
+    days = min(date.today().day, 5)
+    for offset in range(days):
+        UsageDaily.objects.create(day=first + timedelta(days=offset), team=team, cluster=cluster, gpu_type=gtype,
+                                  model_version=version, deployment_id=deployment.pk, gpu_hours=24,
+                                  gpu_cost=Decimal("60"))
+    TeamBudget.objects.create(team=team, monthly_amount=Decimal("5000"), thresholds=[50, 80, 100])
+    TeamBudget.objects.create(team=other_team, monthly_amount=Decimal("17.51"), thresholds=[50, 80, 100])
+    batch = PredictionBatch.objects.create(team=team, model_version=version, batch_id="served", source="json",
+                                           received=2000, accepted=2000)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=dt_timezone.utc)
+    logstore.ensure_partitions(start, start + timedelta(hours=1))
+    logstore.copy_rows((version.pk, deployment.pk, batch.pk, start + timedelta(seconds=i), f"s-{i}", {"x": 1.0}, "1",
+                        None, None, 12.0, None) for i in range(2000))
+    return {"deployment": deployment, "version": version, "total": Decimal(60 * days)}
+
+
+def test_costs_name_and_link_deployments_with_cost_per_1000_predictions(page, login, platform_admin,
+                                                                        served_deployment):
+    deployment, version, total = (served_deployment[k] for k in ("deployment", "version", "total"))
+    login(page, platform_admin)
+    page.goto("/costs/?group_by=deployment")
+    row = page.locator(f"#cost-table tbody tr[data-key='{deployment.pk}']")
+    expect(row.get_by_role("link", name="fraud/fraud-serving")).to_have_attribute("href", f"/deployments/{deployment.pk}/")
+    expect(row.locator("td").nth(1)).to_have_text("fraud")
+    expect(row.locator("td").nth(7)).to_have_text(f"{total:.2f} USD")
+    expect(row.locator("td").nth(8)).to_have_text("2000")
+    expect(row.locator("td").nth(9)).to_have_text(f"{total / 2:.4f} USD")  # total / 2,000 × 1,000
+    expect(page.locator("#cost-table")).not_to_contain_text(f"deployment {deployment.pk}")
+
+    breakdown = page.locator(f"#breakdown-table tbody tr[data-key='{version.model.name}|{deployment.pk}']")
+    expect(breakdown.get_by_role("link", name=version.model.name)).to_have_attribute(
+        "href", f"/registry/models/{version.model.pk}/")
+    expect(breakdown.get_by_role("link", name="fraud/fraud-serving")).to_be_visible()
+    expect(breakdown.locator("td").nth(5)).to_have_text(f"{total / 2:.4f} USD")
+
+    # One small burn-down per team, each on its own scale.
+    expect(page.locator("#burn-charts figure")).to_have_count(2)
+    expect(page.locator("#burn-charts figure[data-team='search'] .main-svg").first).to_be_visible()
+    expect(page.locator("#burn-charts figure[data-team='fraud'] figcaption")).to_have_text("fraud · budget 5000.00 USD")
