@@ -7,7 +7,8 @@ from apps.core.api import errors as api_errors
 from apps.costs.selectors import budget_alert_list
 from apps.deployments.choices import JobStatus
 from apps.deployments.selectors import deployment_list, job_list
-from apps.monitoring.choices import AlertStatus, RunStatus
+from apps.monitoring.choices import AlertStatus, RenderStatus, RunStatus
+from apps.monitoring.models import ReportRender
 from apps.monitoring.selectors import alert_list, run_list
 from apps.registry.choices import PromotionStatus
 from apps.registry.selectors import promotion_inbox, promotion_list
@@ -44,6 +45,11 @@ def needs_attention(*, user) -> list[dict]:
                "error": r.last_error}
               for r in run_list(user=user).filter(status=RunStatus.NEEDS_ATTENTION)
               .select_related("monitor__team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Full report", "title": f"{r.run.monitor.name} run #{r.run_id}",
+               "url": reverse("monitoring:monitor", args=[r.run.monitor_id]), "team": r.run.monitor.team.slug,
+               "error": r.last_error}
+              for r in ReportRender.objects.filter(run__in=run_list(user=user), status=RenderStatus.NEEDS_ATTENTION)
+              .select_related("run__monitor__team")[:DASHBOARD_ROWS]]
     items += [{"kind": "Job", "title": f"{j.name} on {j.cluster.name}",
                "url": reverse("deployments:index") + "#jobs-table", "team": j.team.slug, "error": j.last_error}
               for j in job_list(user=user).filter(status=JobStatus.NEEDS_ATTENTION)

@@ -49,3 +49,10 @@ class ReferenceSource(models.TextChoices):
     UPLOAD = "upload", "Uploaded file"
     MLFLOW = "mlflow", "MLflow run artifact"
     LOGS = "logs", "Prediction logs"
+
+
+class RenderStatus(models.TextChoices):
+    """A full-data Evidently report asked for on a run, rendered by the runner (kind monitoring.report)."""
+    QUEUED = "queued", "Queued"
+    DONE = "done", "Done"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"

@@ -3,7 +3,7 @@ from django.db import models
 
 from apps.core.runner import LeasedWork
 
-from .choices import AlertKind, AlertStatus, MonitorState, ReferenceSource, RunStatus, Window
+from .choices import AlertKind, AlertStatus, MonitorState, ReferenceSource, RenderStatus, RunStatus, Window
 
 
 class ReferenceDataset(models.Model):
@@ -165,6 +165,29 @@ class RunReport(models.Model):
     reference_rows = models.PositiveIntegerField(default=0)
     current_rows = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ReportRender(LeasedWork):
+    """A full-data report asked for on a run: the runner renders it (kind monitoring.report) and it replaces the
+    run's sampled RunReport. Out of attempts it needs attention; asking for the full report again retries it."""
+
+    run = models.ForeignKey(MonitorRun, on_delete=models.CASCADE, related_name="report_renders")
+    status = models.CharField(max_length=20, choices=RenderStatus.choices, default=RenderStatus.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    @property
+    def team(self):
+        return self.run.monitor.team
+
+    @property
+    def team_id(self):
+        return self.run.monitor.team_id
 
 
 class Alert(models.Model):

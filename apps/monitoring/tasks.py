@@ -1,7 +1,6 @@
 from celery import shared_task
 
 from apps.core.errors import DomainError
-from apps.outbox.tasks import idempotent_task
 
 
 @shared_task(name="monitoring.run_monitor", acks_late=True)
@@ -31,9 +30,12 @@ def schedule_monitor_task(*, monitor_id: int):
     return {"monitor_id": monitor_id, "run_id": run.pk}
 
 
-@idempotent_task("monitoring.render_report", max_retries=2)
-def render_report_task(*, run_id: int):
-    """A full-data Evidently report asked for by a user (the receipt keeps a redelivery from rendering twice)."""
-    from .services import run_full_report_render
+@shared_task(name="monitoring.render_report", acks_late=True)
+def render_report_task(*, run_id: int, dedup_key: str = ""):
+    """Outbox topic of a full-report request: a wake-up hint for the runner (kind monitoring.report)."""
+    from apps.core import runner
 
-    return run_full_report_render(run_id=run_id)
+    from .models import ReportRender
+    from .services import REPORT_KIND
+
+    return runner.tick(REPORT_KIND, ids=list(ReportRender.objects.filter(run_id=run_id).values_list("pk", flat=True)))

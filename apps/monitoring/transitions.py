@@ -16,8 +16,9 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict
 
 from .choices import AlertStatus as S
+from .choices import RenderStatus as F
 from .choices import RunStatus as R
-from .models import Alert, MonitorRun
+from .models import Alert, MonitorRun, ReportRender
 
 ALLOWED: dict[str, set[str]] = {
     S.OPEN: {S.ACKNOWLEDGED, S.RESOLVED},
@@ -66,3 +67,26 @@ def run_transition(*, run: MonitorRun, from_: str, to: str, action: str, changes
     audit_record(actor=actor, action=action, target=run, team=run.monitor.team,
                  changes={"status": [from_, to], **(changes or {})})
     return True
+
+
+RENDER_ALLOWED: dict[str, set[str]] = {
+    F.QUEUED: {F.DONE, F.NEEDS_ATTENTION},
+    F.NEEDS_ATTENTION: {F.QUEUED},
+}
+
+
+def render_transition(render: ReportRender, *, to: str, actor=None, action: str = "",
+                      changes: dict | None = None) -> ReportRender:
+    """Compare-and-set a full report render's status, in the caller's transaction. Giving up and retrying are
+    audited (`action`); a render that is done shows as the run's report."""
+    from_ = render.status
+    if to not in RENDER_ALLOWED.get(from_, set()):
+        raise Conflict(f"The full report of run {render.run_id} is {from_}; it can't become {to}.")
+    fields = {"finished_at": timezone.now()} if to == F.DONE else {}
+    if not ReportRender.objects.filter(pk=render.pk, status=from_).update(status=to, **fields):
+        raise Conflict(f"The full report of run {render.run_id} changed meanwhile; reload and try again.")
+    render.refresh_from_db()
+    if action:
+        audit_record(actor=actor, action=action, target=render, team=render.run.monitor.team,
+                     changes={"status": [from_, to], **(changes or {})})
+    return render

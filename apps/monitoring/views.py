@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from apps.core.errors import DomainError, InvalidInput, NotFound
 
 from . import selectors, services
+from .models import ReportRender
 
 
 @login_required
@@ -84,6 +85,7 @@ def monitor_detail(request, monitor_id: int):
         raise Http404(exc.message) from exc
     data["pending"] = list(data["monitor"].runs.filter(status__in=["queued", "running"]).order_by("-id")[:5])
     data["attention"] = list(data["monitor"].runs.filter(status="needs_attention").order_by("-id"))
+    data["report_attention"] = list(ReportRender.objects.filter(run__monitor=data["monitor"], status="needs_attention"))
     return render(request, "monitoring/monitor.html", data)
 
 

@@ -137,3 +137,34 @@ def test_retry_from_the_monitor_page(mon, engineer):
     assert f"Run #{run.pk} queued again" in response.content.decode()
     run.refresh_from_db()
     assert (run.status, run.attempts) == ("queued", 0)
+
+
+def test_a_full_report_that_keeps_failing_needs_attention_and_asking_again_retries(mon, engineer, client_for):
+    from apps.monitoring.models import ReportRender
+    from apps.monitoring.services import REPORT_KIND
+
+    f.logs(mon.model_version, f.frame(300, seed=5))
+    run = monitor_run_execute(run_id=f.run(mon, status="queued").pk, report=False)
+    response = client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/")
+    assert response.status_code == 202
+    render = ReportRender.objects.get(run=run)
+    reference = mon.reference
+    type(mon).objects.filter(pk=mon.pk).update(reference=None)  # the render cannot read its reference
+    assert runner.tick(REPORT_KIND) == {"needs_attention": 1}  # retrying can't bring the reference back
+    render.refresh_from_db()
+    assert render.status == "needs_attention" and "no reference dataset" in render.last_error
+    assert _events(render, "monitoring.report.needs_attention")[0]["status"] == ["queued", "needs_attention"]
+    page = Client()
+    page.force_login(engineer)
+    assert 'id="reports-needing-attention"' in page.get(f"/monitoring/monitors/{mon.pk}/").content.decode()
+    assert f"run #{run.pk}" in page.get("/").content.decode()
+
+    type(mon).objects.filter(pk=mon.pk).update(reference=reference)
+    assert client_for(engineer).post(f"/api/v1/monitoring/runs/{run.pk}/full-report/").status_code == 202
+    render.refresh_from_db()
+    assert (render.status, render.attempts, render.last_error) == ("queued", 0, "")
+    assert _events(render, "monitoring.report.retry")[0]["status"] == ["needs_attention", "queued"]
+    assert runner.tick(REPORT_KIND) == {"done": 1}
+    render.refresh_from_db()
+    run.refresh_from_db()
+    assert render.status == "done" and run.report.sampled is False

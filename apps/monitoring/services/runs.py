@@ -22,14 +22,16 @@ from apps.teams.selectors import require_capability
 
 from .. import engine, logstore
 from ..choices import ColumnKind, ColumnRole, MonitorState, RunStatus, Window
-from ..models import FeatureDrift, Monitor, MonitorRun, ReferenceDataset, RunReport
-from ..transitions import run_transition
+from ..choices import RenderStatus
+from ..models import FeatureDrift, Monitor, MonitorRun, ReferenceDataset, ReportRender, RunReport
+from ..transitions import render_transition, run_transition
 from .alerts import _evaluate_alerts
 
 logger = logging.getLogger(__name__)
 
 WINDOW_LENGTH = {Window.HOURLY: timedelta(hours=1), Window.DAILY: timedelta(days=1)}
-RUN_KIND = "monitoring.run"  # the runner's work kind (apps/monitoring/runner.py)
+RUN_KIND = "monitoring.run"  # the runner's work kinds (apps/monitoring/runner.py)
+REPORT_KIND = "monitoring.report"
 
 
 def _floor(ts: datetime, window: str) -> datetime:
@@ -306,6 +308,10 @@ def _record(run: MonitorRun, current: MonitorRun, started: float, rows: list[Fea
 
 
 def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[FeatureDrift], full: bool = False) -> None:
+    RunReport.objects.update_or_create(run=run, defaults=_render_report(run, reference, rows, full=full))
+
+
+def _render_report(run: MonitorRun, reference: ReferenceDataset, rows: list[FeatureDrift], full: bool = False) -> dict:
     """The Evidently HTML report of a run, with each column's method and threshold set to the ones the run
     used, so it shows the same tests.
 
@@ -344,9 +350,9 @@ def _store_report(run: MonitorRun, reference: ReferenceDataset, rows: list[Featu
     snapshot = Report([preset]).run(Dataset.from_pandas(cur, data_definition=definition),
                                     Dataset.from_pandas(ref, data_definition=definition))
     html = snapshot.get_html_str(as_iframe=False)
-    RunReport.objects.update_or_create(run=run, defaults={
-        "html_gz": gzip.compress(html.encode(), 5), "sampled": len(ref) < reference.row_count or len(cur) < run.current_rows,
-        "reference_rows": len(ref), "current_rows": len(cur)})
+    return {"html_gz": gzip.compress(html.encode(), 5),
+            "sampled": len(ref) < reference.row_count or len(cur) < run.current_rows,
+            "reference_rows": len(ref), "current_rows": len(cur)}
 
 
 @transaction.atomic
@@ -370,14 +376,37 @@ def run_full_report_request(*, actor, run: MonitorRun) -> MonitorRun:
         raise Conflict(f"A full-data report is limited to {limit:,} rows per side (this run: {run.current_rows:,} "
                        f"current, {reference.row_count:,} reference rows): Evidently on a 1M-row window takes about "
                        f"100 s and 1.6 GB. The stored report uses a sample; the run's verdicts cover every row.")
-    outbox_enqueue(topic="monitoring.render_report", payload={"run_id": run.pk},
-                   dedup_key=f"monitoring-full-report:{run.pk}", team=monitor.team)
+    render = ReportRender.objects.select_for_update().filter(run=run).exclude(status=RenderStatus.DONE).first()
+    if render is None:
+        render = ReportRender.objects.create(run=run, requested_by=actor if getattr(actor, "is_authenticated", False)
+                                             else None)
+        outbox_enqueue(topic="monitoring.render_report", payload={"run_id": run.pk},
+                       dedup_key=f"monitoring-full-report:{run.pk}:{render.pk}", team=monitor.team)
+    elif render.status == RenderStatus.NEEDS_ATTENTION:  # asking again is the retry
+        render_transition(render, to=RenderStatus.QUEUED, actor=actor, action="monitoring.report.retry",
+                          changes={"error": [render.last_error, None]})
+        runner.retry_now(row=render, fields={"last_error": ""})
+        runner.wake(REPORT_KIND, ids=[render.pk])
     audit_record(actor=actor, action="monitoring.run.full_report", target=run, team=monitor.team,
                  changes={"report": ["sample", "full"]})
     return run
 
 
-def run_full_report_render(*, run_id: int) -> bool:
-    run = MonitorRun.objects.select_related("monitor__reference").get(pk=run_id)
-    _store_report(run, run.monitor.reference, list(run.features.all()), full=True)
-    return True
+def report_render_attempt(lease: runner.Lease) -> None:
+    """The runner's handler (kind monitoring.report): Evidently on every row, outside any transaction (it takes
+    minutes on a large window), then the report replaces the sampled one under the lease."""
+    render = ReportRender.objects.select_related("run__monitor__reference").get(pk=lease.pk)
+    run = render.run
+    if run.monitor.reference is None:
+        raise runner.PermanentFailure(f"Monitor {run.monitor.name} has no reference dataset now; set one, then ask "
+                                      f"for the full report again.")
+    rendered = _render_report(run, run.monitor.reference, list(run.features.all()), full=True)
+    with lease.holding() as current:
+        RunReport.objects.update_or_create(run=run, defaults=rendered)
+        render_transition(current, to=RenderStatus.DONE)
+
+
+def report_render_gave_up(render: ReportRender, error: str) -> None:
+    """The runner's on_exhausted: the full report could not be rendered; asking for it again retries."""
+    render_transition(render, to=RenderStatus.NEEDS_ATTENTION, action="monitoring.report.needs_attention",
+                      changes={"attempts": [None, render.attempts], "error": [None, error]})
