@@ -23,7 +23,11 @@ def transition(*, row, to: str, allowed: dict[str, set[str]], action: str, actor
     with nothing written. `row` is updated in memory on success."""
     model = type(row)
     with transaction.atomic():
-        from_ = model.objects.select_for_update().filter(pk=row.pk).values_list(field, flat=True).first()
+        # FOR NO KEY UPDATE, the lock the UPDATE below takes anyway: a plain FOR UPDATE also blocks the key-share
+        # locks foreign-key checks take, so a transaction inserting a row that refers to this one (checked at its
+        # COMMIT, while it holds the audit chain lock) and this one (waiting for that lock) deadlocked.
+        from_ = (model.objects.select_for_update(no_key=True).filter(pk=row.pk)
+                 .values_list(field, flat=True).first())
         if from_ is None or to not in allowed.get(from_, set()) or (expected is not None and from_ not in expected):
             return None
         values = {field: to, **(fields or {})}
