@@ -13,8 +13,10 @@ from apps.teams.selectors import current_team, has_capability
 from . import review, selectors, services
 from .choices import ClusterKind, StrategyKind
 from .models import Cluster, DeploymentDraft
+from .rollout import workload
 from .services.siblings import deployment_replicate, deployment_siblings
 from .spec import validate_resources, validate_strategy
+from .transitions import ROLLBACK_FROM
 
 STEPS = ["Model version", "Target", "Resources", "Strategy", "Review"]
 
@@ -212,9 +214,34 @@ def detail(request, pk):
         "deployment": deployment, "revisions": revisions, "events": events, "status": _status(deployment),
         "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
         "can_administer": has_capability(user=request.user, team_id=deployment.team_id, capability="administer"),
+        "rollback": _rollback_plan(deployment),
         "versions": _versions(request.user, deployment.team).filter(model=deployment.model),
         "kinds": StrategyKind.choices,
     })
+
+
+def _rollback_plan(deployment) -> dict:
+    """What Roll back would do, for its label and its confirmation, or why it can't: the service's own choice of
+    target (deployment_rollback without to_revision), so the button never names another revision than it uses."""
+    from .services.deployments import _rollback_target
+
+    current = deployment.current_revision
+    if deployment.status not in ROLLBACK_FROM:
+        return {"reason": f"Nothing to roll back while the deployment is {deployment.get_status_display().lower()}"
+                          f"{f' (r{current.number})' if current else ''}; abort it first or wait."}
+    try:
+        target = _rollback_target(deployment)
+    except DomainError as exc:
+        return {"reason": exc.message}
+    version = workload(target).model_version
+    serving = workload(current).model_version if current else None
+    change = (f"traffic switches back to r{target.number}, still warm, within seconds"
+              if deployment.warm_revision_id == target.pk else
+              f"a new revision re-applies r{target.number}'s manifests and takes 100 % of the traffic once ready")
+    return {"target": target, "version": version,
+            "confirm": f"Roll back {deployment.name} from r{current.number if current else '-'}"
+                       f"{f' · {serving.model.name} v{serving.version}' if serving else ''} to r{target.number} · "
+                       f"{version.model.name} v{version.version}: {change}."}
 
 
 @login_required

@@ -1,0 +1,61 @@
+"""The deployment page's actions in a real browser: Roll back names what it goes back to, asks first and says what
+will change, is disabled with the reason when there is nothing to go back to; a viewer sees no action at all."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.deployments.models import DeploymentRevision
+from tests.deployments.factories import deployment_in, local_cluster
+from tests.factories import member
+
+
+@pytest.fixture
+def healthy(team, transactional_db):
+    """r2 (fraud-classifier v2) serves; r1 (v1) is still warm."""
+    return deployment_in(team, "healthy", cluster=local_cluster())
+
+
+def rollbacks(deployment) -> int:
+    return DeploymentRevision.objects.filter(deployment=deployment, reason="rollback").count()
+
+
+def test_rollback_names_its_target_and_confirms_what_changes(page, login, team, healthy):
+    login(page, member(team, "ml_engineer", "dave-rb"))
+    page.goto(f"/deployments/{healthy.pk}/")
+    button = page.locator("#btn-rollback")
+    expect(button).to_have_text("Roll back to r1 · fraud-classifier v1")
+    expect(button).to_have_class(re.compile(r"\bdanger\b"))
+    expect(page.locator("#btn-promote")).not_to_have_class(re.compile(r"\bdanger\b"))
+
+    button.click()
+    dialog = page.get_by_role("dialog", name="Roll back?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("from r2 · fraud-classifier v2 to r1 · fraud-classifier v1: traffic switches back "
+                                   "to r1, still warm")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert rollbacks(healthy) == 0
+
+    button.click()
+    dialog.get_by_role("button", name="Roll back to r1").click()
+    expect(page.locator(".message.success")).to_be_visible()
+    assert rollbacks(healthy) == 1
+
+
+def test_rollback_is_disabled_with_the_reason_when_nothing_served_before(page, login, team, healthy):
+    healthy.revisions.filter(number=1).update(status="failed")
+    type(healthy).objects.filter(pk=healthy.pk).update(warm_revision=None, warm_until=None)
+    login(page, member(team, "ml_engineer", "dave-rb"))
+    page.goto(f"/deployments/{healthy.pk}/")
+    expect(page.locator("#btn-rollback")).to_be_disabled()
+    expect(page.locator("#rollback-why")).to_have_text(re.compile("no earlier revision that served; nothing to roll "
+                                                                  "back to"))
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def test_viewer_sees_no_deployment_action(page, login, team, healthy):
+    login(page, member(team, "viewer", "vera-rb"))
+    page.goto(f"/deployments/{healthy.pk}/")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(healthy.name)
+    expect(page.locator("main button")).to_have_count(0)
