@@ -5,8 +5,8 @@ from apps.core import runner
 
 from .choices import RenderStatus, RunStatus
 from .models import MonitorRun, ReportRender
-from .services.runs import (REPORT_KIND, RUN_KIND, report_render_attempt, report_render_gave_up, run_attempt,
-                            run_needs_attention)
+from .services.reports import REPORT_KIND, report_render_attempt, report_render_gave_up
+from .services.runs import RUN_KIND, run_attempt, run_needs_attention
 
 runner.register(runner.WorkKind(
     name=RUN_KIND, model=MonitorRun,

@@ -7,7 +7,8 @@ from .references import (
     read_table, reference_upload, reference_from_rows, reference_from_mlflow, reference_schema_update)
 from .monitors import RETRAIN_JOB_KEYS, MONITOR_FIELDS, monitor_create, monitor_update, monitor_set_auto_rollback
 from .runs import (
-    REPORT_KIND, RUN_KIND, WINDOW_LENGTH, last_complete_window, monitor_run_request, run_performance_refresh,
-    monitor_run_execute, monitor_run_retry, run_full_report_request)
+    RUN_KIND, WINDOW_LENGTH, last_complete_window, monitor_run_request, run_performance_refresh,
+    monitor_run_execute, monitor_run_retry)
+from .reports import REPORT_KIND, run_full_report_request
 from .alerts import alert_acknowledge, alert_resolve, alert_rollback, monitor_rollback, alert_retrain
 from .ingestion import validate_rows, frame_to_rows, predictions_ingest, labels_ingest
