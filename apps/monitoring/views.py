@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError, InvalidInput, NotFound
+from apps.teams.selectors import has_capability
 
 from . import selectors, services
 from .models import ReportRender
@@ -85,6 +86,7 @@ def monitor_detail(request, monitor_id: int):
         raise Http404(exc.message) from exc
     data["pending"] = list(data["monitor"].runs.filter(status__in=["queued", "running"]).order_by("-id")[:5])
     data["attention"] = list(data["monitor"].runs.filter(status="needs_attention").order_by("-id"))
+    data["can_operate"] = has_capability(user=request.user, team_id=data["monitor"].team_id, capability="operate")
     data["report_attention"] = list(ReportRender.objects.filter(run__monitor=data["monitor"], status="needs_attention"))
     return render(request, "monitoring/monitor.html", data)
 
@@ -99,6 +101,7 @@ def alert_detail(request, alert_id: int):
     return render(request, "monitoring/alert.html", {
         "alert": alert, "run": run, "has_report": bool(run and hasattr(run, "report")),
         "drifted": list(run.features.filter(drifted=True)) if run else [],
+        "can_operate": has_capability(user=request.user, team_id=alert.team_id, capability="operate"),
     })
 
 

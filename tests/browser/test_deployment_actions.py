@@ -59,3 +59,34 @@ def test_viewer_sees_no_deployment_action(page, login, team, healthy):
     page.goto(f"/deployments/{healthy.pk}/")
     expect(page.get_by_role("heading", level=1)).to_contain_text(healthy.name)
     expect(page.locator("main button")).to_have_count(0)
+
+
+VIEWER_MAY = {("/costs/quotas/", "Check"), ("/settings/", "Create token")}
+
+
+@pytest.fixture
+def team_pages(team, healthy):
+    from tests.monitoring import factories as monitoring
+
+    monitor = monitoring.monitor(team)
+    monitoring.run(monitor)
+    alert = monitoring.alert(monitor)
+    version = monitor.model_version
+    return ["/", "/registry/", f"/registry/models/{version.model_id}/", f"/registry/versions/{version.pk}/",
+            "/registry/inbox/", "/registry/policies/", "/deployments/", f"/deployments/{healthy.pk}/",
+            "/monitoring/", f"/monitoring/monitors/{monitor.pk}/", f"/monitoring/alerts/{alert.pk}/",
+            "/costs/", "/costs/quotas/", "/settings/"]
+
+
+def test_viewer_sees_no_mutating_control_on_any_page(page, login, team, team_pages):
+    """A change is a POST form; a viewer's pages have none (filters and exports are GET), except a quota check (a
+    what-if that changes nothing) and the viewer's own API token."""
+    login(page, member(team, "viewer", "vera-all"))
+    offered = {}
+    for path in team_pages:
+        page.goto(path, wait_until="domcontentloaded", timeout=30_000)
+        labels = [label for label in page.locator("main form[method=post] button").all_inner_texts()
+                  if (path, label) not in VIEWER_MAY]
+        if labels:
+            offered[path] = labels
+    assert not offered, f"a viewer is offered: {offered}"
