@@ -18,8 +18,25 @@ from . import drift, logstore
 PREDICTION = "__prediction"  # name of the prediction column in window reads and reports
 
 
+# A prediction or target column of whole numbers with at most this many distinct values is a classifier's class
+# label: categorical (chi²/Z tests, accuracy/F1), not a number to take a mean of. A schema given explicitly wins.
+MAX_CLASS_LABELS = 50
+
+
+def is_class_label(series) -> bool:
+    """Whole numbers (int dtype, or floats that are all integral) with few distinct values."""
+    import pandas as pd
+
+    values = series.dropna()
+    if values.empty or pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return False
+    integral = pd.api.types.is_integer_dtype(values) or bool((values == values.round()).all())
+    return integral and values.nunique() <= MAX_CLASS_LABELS
+
+
 def infer_schema(frame, *, prediction: str | None = None, target: str | None = None) -> list[dict]:
-    """Numeric dtype → numeric, anything else → categorical; role from the given column names."""
+    """Numeric dtype → numeric, anything else → categorical; role from the given column names. Predictions and
+    targets that are integer class labels (is_class_label) are categorical."""
     import pandas as pd
 
     schema = []
@@ -27,6 +44,8 @@ def infer_schema(frame, *, prediction: str | None = None, target: str | None = N
         kind = "numeric" if pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]) \
             else "categorical"
         role = "prediction" if name == prediction else "target" if name == target else "feature"
+        if role != "feature" and kind == "numeric" and is_class_label(frame[name]):
+            kind = "categorical"
         schema.append({"name": str(name), "kind": kind, "role": role})
     return schema
 

@@ -90,6 +90,16 @@ def batch_get(*, user, batch_pk) -> PredictionBatch:
     return _get(batch_list(user=user), batch_pk, "Prediction batch")
 
 
+def score_text(score: float | None, score_kind: str = "") -> str:
+    """A drift score as people read it: a p-value below 0.001 is "< 0.001" (2.42e-122 says no more than that),
+    anything else 3 significant digits."""
+    if score is None:
+        return "—"
+    if score_kind == "p_value" and score < 0.001:
+        return "< 0.001"
+    return f"{score:.3g}"
+
+
 def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
     """Data for the drift dashboard: runs oldest → newest, heatmap matrix, latest run's features."""
     monitor = monitor_get(user=user, monitor_id=monitor_id)
@@ -106,10 +116,14 @@ def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
             # 1 = drifted, 0 = tested and fine, None = not enough data; hover shows the score
             row.append(None if f is None or f.status != "ok" else (1 if f.drifted else 0))
         heat.append(row)
-    hover = [[(f"{scores[(r.pk, c)].method} {scores[(r.pk, c)].score:.4g}" if (r.pk, c) in scores and
-               scores[(r.pk, c)].score is not None else "no data") for r in runs] for c in features]
+    hover = [[(f"{scores[(r.pk, c)].method} {score_text(scores[(r.pk, c)].score, scores[(r.pk, c)].score_kind)}"
+               if (r.pk, c) in scores and scores[(r.pk, c)].score is not None else "no data") for r in runs]
+             for c in features]
     latest = next((r for r in reversed(runs) if r.status == "succeeded"), None)
     top = list(latest.features.filter(status="ok").order_by("-drifted", "column")) if latest else []
+    for f in top:
+        f.score_text = score_text(f.score, f.score_kind)
+    predictions = [f for r in runs for f in r.features.all() if f.role == "prediction"]
     return {
         "monitor": monitor,
         "runs": runs,
@@ -128,10 +142,13 @@ def dashboard(*, user, monitor_id, limit: int = 60) -> dict:
             "p95": [r.latency_p95 for r in runs],
             "error_rate": [r.error_rate for r in runs],
             "prediction_score": [r.prediction_score for r in runs],
+            # What the prediction score is (a p-value or a distance), for the chart's axis title.
+            "prediction_score_kind": next((f"{p.method} {'p-value' if p.score_kind == 'p_value' else 'distance'}"
+                                           for p in reversed(predictions) if p), "score"),
             "performance": {name: [r.performance.get(name) for r in runs] for name in ("accuracy", "f1", "mae", "rmse")
                             if any(name in r.performance for r in runs)},
             "top": [{"column": f.column, "kind": f.kind, "drifted": f.drifted, "method": f.method, "score": f.score,
-                     "distribution": f.distribution} for f in top[:6]],
+                     "score_text": f.score_text, "distribution": f.distribution} for f in top[:6]],
             "prediction": next(({"column": f.column, "distribution": f.distribution, "kind": f.kind}
                                 for f in top if f.role == "prediction"), None),
         },

@@ -89,3 +89,65 @@ def test_viewer_sees_the_dashboard_but_cannot_roll_back(page, login, team, drift
     page.locator("#dashboard-rollback").click()
     expect(page.get_by_role("status")).to_contain_text("does not allow this")
     assert not AuditEvent.objects.filter(action="deployment.rollback").exists()
+
+
+LONG = "worst fractal dimension"
+
+
+@pytest.fixture
+def classifier(team):
+    """A classifier whose reference has integer predictions and targets (inferred schema) and 30 features, two
+    daily windows (the second drifting) with ground-truth labels."""
+    from apps.monitoring.services import labels_ingest
+
+    version = f.model_version(team, name="cancer-classifier")
+
+    def data(n, *, drift, seed):
+        frame = f.frame(n, drift=drift, seed=seed)
+        frame["prediction"] = frame["prediction"].astype(int)
+        for k in range(26):
+            frame[f"{LONG} {k:02d}"] = frame["age"] * (k + 1)
+        return frame
+
+    reference = data(1500, drift=False, seed=9)
+    reference["target"] = reference["prediction"]
+    mon = f.monitor(team, version, f.reference(team, version, reference, target="target"), name="cancer-drift",
+                    numeric_method="ks")
+    engineer = member(team, "ml_engineer", "dana")
+    for day, drift in ((0, False), (1, True)):
+        start = f.T0 + timedelta(days=day)
+        frame = data(300, drift=drift, seed=day)
+        f.logs(version, frame, start=start, prefix=f"c{day}")
+        labels_ingest(actor=engineer, model_version=version,
+                      labels=[{"request_id": f"c{day}-{i}", "label": int(p) if i % 4 else 1 - int(p)}
+                              for i, p in enumerate(frame["prediction"])])
+        run = f.run(mon, status="queued", window_start=start, window_end=start + timedelta(days=1))
+        monitor_run_execute(run_id=run.pk, report=drift)
+    return mon
+
+
+def test_classifier_dashboard_is_readable(page, login, team, classifier):
+    login(page, member(team, "viewer", "vic"))
+    page.goto(f"/monitoring/monitors/{classifier.pk}/")
+    # The Evidently report rendered (class labels are categorical) and no exception text reached the page.
+    expect(page.locator("#latest-report")).to_be_visible()
+    expect(page.locator("body")).not_to_contain_text("Stattest")
+    expect(page.locator("body")).not_to_contain_text("Error:")
+    # Classification metrics, not MAE/RMSE.
+    expect(page.get_by_text(re.compile(r"accuracy 0\.\d{3}, F1 0\.\d{3}"))).to_be_visible()
+    perf = page.locator("details.chart-data[data-chart='performance-chart']")
+    expect(perf.locator("th")).to_have_text(["window", "accuracy", "f1"])
+    # Every one of the 30 features labelled, in full.
+    expect(page.locator("#heatmap .yaxislayer-above .ytick text")).to_have_count(30)
+    expect(page.locator("#heatmap .yaxislayer-above .ytick text").filter(has_text=f"{LONG} 25")).to_have_count(1)
+    expect(page.locator("#heatmap-legend")).to_contain_text("drifted")
+    # Axis titles, and a "Show data" table for every chart.
+    expect(page.locator("#prediction-chart .ytitle")).to_have_text(re.compile(r"(p-value|distance)$"))
+    expect(page.locator("#share-chart .xtitle")).to_have_text("window start (UTC)")
+    charts = page.locator("#heatmap, #share-chart, #volume-chart, #latency-chart, #error-chart, #prediction-chart, "
+                          "#performance-chart, #distributions .dist")
+    expect(page.locator("details.chart-data")).to_have_count(charts.count())
+    page.locator("details.chart-data[data-chart='volume-chart'] summary").click()
+    expect(page.locator("details.chart-data[data-chart='volume-chart'] tbody tr")).to_have_count(2)
+    # p-values formatted: the drifting features' tiny p-values read "< 0.001".
+    expect(page.locator("#feature-table tr[data-column='amount'] td").nth(4)).to_have_text("< 0.001")

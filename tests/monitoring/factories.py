@@ -31,9 +31,10 @@ def frame(n: int, *, drift: bool = False, seed: int = 0) -> pd.DataFrame:
     })
 
 
-def reference(team, version, data: pd.DataFrame | None = None, prediction: str | None = "prediction") -> ReferenceDataset:
+def reference(team, version, data: pd.DataFrame | None = None, prediction: str | None = "prediction",
+              target: str | None = None) -> ReferenceDataset:
     data = frame(1500) if data is None else data
-    schema = engine.infer_schema(data, prediction=prediction)
+    schema = engine.infer_schema(data, prediction=prediction, target=target)
     ref = ReferenceDataset.objects.create(team=team, model_version=version, name="ref", source="upload", schema=schema,
                                           row_count=len(data), sample_parquet=engine.sample_parquet(data))
     for col in schema:

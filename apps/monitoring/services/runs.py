@@ -237,8 +237,10 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
         try:
             _store_report(run, reference, rows)
         except Exception as exc:  # the verdicts stand without the HTML
-            logger.exception("Evidently report failed for run %s", run.pk)
-            run.message += f" (The Evidently report could not be rendered: {str(exc)[:200]})"
+            # The page says what happened in words; the exception text is for operators (the server log).
+            logger.exception("Evidently report failed for run %s: %s", run.pk, exc)
+            run.message += (" The detailed Evidently report could not be built for this window; the drift results "
+                            f"above stand (details in the server log, run {run.pk}).")
     _finish(run, lease, started, rows, outcome=outcome)
 
 
