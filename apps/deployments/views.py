@@ -99,6 +99,53 @@ def _num(value):
         return value  # validation says what is wrong with it
 
 
+def _approved_versions(team) -> dict[int, list[str]]:
+    """{version id: [environments it is approved for]} for the team's versions holding an environment's alias
+    through a published promotion (registry.selectors.version_approved_for, in one query)."""
+    from apps.registry.choices import AliasSource, PromotionKind, PromotionStatus
+    from apps.registry.models import AliasHolding
+
+    approved: dict[int, list[str]] = {}
+    for version_id, alias in (AliasHolding.objects.filter(
+            model__team=team, until__isnull=True, source=AliasSource.CONTROL_PLANE,
+            request__status=PromotionStatus.PUBLISHED, request__kind=PromotionKind.PROMOTE)
+            .order_by("alias").values_list("version_id", "alias")):
+        approved.setdefault(version_id, []).append(alias)
+    return approved
+
+
+def _describe_resources(resources: dict) -> str:
+    """The review's words for a resources dict: "2 replicas · CPU 500m · memory 512Mi · 1 × A100-80GB"."""
+    replicas = resources.get("replicas") or 1
+    parts = [f"{replicas} replica{'s' if replicas != 1 else ''}", f"CPU {resources.get('cpu')}",
+             f"memory {resources.get('memory')}"]
+    if resources.get("gpu_count"):
+        parts.append(f"{resources['gpu_count']} × {resources.get('gpu_type') or 'GPU'}")
+    if scaling := resources.get("autoscaling"):
+        parts.append(f"autoscaling {scaling.get('min')}–{scaling.get('max')} replicas at {scaling.get('target_cpu')} % CPU")
+    return " · ".join(parts)
+
+
+def _describe_strategy(strategy: dict) -> str:
+    """The review's words for a strategy dict, e.g. "Canary: 10 % → 50 % → 100 %, pausing for promotion"."""
+    kind = strategy.get("kind")
+    label = dict(StrategyKind.choices).get(kind, kind)
+    if kind == StrategyKind.CANARY:
+        steps = strategy.get("steps") or []
+        pauses = any(step.get("pause") for step in steps)
+        weights = " → ".join(f"{step.get('weight')} %" for step in steps)
+        return f"{label}: {weights}{', pausing for promotion after each step' if pauses else ''}"
+    if kind == StrategyKind.BLUE_GREEN:
+        return f"{label}: {'switch automatically' if strategy.get('auto_switch') else 'switch when promoted'} after the health check"
+    if kind == StrategyKind.SHADOW:
+        return f"{label}: mirror {strategy.get('percent')} % of traffic (responses discarded)"
+    if kind == StrategyKind.AB:
+        return f"{label}: " + ", ".join(
+            f"{'this revision' if v.get('revision') == 'new' else 'r' + str(v.get('revision'))} {v.get('weight')} %"
+            for v in strategy.get("variants") or [])
+    return str(label)
+
+
 def _validate_step(step: int, draft: DeploymentDraft, request) -> None:
     from apps.registry.models import Environment
     from apps.registry.selectors import version_approved_for
@@ -107,6 +154,10 @@ def _validate_step(step: int, draft: DeploymentDraft, request) -> None:
     if step == 1:
         if not data.get("name"):
             raise InvalidInput("Give the deployment a name (lowercase letters, digits and dashes).")
+        if not services.NAME_RE.match(data["name"]):
+            raise InvalidInput(f"'{data['name']}' can't be a deployment name: use lowercase letters, digits and "
+                               "dashes (at most 40), starting with a letter and not ending with a dash.",
+                               fields={"name": ["Invalid name."]})
         if not _versions(request.user, draft.team).filter(pk=data.get("model_version")).exists():
             raise InvalidInput("Pick a model version of your team.")
     if step == 2:
@@ -147,12 +198,26 @@ def wizard(request, draft_id=None, step=1):
         messages.error(request, exc.message)
         if draft is None:
             return redirect("deployments:wizard_new")
-    context = {"draft": draft, "data": draft.data if draft else {}, "step": step, "steps": STEPS,
-               "versions": _versions(request.user, draft.team if draft else team), "environments": _environments(),
+    data = draft.data if draft else {}
+    approved = _approved_versions(draft.team if draft else team)
+    versions = list(_versions(request.user, draft.team if draft else team))
+    for version in versions:
+        version.approved_for = approved.get(version.pk, [])
+    context = {"draft": draft, "data": data, "step": step, "steps": STEPS, "versions": versions,
+               # Preselected: the version asked for before, else the newest one approved for some environment.
+               "default_version": data.get("model_version") or next((v.pk for v in versions if v.approved_for), None),
+               "environments": _environments(),
                "targets": selectors.deploy_targets(user=request.user, team=draft.team if draft else team),
                "kinds": StrategyKind.choices}
+    if step == 3:
+        from apps.costs.selectors import gpu_type_list
+
+        context["gpu_types"] = gpu_type_list().filter(cluster__name=data.get("cluster", "")).order_by("name")
     if step == 5 and draft is not None:
         context["preview"] = _preview(request, draft)
+        if not context["preview"].get("error"):
+            context["preview"]["strategy_text"] = _describe_strategy(context["preview"]["strategy"])
+            context["preview"]["resources_text"] = _describe_resources(context["preview"]["resources"])
     return render(request, "deployments/wizard.html", context)
 
 

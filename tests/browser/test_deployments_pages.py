@@ -1,5 +1,7 @@
 """Deployments pages in a real browser: the wizard from version to review to submit, the deployment page's
 rollout controls, one-click rollback and live status, and cluster administration."""
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -22,16 +24,32 @@ def targets(transactional_db):
 
 
 def test_wizard_drafts_reviews_and_submits(page, login, engineer, team, targets):
-    model_version(team, version=1)
+    from tests.costs.factories import gpu_type
+
+    version = model_version(team, version=1)
+    gpu_type("A100-80GB")
     login(page, engineer)
     page.goto("/deployments/")
     page.click("#new-deployment")
+    # Steps numbered once, by the list; the current one marked.
+    expect(page.locator("#wizard-steps li").first).to_have_text(re.compile(r"^\s*Model version"))
+    expect(page.locator("#wizard-steps li[aria-current=step]")).to_contain_text("Model version")
+    # Nothing approved anywhere: no version is preselected, and the page says why.
+    expect(page.locator("#no-approved-version")).to_be_visible()
+    page.select_option("#model_version", str(version.pk))
+    page.fill("#name", "Fraud API")  # refused on this step, not at the end
+    page.click("#wizard-next")
+    expect(page.locator(".message.error")).to_contain_text("can't be a deployment name")
+    expect(page.locator("#wizard-steps li[aria-current=step]")).to_contain_text("Model version")
     page.fill("#name", "fraud-api")
+    page.select_option("#model_version", str(version.pk))
     page.click("#wizard-next")
     expect(page.locator("#environment")).to_be_visible()
     page.select_option("#environment", "staging")
     page.select_option("#cluster", "local")
     page.click("#wizard-next")
+    # The GPU type is picked from the cluster's catalog.
+    expect(page.locator("#gpu_type option")).to_have_text(["none", "A100-80GB (80 GB)"])
     page.fill("#cpu", "2 GPUs")
     page.click("#wizard-next")
     expect(page.locator(".message.error")).to_contain_text("cpu must be a Kubernetes CPU quantity")
@@ -47,6 +65,9 @@ def test_wizard_drafts_reviews_and_submits(page, login, engineer, team, targets)
     expect(page.locator("#review")).to_contain_text("approved for staging")
     expect(page.locator("#admission")).to_contain_text("fits")
     expect(page.locator("#manifest-diff")).to_contain_text("LocalModelServer")
+    expect(page.locator("#review-strategy")).to_have_text("Canary: 20 % → 100 %, pausing for promotion after each step")
+    expect(page.locator("#review-resources")).to_have_text("1 replica · CPU 250m · memory 512Mi")
+    expect(page.locator("#review")).not_to_contain_text("{'")
     page.click("#wizard-submit")
     expect(page.locator(".message.success")).to_contain_text("fraud-api submitted")
     expect(page.locator("#status-value")).to_have_text("pending")
