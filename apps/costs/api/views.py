@@ -3,7 +3,7 @@ from datetime import date
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -223,7 +223,7 @@ class CostMonthListView(APIView):
 
     capabilities = {"get": "finance"}
 
-    @extend_schema(responses={200: s.CostMonthSerializer(many=True)})
+    @extend_schema(responses={200: inline_serializer("CostMonthList", {"results": s.CostMonthSerializer(many=True)})})
     def get(self, request):
         return Response({"results": s.CostMonthSerializer(closing.month_list(user=request.user), many=True).data})
 

@@ -8,7 +8,7 @@ from apps.teams.choices import Role
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = RegisteredModel
