@@ -25,6 +25,10 @@ def bearer(token: str) -> dict:
 
 @pytest.fixture
 def seeded(team):
+    return seed(team)
+
+
+def seed(team) -> Seeded:
     """One of everything the API reads, in the `fraud` team: a model version with a reference, a monitor and
     a run, a deployment with two revisions, a GPU type with a price and a quota, a namespace and a job."""
     from apps.deployments.models import ClusterNamespace, Job
