@@ -1,6 +1,8 @@
 """The costs demo seed: quotas, a refused over-quota request, cost per team/model with idle cost, a budget alert."""
 from datetime import timedelta
 
+from decimal import Decimal
+
 import pytest
 from django.utils import timezone
 
@@ -29,3 +31,35 @@ def test_demo_seed_is_complete_and_idempotent(team, other_team, platform_admin):
     counts = (GpuAllocation.objects.count(), SampleBatch.objects.count(), BudgetAlert.objects.count())
     seed_costs(log=lines.append)
     assert (GpuAllocation.objects.count(), SampleBatch.objects.count(), BudgetAlert.objects.count()) == counts
+
+
+def test_demo_serving_costs_name_the_deployment_and_its_cost_per_1000_predictions(team, other_team, platform_admin):
+    """The costs seed runs before the deployments demo: link_serving_deployment attributes the serving usage to
+    the demo deployment afterwards, so cost per 1,000 predictions is a number on the demo."""
+    from datetime import datetime, timezone as dt_timezone
+
+    from apps.costs.demo import link_serving_deployment
+    from apps.monitoring import logstore
+    from apps.monitoring.models import PredictionBatch
+    from tests.deployments.factories import deployment_in
+
+    lines = []
+    seed_costs(log=lines.append)
+    deployment = deployment_in(team, "healthy", name="fraud-classifier")
+    version = deployment.current_revision.model_version
+    link_serving_deployment(log=lines.append)
+    batch = PredictionBatch.objects.create(team=team, model_version=version, batch_id="demo", source="json",
+                                           received=500, accepted=500)
+    now = timezone.now()
+    start = datetime(now.year, now.month, now.day, tzinfo=dt_timezone.utc)
+    logstore.ensure_partitions(start, start + timedelta(hours=1))
+    logstore.copy_rows((version.pk, deployment.pk, batch.pk, start + timedelta(seconds=i), f"d-{i}", {"x": 1.0}, "1",
+                        None, None, 10.0, None) for i in range(500))
+    today = now.date()
+    rows = {r["key"]: r for r in cost_report(user=platform_admin, start=today.replace(day=1), end=today,
+                                             group_by="deployment")}
+    row = rows[str(deployment.pk)]
+    assert row["label"] == "fraud/fraud-classifier" and row["team"] == "fraud"
+    assert row["predictions"] == 500 and row["cost_per_1k_predictions"] > 0
+    assert abs(row["cost_per_1k_predictions"] - row["total_cost"] * 2) < Decimal("0.01")  # total / 500 × 1,000
+    assert not any(key in rows for key in ("101", "102", "103", "301"))
