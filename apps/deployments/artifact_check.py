@@ -83,7 +83,7 @@ def artifact_refusal(*, deployment, revision, actor=None) -> str | None:
                   "status_message": f"Revision {revision.number} refused: {problem['message']}"[:1900]
                   + (f" Revision {stable.number} keeps serving." if stable else "")}
         if stable is not None:
-            fields["traffic"] = {str(workload(stable).number): 100}
+            fields["traffic"] = {str(stable.number): 100}
         deployment_transition(deployment=deployment, to=S.FAILED, actor=actor, action=EVENT, fields=fields,
                               audit_changes={"revision": [revision.number, revision.number],
                                              "artifact_digest": [problem["approved"], problem["found"]],

@@ -74,6 +74,13 @@ def release(*, reason: str, deployment=None, revision=None, job=None) -> None:
         ledger.intervals_stop_for_revision(revision_id=revision.pk)
 
 
+def deployment_stopped(*, deployment) -> dict:
+    """A torn-down deployment: every reservation it holds is given back and every open ledger interval closed."""
+    return {"reservations_released": costs.reservations_release(reason="deployment torn down",
+                                                                deployment_id=deployment.pk),
+            "allocations_stopped": costs.allocations_stop_for(deployment_id=deployment.pk)}
+
+
 def allocation_start(*, deployment, revision):
     """Open the ledger interval of the revision now serving, GPU or CPU-only, with its CPU and memory requests
     (closing the previous revision's interval); its reservation becomes that usage in the same transaction."""

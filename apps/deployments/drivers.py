@@ -5,6 +5,10 @@ are decrypted and checked only when the driver builds an API client), its settin
 target, the `LocalProcess` rows as its process store. The `ClusterDriver` it returns is called with
 rows (deployment, revision, job) and turns them into the drivers' plain data on each call; which
 workload a revision runs (a rollback runs an earlier revision's manifests) is the caller's choice.
+
+Traffic is stored and shown by the deployment's revision numbers (r3 serves 100 %, even when r3 is a
+rollback running r1's workload); `ClusterDriver.route` and `served_read` translate at this boundary, since
+Kubernetes names its objects after the workload (<name>-r1).
 """
 import hashlib
 from pathlib import Path
@@ -34,6 +38,24 @@ def connection_for(cluster: Cluster) -> ClusterConnection:
                              credentials_digest=hashlib.sha256(bytes(cluster.credentials_encrypted or b"")).hexdigest(),
                              credentials=credentials, gateway_namespace=cluster.gateway_namespace,
                              gateway_name=cluster.gateway_name)
+
+
+def workload_numbers(revisions) -> dict[int, int]:
+    """{revision number: number of the revision whose workload it runs} (a rollback runs an earlier one's)."""
+    revisions = list(revisions)
+    by_pk = {r.pk: r for r in revisions}
+    return {r.number: by_pk[r.rollback_of_id].number if r.rollback_of_id in by_pk else r.number for r in revisions}
+
+
+def by_workload(traffic: dict[int, int], shadow: dict, runs: dict[int, int]) -> tuple[dict[int, int], dict]:
+    """A split by revision numbers as the workloads serving it (two revisions on one workload add up)."""
+    split: dict[int, int] = {}
+    for number, weight in traffic.items():
+        key = runs.get(int(number), int(number))
+        split[key] = split.get(key, 0) + weight
+    if shadow:
+        shadow = {**shadow, "revision": runs.get(int(shadow["revision"]), int(shadow["revision"]))}
+    return split, shadow
 
 
 def local_config() -> LocalConfig:
@@ -142,13 +164,24 @@ class ClusterDriver:
                                timeout=timeout)
 
     def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
+        """`traffic` and `shadow` name revisions by the deployment's numbers. The local router labels each
+        backend with the number it is given (its X-Revision header), so it gets those numbers, each with
+        the spec of the workload it runs; Kubernetes names objects after workloads, so it gets theirs."""
         # Every revision is prefetched, not just the routed ones: the caller retires the rest next.
         specs = {spec.number: spec for spec in self._revisions(deployment, revisions.values())}
+        runs = workload_numbers(revisions.values())
+        if self.cluster.kind == ClusterKind.LOCAL:
+            return self.driver.route(deployment=deployment_spec(deployment), traffic=traffic, shadow=shadow,
+                                     revisions={number: specs[runs[number]] for number in specs})
+        traffic, shadow = by_workload(traffic, shadow, runs)
         return self.driver.route(deployment=deployment_spec(deployment), traffic=traffic, shadow=shadow,
                                  revisions=specs)
 
     def retire(self, *, deployment, revision) -> None:
         self.driver.retire(revision=revision_spec(revision, deployment=deployment_spec(deployment)))
+
+    def teardown(self, *, deployment, revisions: list) -> None:
+        self.driver.teardown(deployment=deployment_spec(deployment), revisions=self._revisions(deployment, revisions))
 
     def observe(self, *, deployment, revisions: list):
         return self.driver.observe(deployment=deployment_spec(deployment),

@@ -14,13 +14,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.core.errors import Conflict
 from workers.drivers import ApplyFailed, DriverUnavailable
 
 from . import artifact_check, capacity, traffic as traffic_split
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
-from .drivers import driver_for
+from .drivers import driver_for, workload_numbers
 from .models import Deployment, DeploymentRevision
 from .transitions import deployment_transition, revision_transition, revisions_supersede
 
@@ -33,14 +34,15 @@ def workload(revision: DeploymentRevision) -> DeploymentRevision:
 
 
 def initial_split(*, deployment: Deployment, revision: DeploymentRevision) -> tuple[dict, dict, str, int]:
-    """(traffic, shadow, next status, rollout step) right after the new revision is ready."""
-    new = workload(revision).number
+    """(traffic, shadow, next status, rollout step) right after the new revision is ready, keyed by the
+    deployment's revision numbers (the drivers' boundary translates them to workloads: drivers.py)."""
+    new = revision.number
     stable = deployment.stable_revision
     strategy = revision.strategy or {"kind": StrategyKind.ROLLING}
     kind = strategy.get("kind")
-    if stable is None or workload(stable).number == new or kind == StrategyKind.ROLLING:
+    if stable is None or workload(stable).pk == workload(revision).pk or kind == StrategyKind.ROLLING:
         return {new: 100}, {}, S.HEALTHY, -1
-    old = workload(stable).number
+    old = stable.number
     if kind == StrategyKind.CANARY:
         for index, step in enumerate(strategy["steps"]):
             if step["weight"] >= 100:
@@ -55,10 +57,9 @@ def initial_split(*, deployment: Deployment, revision: DeploymentRevision) -> tu
     if kind == StrategyKind.SHADOW:
         return {old: 100}, {"revision": new, "percent": strategy["percent"]}, S.AWAITING_PROMOTION, 0
     if kind == StrategyKind.AB:
-        numbers = {r.number: workload(r).number for r in deployment.revisions.all()}
         split = {}
         for variant in strategy["variants"]:
-            key = new if variant["revision"] == "new" else numbers[variant["revision"]]
+            key = new if variant["revision"] == "new" else int(variant["revision"])
             split[key] = split.get(key, 0) + variant["weight"]
         return {k: v for k, v in split.items() if v > 0}, {}, S.HEALTHY, -1
     return {new: 100}, {}, S.HEALTHY, -1
@@ -66,13 +67,13 @@ def initial_split(*, deployment: Deployment, revision: DeploymentRevision) -> tu
 
 def initial_weight(*, deployment, revision) -> int:
     traffic, shadow, _, _ = initial_split(deployment=deployment, revision=revision)
-    return traffic.get(workload(revision).number, 0)
+    return traffic.get(revision.number, 0)
 
 
 def completion_fields(*, deployment: Deployment, revision: DeploymentRevision) -> dict:
     """Fields of a finished rollout: the revision takes all traffic, the previous stable stays warm."""
     previous = deployment.stable_revision
-    fields = {"traffic": {str(workload(revision).number): 100}, "shadow": {}, "stable_revision": revision,
+    fields = {"traffic": {str(revision.number): 100}, "shadow": {}, "stable_revision": revision,
               "rollout_step": -1, "status_message": f"Revision {revision.number} serves 100 %."}
     if previous is not None and workload(previous).pk != workload(revision).pk:
         fields["warm_revision"] = previous
@@ -135,6 +136,8 @@ def rollout_drive(*, deployment_id: int, reclaim: bool = False) -> str:
 
 def _drive(*, deployment_id: int, owner: str) -> str:
     deployment = _fresh(deployment_id)
+    if deployment.status == S.TORN_DOWN:
+        return teardown_drive(deployment)
     revision = deployment.current_revision
     if revision is None:
         return "nothing to do"
@@ -215,10 +218,36 @@ def route(*, deployment_id: int) -> str:
     return "routing kept changing; the reconcile beat will finish it"
 
 
+TORN_DOWN_MESSAGE = "Torn down: nothing serves; revisions and history are kept."
+
+
+def teardown_drive(deployment: Deployment) -> str:
+    """Remove a torn-down deployment's route and every workload from the cluster (the service already moved it
+    to torn_down and gave back its GPUs). Re-run by the reconcile beat until it has finished once; a cluster
+    that refuses is named in the status message meanwhile."""
+    driver = driver_for(deployment.cluster)
+    workloads = [r for r in deployment.revisions.all() if r.rollback_of_id is None]
+    try:
+        driver.teardown(deployment=deployment, revisions=workloads)
+    except ApplyFailed as exc:
+        Deployment.objects.filter(pk=deployment.pk, status=S.TORN_DOWN).update(
+            status_message=f"Torn down, but the cluster refused removing its objects: {exc}"[:1900])
+        return f"teardown refused: {exc}"
+    finished = (Deployment.objects.filter(pk=deployment.pk, status=S.TORN_DOWN).exclude(status_message=TORN_DOWN_MESSAGE)
+                .update(status_message=TORN_DOWN_MESSAGE, endpoint_url="", served_traffic={}))
+    if finished:
+        audit_record(actor=None, action="deployment.torn_down", target=deployment, team=deployment.team,
+                     changes={"workloads_removed": [None, [f"r{r.number}" for r in workloads]],
+                              "endpoint_url": [deployment.endpoint_url, ""]})
+    return "torn down"
+
+
 def needed_workloads(deployment: Deployment) -> set[int]:
-    numbers = {int(k) for k in (deployment.traffic or {})}
+    """The workload numbers that must keep running: routed, mirrored, rolling out or warm."""
+    runs = workload_numbers(deployment.revisions.all())
+    numbers = {runs.get(int(k), int(k)) for k in (deployment.traffic or {})}
     if deployment.shadow:
-        numbers.add(int(deployment.shadow["revision"]))
+        numbers.add(runs.get(int(deployment.shadow["revision"]), int(deployment.shadow["revision"])))
     if deployment.current_revision_id and deployment.status not in (S.HEALTHY, S.FAILED, S.DEGRADED):
         numbers.add(workload(deployment.current_revision).number)
     if deployment.warm_revision_id and deployment.warm_until and deployment.warm_until > timezone.now():

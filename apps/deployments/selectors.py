@@ -61,3 +61,15 @@ def draft_list(*, user, team=None) -> QuerySet[DeploymentDraft]:
     qs = DeploymentDraft.objects.filter(created_by=user, submitted_deployment__isnull=True) \
         if user.is_authenticated else DeploymentDraft.objects.none()
     return qs.filter(team=team) if team is not None else qs
+
+
+def routed_workloads(deployment: Deployment) -> dict[str, int]:
+    """{revision number: the revision whose workload it runs} for each routed or mirrored revision that runs an
+    earlier one's (a rollback r3 of r1 serves on r1's warm workload), so "r3 100 %" can say "runs r1's"."""
+    from .drivers import workload_numbers
+
+    routed = {int(k) for k in (deployment.traffic or {})}
+    if deployment.shadow:
+        routed.add(int(deployment.shadow["revision"]))
+    runs = workload_numbers(deployment.revisions.only("pk", "number", "rollback_of_id"))
+    return {str(n): runs[n] for n in sorted(routed) if runs.get(n, n) != n}

@@ -88,7 +88,15 @@ def reconcile_task():
                 result["redriven"] += 1
         except Exception:
             logger.exception("Re-drive failed", extra={"deployment": deployment.pk})
-    for deployment in Deployment.objects.exclude(status=DeploymentStatus.PENDING):
+    from .rollout import TORN_DOWN_MESSAGE
+
+    for deployment in (Deployment.objects.filter(status=DeploymentStatus.TORN_DOWN)
+                       .exclude(status_message=TORN_DOWN_MESSAGE)):
+        try:  # a teardown the cluster refused or could not be reached for, tried again
+            rollout_drive(deployment_id=deployment.pk, reclaim=True)
+        except Exception:
+            logger.exception("Teardown re-drive failed", extra={"deployment": deployment.pk})
+    for deployment in Deployment.objects.exclude(status__in=[DeploymentStatus.PENDING, DeploymentStatus.TORN_DOWN]):
         try:
             if deployment.cluster.kind == ClusterKind.LOCAL and deployment.traffic:
                 route(deployment_id=deployment.pk)  # restarts what died, stops what left the warm window

@@ -46,7 +46,7 @@ def requested_splits(*, deployment: Deployment | None, strategy: dict) -> list[d
     kind = strategy.get("kind")
     if stable is None or kind == StrategyKind.ROLLING:
         return [{"new": 100}]
-    old = (stable.rollback_of or stable).number
+    old = stable.number
     if kind == StrategyKind.CANARY:
         steps = [{old: 100 - s["weight"], "new": s["weight"]} for s in strategy["steps"] if s["weight"] < 100]
         return [*steps, {"new": 100}]
@@ -86,12 +86,26 @@ def served_read(*, deployment: Deployment, driver, timeout: float = 0.0) -> dict
         result = {"mechanism": ROUTER, "split": t.percentages(traffic), "shadow": deployment.shadow or {},
                   "exact": True, "ready": True, "note": "The control plane's router splits requests by weight."}
     else:
-        from .drivers import deployment_spec, revision_spec
+        from .drivers import by_workload, deployment_spec, revision_spec, workload_numbers
 
         spec = deployment_spec(deployment)
-        revisions = {r.number: revision_spec(r, deployment=spec)
-                     for r in deployment.revisions.select_related("model_version__model")}
-        result = driver.driver.served(deployment=spec, traffic=traffic, revisions=revisions, timeout=timeout)
+        rows = list(deployment.revisions.select_related("model_version__model"))
+        revisions = {r.number: revision_spec(r, deployment=spec) for r in rows}
+        runs = workload_numbers(rows)
+        # Kubernetes reports by workload; shown by the deployment's numbers (the routed revision on each workload).
+        public = {runs.get(n, n): n for n in [*traffic, *([int(deployment.shadow["revision"])]
+                                                           if deployment.shadow else [])]}
+        by_load, shadow = by_workload(traffic, deployment.shadow or {}, runs)
+        result = driver.driver.served(deployment=spec, traffic=by_load, revisions=revisions, timeout=timeout)
+        result = {**result, "split": {str(public.get(int(k), int(k))): v for k, v in result.get("split", {}).items()}}
+        if result.get("pods"):
+            result["pods"] = {str(public.get(int(k), int(k))): v for k, v in result["pods"].items()}
+        if result.get("warm") and deployment.warm_revision_id:
+            warm = deployment.warm_revision.number
+            result["warm"] = [warm if n == runs.get(warm, warm) else n for n in result["warm"]]
+        if result.get("shadow"):
+            result["shadow"] = {**result["shadow"],
+                                "revision": public.get(int(result["shadow"]["revision"]), result["shadow"]["revision"])}
     return {**result, "observed_at": timezone.now().isoformat()}
 
 

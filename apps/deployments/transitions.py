@@ -8,6 +8,8 @@ pending ──► progressing ──► healthy
    ▼             ▼  │            │
  failed ◄────────┴──┴────────────┘           healthy/failed/degraded ──► pending (a new revision)
 
+any of these ──► torn_down (teardown; terminal: nothing serves, no new revision, history kept)
+
 Revision: pending ──► applying ──► ready ──► superseded; pending/applying ──► failed | aborted |
 artifact_changed (ready too, when a promotion finds the artifacts changed); ready/superseded ──► pending
 when a re-apply runs its manifests again.
@@ -28,14 +30,17 @@ from .choices import RevisionStatus as R
 from .models import Deployment, DeploymentRevision, Job
 
 ALLOWED: dict[str, set[str]] = {
-    S.PENDING: {S.PROGRESSING, S.FAILED},
-    S.PROGRESSING: {S.PROGRESSING, S.AWAITING_PROMOTION, S.HEALTHY, S.FAILED, S.PAUSED},
-    S.AWAITING_PROMOTION: {S.AWAITING_PROMOTION, S.PROGRESSING, S.PAUSED, S.HEALTHY, S.FAILED},
-    S.PAUSED: {S.AWAITING_PROMOTION, S.HEALTHY, S.FAILED},
-    S.HEALTHY: {S.PENDING, S.DEGRADED},
-    S.FAILED: {S.PENDING},
-    S.DEGRADED: {S.PENDING, S.HEALTHY},
+    S.PENDING: {S.PROGRESSING, S.FAILED, S.TORN_DOWN},
+    S.PROGRESSING: {S.PROGRESSING, S.AWAITING_PROMOTION, S.HEALTHY, S.FAILED, S.PAUSED, S.TORN_DOWN},
+    S.AWAITING_PROMOTION: {S.AWAITING_PROMOTION, S.PROGRESSING, S.PAUSED, S.HEALTHY, S.FAILED, S.TORN_DOWN},
+    S.PAUSED: {S.AWAITING_PROMOTION, S.HEALTHY, S.FAILED, S.TORN_DOWN},
+    S.HEALTHY: {S.PENDING, S.DEGRADED, S.TORN_DOWN},
+    S.FAILED: {S.PENDING, S.TORN_DOWN},
+    S.DEGRADED: {S.PENDING, S.HEALTHY, S.TORN_DOWN},
+    S.TORN_DOWN: set(),
 }
+# A teardown may start from any status but its own.
+TEARDOWN_FROM = set(ALLOWED) - {S.TORN_DOWN}
 
 # From which statuses an operator may start a new revision (deploy, rollback, re-apply).
 ACCEPTS_NEW_REVISION = {S.HEALTHY, S.FAILED, S.DEGRADED}

@@ -114,38 +114,6 @@ def _approved_versions(team) -> dict[int, list[str]]:
     return approved
 
 
-def _describe_resources(resources: dict) -> str:
-    """The review's words for a resources dict: "2 replicas · CPU 500m · memory 512Mi · 1 × A100-80GB"."""
-    replicas = resources.get("replicas") or 1
-    parts = [f"{replicas} replica{'s' if replicas != 1 else ''}", f"CPU {resources.get('cpu')}",
-             f"memory {resources.get('memory')}"]
-    if resources.get("gpu_count"):
-        parts.append(f"{resources['gpu_count']} × {resources.get('gpu_type') or 'GPU'}")
-    if scaling := resources.get("autoscaling"):
-        parts.append(f"autoscaling {scaling.get('min')}–{scaling.get('max')} replicas at {scaling.get('target_cpu')} % CPU")
-    return " · ".join(parts)
-
-
-def _describe_strategy(strategy: dict) -> str:
-    """The review's words for a strategy dict, e.g. "Canary: 10 % → 50 % → 100 %, pausing for promotion"."""
-    kind = strategy.get("kind")
-    label = dict(StrategyKind.choices).get(kind, kind)
-    if kind == StrategyKind.CANARY:
-        steps = strategy.get("steps") or []
-        pauses = any(step.get("pause") for step in steps)
-        weights = " → ".join(f"{step.get('weight')} %" for step in steps)
-        return f"{label}: {weights}{', pausing for promotion after each step' if pauses else ''}"
-    if kind == StrategyKind.BLUE_GREEN:
-        return f"{label}: {'switch automatically' if strategy.get('auto_switch') else 'switch when promoted'} after the health check"
-    if kind == StrategyKind.SHADOW:
-        return f"{label}: mirror {strategy.get('percent')} % of traffic (responses discarded)"
-    if kind == StrategyKind.AB:
-        return f"{label}: " + ", ".join(
-            f"{'this revision' if v.get('revision') == 'new' else 'r' + str(v.get('revision'))} {v.get('weight')} %"
-            for v in strategy.get("variants") or [])
-    return str(label)
-
-
 def _validate_step(step: int, draft: DeploymentDraft, request) -> None:
     from apps.registry.models import Environment
     from apps.registry.selectors import version_approved_for
@@ -216,8 +184,8 @@ def wizard(request, draft_id=None, step=1):
     if step == 5 and draft is not None:
         context["preview"] = _preview(request, draft)
         if not context["preview"].get("error"):
-            context["preview"]["strategy_text"] = _describe_strategy(context["preview"]["strategy"])
-            context["preview"]["resources_text"] = _describe_resources(context["preview"]["resources"])
+            context["preview"]["strategy_text"] = review.strategy_text(context["preview"]["strategy"])
+            context["preview"]["resources_text"] = review.resources_text(context["preview"]["resources"])
     return render(request, "deployments/wizard.html", context)
 
 
@@ -257,7 +225,7 @@ def _status(deployment) -> dict:
     current = deployment.current_revision
     return {"status": deployment.status, "status_label": deployment.get_status_display(),
             "message": deployment.status_message, "traffic": deployment.traffic, "shadow": deployment.shadow,
-            "served": deployment.served_traffic,
+            "served": deployment.served_traffic, "workloads": selectors.routed_workloads(deployment),
             "endpoint": deployment.endpoint_url, "drift": deployment.drift,
             "revision": current.number if current else None,
             "revision_status": current.status if current else None,
@@ -323,7 +291,9 @@ def status_json(request, pk):
 VERBS = {"promote": (services.deployment_promote, "Promoted."), "pause": (services.deployment_pause, "Paused."),
          "resume": (services.deployment_resume, "Resumed."), "abort": (services.deployment_abort,
                                                                        "Rollout aborted; the stable revision serves."),
-         "reapply": (services.deployment_reapply, "Re-applying the serving revision.")}
+         "reapply": (services.deployment_reapply, "Re-applying the serving revision."),
+         "teardown": (services.deployment_teardown, "Torn down: the route and every workload are being removed "
+                                                    "from the cluster; the history is kept.")}
 
 
 @login_required

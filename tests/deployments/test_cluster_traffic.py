@@ -111,7 +111,7 @@ def test_rollback_on_gateway_api_is_a_weight_flip_on_the_same_route(kube_server,
     assert _weights(kube_server) == [("fraud-r1", 100), ("fraud-r2", 0)]
     assert _route(kube_server)["metadata"]["uid"] == route_uid
     assert kube_server.call(lambda k: k.get("apps/v1/deployments", NS, "fraud-r2"))["spec"]["replicas"] == 1
-    assert deployment.served_traffic["split"] == {"1": 100} and deployment.served_traffic["warm"] == [2]
+    assert deployment.served_traffic["split"] == {"3": 100} and deployment.served_traffic["warm"] == [2]
     _schemas_hold(kube_server)
 
 

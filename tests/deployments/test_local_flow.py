@@ -61,8 +61,9 @@ def test_deploy_canary_promote_and_rollback(engineer, team, staging, local, loca
     assert rollback.number == 3 and rollback.rollback_of.number == 1 and rollback.reason == "rollback"
     rollout_drive(deployment_id=deployment.pk)
     deployment.refresh_from_db()
-    assert deployment.status == "healthy" and deployment.traffic == {"1": 100}
-    assert predict(deployment, 3) == {("1", 0): 3}
+    # Revision 3 serves, on revision 1's warm workload: the traffic map and X-Revision say 3, not 1.
+    assert deployment.status == "healthy" and deployment.traffic == {"3": 100}
+    assert predict(deployment, 3) == {("3", 0): 3}
     # Inside the warm window the rollback is a traffic switch: the same server process serves again.
     assert LocalProcess.objects.get(deployment=deployment, revision__number=1).pid == warm_pid
 
@@ -131,3 +132,51 @@ def test_restarted_worker_adopts_live_processes_and_restarts_dead_ones(engineer,
     assert restarted.pid != server.pid and pid_alive(restarted.pid, "server")
     deployment.refresh_from_db()
     assert predict(deployment, 2) == {("1", 0): 2}  # the same stable endpoint serves again
+
+
+def test_rollback_is_numbered_as_its_own_revision_everywhere(engineer, team, staging, local, local_dir, versions,
+                                                             client):
+    """r1 (v1), r2 (v2), roll back: r3 runs r1's workload. The API's traffic, the deployment page's Traffic and
+    Status, and the router's X-Revision all say 3; r1's workload is named as what r3 runs."""
+    import json
+    import re
+
+    from rest_framework.test import APIClient
+
+    v1, v2 = versions
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=v1, environment=staging,
+                                   cluster=local)
+    rollout_drive(deployment_id=deployment.pk)
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), model_version=v2)
+    rollout_drive(deployment_id=deployment.pk)
+    rollback = deployment_rollback(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk),
+                                   reason="latency regression")
+    assert rollback.number == 3 and rollback.rollback_of.number == 1
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+
+    api = APIClient()
+    api.force_authenticate(engineer)
+    body = api.get(f"/api/v1/deployments/deployments/{deployment.pk}/").json()
+    assert body["status"] == "healthy" and body["current_revision"] == 3 and body["stable_revision"] == 3
+    assert body["traffic"] == {"3": 100} and body["workload_revisions"] == {"3": 1}
+    assert body["served_traffic"]["split"] == {"3": 100}
+    revisions = {r["number"]: r for r in api.get(f"/api/v1/deployments/deployments/{deployment.pk}/revisions/")
+                 .json()["results"]}
+    assert revisions[3]["workload_revision"] == 1 and revisions[3]["rollback_of"] == 1
+    assert revisions[2]["workload_revision"] == 2
+
+    response = requests.post(deployment.endpoint_url, json=ROWS, timeout=30)
+    assert response.status_code == 200 and response.headers["X-Revision"] == "3"
+
+    client.force_login(engineer)
+    page = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    status = json.loads(re.search(r'<script id="status-data" type="application/json">(.*?)</script>', page).group(1))
+    assert status["traffic"] == {"3": 100} and status["workloads"] == {"3": 1} and status["revision"] == 3
+    assert status["served"]["split"] == {"3": 100}
+    assert "Revision 3 serves 100 %" in status["message"]
+    assert "r3 <span class=\"muted workload\">(runs r1's workload)</span>" in page
+
+    events = AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk),
+                                       action="deployment.rollout_ready").order_by("-id")
+    assert events.first().changes["revision"] == [None, 3]

@@ -70,6 +70,11 @@ class Driver:
         """Stop a revision's workload that is neither routed nor kept warm."""
         raise NotImplementedError
 
+    def teardown(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> None:
+        """Stop serving the deployment: remove its route and every revision's workload. Re-running it after a
+        partial failure finishes the job (what is already gone is skipped)."""
+        raise NotImplementedError
+
     def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         raise NotImplementedError
 

@@ -270,6 +270,47 @@ class KubernetesDriver(TrafficRouting, Driver):
                 if live is not None and live.get("spec", {}).get("replicas", 0) != 0:
                     self.apply_object(m.with_replicas([manifest], 0)[0])
 
+    def teardown(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> None:
+        """Delete the HTTPRoute, the stable Service, then every revision's objects (InferenceService, Deployment,
+        HPA, its Service, the policy); the control plane keeps the manifests as history."""
+        def stub(kind: str, name: str) -> dict:
+            return {"kind": kind, "metadata": {"name": name, "namespace": deployment.namespace}}
+
+        objects = [stub("HTTPRoute", deployment.name), stub("Service", deployment.name)]
+        for revision in revisions:
+            objects.append(stub("Service", t.revision_service_name(deployment.name, revision.number)))
+            objects.extend(revision.manifests)
+        seen = set()
+        for manifest in objects:
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            if key not in seen:
+                seen.add(key)
+                self.delete_object(manifest)
+
+    def delete_object(self, manifest: dict) -> None:
+        """Delete one object; one already gone (or a kind this cluster does not serve) is fine."""
+        import kubernetes
+
+        api = self.client()
+        kind, name, namespace = manifest["kind"], manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+        if kind in CUSTOM:
+            group, version, plural = CUSTOM[kind]
+            fn, args = (kubernetes.client.CustomObjectsApi(api).delete_namespaced_custom_object,
+                        (group, version, namespace, plural, name))
+        else:
+            fn, args = {
+                "Deployment": kubernetes.client.AppsV1Api(api).delete_namespaced_deployment,
+                "Service": kubernetes.client.CoreV1Api(api).delete_namespaced_service,
+                "HorizontalPodAutoscaler":
+                    kubernetes.client.AutoscalingV2Api(api).delete_namespaced_horizontal_pod_autoscaler,
+                "NetworkPolicy": kubernetes.client.NetworkingV1Api(api).delete_namespaced_network_policy,
+            }[kind], (name, namespace)
+        try:
+            self._call(fn, *args)
+        except ApplyFailed as exc:
+            if "(404" not in str(exc):
+                raise
+
     def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         observed = Observed()
         seen = set()

@@ -263,6 +263,15 @@ class LocalDriver(Driver):
             kill(row.pid)
             self.store.forget(row)
 
+    def teardown(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> None:
+        router = self._process(deployment, "router")
+        if router is not None:  # the endpoint first: no request reaches a server being stopped
+            kill(router.pid)
+            self.store.forget(router)
+        (self._dir(deployment) / "routes.json").unlink(missing_ok=True)
+        for revision in revisions:
+            self.retire(revision=revision)
+
     def observe(self, *, deployment: DeploymentSpec, revisions: list[RevisionSpec]) -> Observed:
         observed = Observed()
         for revision in revisions:

@@ -69,12 +69,18 @@ class NamespaceCreateSerializer(StrictInputSerializer):
 class RevisionSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     rollback_of = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    workload_revision = serializers.SerializerMethodField(help_text=(
+        "Number of the revision whose workload serves this one: itself, or for a rollback or re-apply the "
+        "earlier revision whose warm workload it runs again"))
 
     class Meta:
         model = DeploymentRevision
         fields = ["id", "deployment", "number", "model_version", "strategy", "resources", "manifests", "reason",
-                  "rollback_of", "break_glass_reason", "status", "message", "actor_label", "created_at",
+                  "rollback_of", "workload_revision", "break_glass_reason", "status", "message", "actor_label", "created_at",
                   "apply_requested_at", "ready_at"]
+
+    def get_workload_revision(self, obj) -> int:
+        return obj.rollback_of.number if obj.rollback_of_id else obj.number
 
     def get_model_version(self, obj) -> dict:
         return {"id": obj.model_version_id, "model": obj.model_version.model.name, "version": obj.model_version.version}
@@ -94,14 +100,24 @@ class DeploymentSerializer(serializers.ModelSerializer):
         "The split the cluster reports serving, read back from the applied objects: {mechanism, split, shadow, "
         "exact, ready, note, observed_at}; `traffic` is the one requested"))
     siblings = serializers.SerializerMethodField(help_text="The same spec on other clusters, with their served splits")
+    traffic = serializers.JSONField(read_only=True, help_text=(
+        "The requested split by revision number ({\"3\": 100}): the deployment's own numbering, as in X-Revision"))
+    workload_revisions = serializers.SerializerMethodField(help_text=(
+        "For each routed revision that runs an earlier revision's workload (a rollback): {revision: that "
+        "revision}, e.g. {\"3\": 1} while r3 serves on r1's workload"))
 
     class Meta:
         model = Deployment
         fields = ["id", "team", "name", "model", "environment", "cluster", "namespace", "status", "status_message",
                   "break_glass",
                   "current_revision", "stable_revision", "warm_revision", "warm_until", "rollout_step", "traffic",
-                  "shadow", "served_traffic", "siblings", "endpoint_url", "drift", "last_reconciled_at",
+                  "workload_revisions", "shadow", "served_traffic", "siblings", "endpoint_url", "drift", "last_reconciled_at",
                   "created_at", "updated_at"]
+
+    def get_workload_revisions(self, obj) -> dict[str, int]:
+        from apps.deployments.selectors import routed_workloads
+
+        return routed_workloads(obj)
 
     def get_siblings(self, obj) -> list[dict]:
         from apps.deployments.services.siblings import deployment_siblings

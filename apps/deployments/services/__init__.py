@@ -8,6 +8,6 @@ from .clusters import (cluster_connection, cluster_create, cluster_credentials, 
                        credentials_rotate, job_namespace, namespace_for)
 from .deployments import (DRIVE_TOPIC, NAME_RE, _check_cluster_strategy, _enqueue_drive, deployment_abort,
                           deployment_create, deployment_deploy, deployment_pause, deployment_promote, deployment_reapply,
-                          deployment_resume, deployment_rollback)
+                          deployment_resume, deployment_rollback, deployment_teardown)
 from .drafts import DRAFT_FIELDS, draft_save, draft_submit
 from .jobs import JOB_TOPIC, job_dispatch, job_retry

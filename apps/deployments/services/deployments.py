@@ -1,4 +1,7 @@
-"""Deployments and their revisions: create, deploy, promote, pause, resume, abort, roll back, re-apply."""
+"""Deployments and their revisions: create, deploy, promote, pause, resume, abort, roll back, re-apply, tear down.
+
+Over 400 lines because every operator verb on a deployment lives here, next to the checks they share
+(approval, torn-down refusal, the drive enqueue); splitting them would scatter one state machine's writes."""
 
 import re
 
@@ -16,8 +19,8 @@ from ..choices import ClusterKind, DeploymentStatus as S, RevisionReason, Revisi
 from ..models import Cluster, Deployment, DeploymentRevision
 from ..rollout import completion_fields, workload
 from ..spec import validate_resources, validate_strategy
-from ..transitions import (ACCEPTS_NEW_REVISION, ROLLBACK_FROM, deployment_transition, revision_transition,
-                           revisions_supersede)
+from ..transitions import (ACCEPTS_NEW_REVISION, ROLLBACK_FROM, TEARDOWN_FROM, deployment_transition,
+                           revision_transition, revisions_supersede)
 from .clusters import namespace_for
 
 DRIVE_TOPIC = "deployments.drive"
@@ -41,6 +44,12 @@ def _check_cluster_strategy(*, cluster: Cluster, strategy: dict) -> None:
                        f"and test it again before deploying.", code="cluster_unreachable")
     # Shadow and A/B/n need exact splitting: a 400 naming what this cluster lacks where it has none.
     traffic.strategy_check(cluster=cluster, strategy=strategy)
+
+
+def _refuse_torn_down(deployment) -> None:
+    if deployment.status == S.TORN_DOWN:
+        raise Conflict(f"Deployment {deployment.name} was torn down; it accepts no new revision. Create a new "
+                       f"deployment to serve this model again.", code="torn_down", extra={"status": deployment.status})
 
 
 def _next_number(deployment) -> int:
@@ -127,6 +136,7 @@ def deployment_deploy(*, actor, deployment: Deployment, model_version, resources
     """Roll a new model version (or new resources/strategy) out to an existing deployment."""
     require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    _refuse_torn_down(deployment)
     if deployment.status not in ACCEPTS_NEW_REVISION:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; promote, abort or roll back the running "
                        f"rollout before starting another.", extra={"status": deployment.status})
@@ -174,7 +184,7 @@ def _promote(*, actor, deployment: Deployment) -> Deployment:
                        f"can be promoted.", extra={"status": deployment.status})
     revision = deployment.current_revision
     strategy = revision.strategy
-    new, old = workload(revision).number, workload(deployment.stable_revision).number
+    new, old = revision.number, deployment.stable_revision.number
     fields, to = None, S.HEALTHY
     if strategy["kind"] == StrategyKind.CANARY:
         for index in range(deployment.rollout_step + 1, len(strategy["steps"])):
@@ -237,7 +247,7 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
                                                                    f"nothing serves."}
         to = S.FAILED
     else:
-        fields = {"traffic": {str(workload(stable).number): 100}, "shadow": {}, "current_revision": stable,
+        fields = {"traffic": {str(stable.number): 100}, "shadow": {}, "current_revision": stable,
                   "rollout_step": -1,
                   "status_message": f"Rollout of revision {revision.number} aborted; revision {stable.number} serves."}
         to = S.HEALTHY
@@ -272,6 +282,7 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revisi
     current = deployment.current_revision
     if only_while_serving is not None and (current is None or current.model_version_id != only_while_serving.pk):
         _refuse_moved_on(deployment=deployment, current=current, raised_for=only_while_serving)
+    _refuse_torn_down(deployment)
     if deployment.status not in ROLLBACK_FROM:
         if current is not None and current.reason == RevisionReason.ROLLBACK:
             raise Conflict(f"Deployment {deployment.name} is {deployment.status}; a rollback is already being applied "
@@ -381,6 +392,7 @@ def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
     """After drift or vanished objects: re-apply the serving revision's manifests as a new revision."""
     require_capability(user=actor, team=deployment.team, capability=Capability.OPERATE)
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    _refuse_torn_down(deployment)
     if deployment.status not in ACCEPTS_NEW_REVISION or deployment.stable_revision is None:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; re-apply needs a settled deployment "
                        f"with a serving revision.", extra={"status": deployment.status})
@@ -396,3 +408,29 @@ def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
     deployment.refresh_from_db()
     _enqueue_drive(deployment, revision, why="reapply")
     return revision
+
+
+@transaction.atomic
+def deployment_teardown(*, actor, deployment: Deployment) -> Deployment:
+    """Stop serving for good, keeping the history (rows, revisions, audit): the deployment moves to torn_down
+    at once (no traffic, nothing warm), a revision still rolling out is aborted, its GPU reservations are
+    given back and its ledger intervals closed; the drive then removes the route and every workload from the
+    cluster, outside this transaction (rollout.teardown_drive)."""
+    deployment = _operate(actor, deployment)  # permission before state
+    if deployment.status == S.TORN_DOWN:
+        raise Conflict(f"Deployment {deployment.name} is already torn down.", code="torn_down",
+                       extra={"status": deployment.status})
+    current = deployment.current_revision
+    if current is not None and current.status in (RevisionStatus.PENDING, RevisionStatus.APPLYING):
+        revision_transition(revision=current, to=RevisionStatus.ABORTED, actor=actor,
+                            fields={"message": f"Torn down by {actor} before it was ready"[:2000]})
+    stopped = capacity.deployment_stopped(deployment=deployment)
+    deployment = deployment_transition(
+        deployment=deployment, to=S.TORN_DOWN, actor=actor, action="deployment.teardown", expected=TEARDOWN_FROM,
+        fields={"traffic": {}, "shadow": {}, "warm_revision": None, "warm_until": None, "rollout_step": -1,
+                "status_message": "Torn down: stopping the route and every workload on the cluster."},
+        audit_changes={"revision": [current.number if current else None, None],
+                       "gpu_reservations_released": [None, stopped["reservations_released"]],
+                       "gpu_allocations_stopped": [None, stopped["allocations_stopped"]]})
+    _enqueue_drive(deployment, why="teardown")
+    return deployment
