@@ -143,7 +143,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "preview": "operate",
                     "deploy": "operate", "promote": "operate", "pause": "operate", "resume": "operate",
                     "abort": "operate", "rollback": "operate", "reapply": "operate", "revisions": "view",
-                    "replicate": "operate"}
+                    "replicate": "operate", "teardown": "operate"}
 
     def select(self, *, user):
         filters = {k: self.request.query_params.get(k) for k in ("team", "status", "model")} \
@@ -209,6 +209,13 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
         return self._control(services.deployment_abort)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def teardown(self, request, pk=None):
+        """Stop serving for good: the route and every workload are removed from the cluster (in the background),
+        GPU reservations released; rows, revisions and audit stay. Terminal: 409 for any new revision after."""
+        return self._control(services.deployment_teardown)
 
     @extend_schema(request=s.RollbackSerializer, responses={201: s.RevisionSerializer})
     @action(detail=True, methods=["post"])
