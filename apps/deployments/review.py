@@ -68,3 +68,35 @@ def manifest_diff(before: list, after: list) -> str:
         return json.dumps(objs, indent=2, sort_keys=True).splitlines()
 
     return "\n".join(difflib.unified_diff(lines(before), lines(after), "live", "new", lineterm=""))
+
+
+def resources_text(resources: dict) -> str:
+    """The review's words for a resources dict: "2 replicas · CPU 500m · memory 512Mi · 1 × A100-80GB"."""
+    replicas = resources.get("replicas") or 1
+    parts = [f"{replicas} replica{'s' if replicas != 1 else ''}", f"CPU {resources.get('cpu')}",
+             f"memory {resources.get('memory')}"]
+    if resources.get("gpu_count"):
+        parts.append(f"{resources['gpu_count']} × {resources.get('gpu_type') or 'GPU'}")
+    if scaling := resources.get("autoscaling"):
+        parts.append(f"autoscaling {scaling.get('min')}–{scaling.get('max')} replicas at {scaling.get('target_cpu')} % CPU")
+    return " · ".join(parts)
+
+
+def strategy_text(strategy: dict) -> str:
+    """The review's words for a strategy dict, e.g. "Canary: 10 % → 50 % → 100 %, pausing for promotion"."""
+    kind = strategy.get("kind")
+    label = dict(StrategyKind.choices).get(kind, kind)
+    if kind == StrategyKind.CANARY:
+        steps = strategy.get("steps") or []
+        pauses = any(step.get("pause") for step in steps)
+        weights = " → ".join(f"{step.get('weight')} %" for step in steps)
+        return f"{label}: {weights}{', pausing for promotion after each step' if pauses else ''}"
+    if kind == StrategyKind.BLUE_GREEN:
+        return f"{label}: {'switch automatically' if strategy.get('auto_switch') else 'switch when promoted'} after the health check"
+    if kind == StrategyKind.SHADOW:
+        return f"{label}: mirror {strategy.get('percent')} % of traffic (responses discarded)"
+    if kind == StrategyKind.AB:
+        return f"{label}: " + ", ".join(
+            f"{'this revision' if v.get('revision') == 'new' else 'r' + str(v.get('revision'))} {v.get('weight')} %"
+            for v in strategy.get("variants") or [])
+    return str(label)
