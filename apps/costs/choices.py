@@ -19,6 +19,13 @@ class ReservationStatus(models.TextChoices):
     RELEASED = "released", "Released (failed, aborted, torn down or timed out)"
 
 
+class RollupStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention: the rollup kept failing"
+
+
 class UsageKind(models.TextChoices):
     ALLOCATED = "allocated", "Allocated to a team (or unattributed when no team)"
     UNALLOCATED = "unallocated", "Cluster capacity nobody held"

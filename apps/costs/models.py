@@ -7,8 +7,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.lifecycle import Archivable
+from apps.core.runner import LeasedWork
 
-from .choices import AllocationSource, PricingClass, ReservationStatus, UsageKind
+from .choices import AllocationSource, PricingClass, ReservationStatus, RollupStatus, UsageKind
 
 
 class GpuType(Archivable):
@@ -301,13 +302,17 @@ class UtilizationDaily(UtilizationRollup):
         indexes = [models.Index(fields=["day"])]
 
 
-class RollupRun(models.Model):
-    """When the rollup job last ran and which window it rebuilt; the next run starts from here."""
+class RollupRun(LeasedWork):
+    """When the rollup job last ran and which window it rebuilt; the next run starts from here.
 
-    started_at = models.DateTimeField()
+    The beat queues one for the runner (kind costs.rollup, at most one pending), which picks the window when it
+    starts; out of attempts it needs attention (dashboard, costs page) until a platform admin retries it."""
+
+    status = models.CharField(max_length=20, choices=RollupStatus.choices, default=RollupStatus.QUEUED)
+    started_at = models.DateTimeField(help_text="When it was queued, then when its window was picked")
     finished_at = models.DateTimeField(null=True)
-    window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
+    window_start = models.DateTimeField(null=True, help_text="Empty until the run starts")
+    window_end = models.DateTimeField(null=True)
     usage_rows = models.PositiveIntegerField(default=0)
     utilization_rows = models.PositiveIntegerField(default=0)
 

@@ -23,9 +23,11 @@ class PolicySource(models.TextChoices):
 
 
 class SyncStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention: the sync kept failing"
 
 
 class SyncTrigger(models.TextChoices):

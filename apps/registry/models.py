@@ -97,8 +97,12 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.version}"
 
 
-class SyncRun(models.Model):
-    """One pass over the MLflow registry (scheduled or "Sync now"), with its progress and counts."""
+class SyncRun(LeasedWork):
+    """One pass over the MLflow registry (scheduled or "Sync now"), with its progress and counts.
+
+    The scheduled and "Sync now" passes are the runner's (kind registry.sync): queued, claimed, retried with
+    backoff, needs attention when out of attempts. `sync_run_now` (tests, bench, demo seed) runs one in process,
+    unleased: running → succeeded | failed."""
 
     trigger = models.CharField(max_length=20, choices=SyncTrigger.choices)
     team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
