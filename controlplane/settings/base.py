@@ -111,7 +111,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "frontend.staticfiles.HashedStaticFilesStorage"},
 }
-# Collected files (STATIC_ROOT, hashed names, cached for a year) first; what was never collected is served
+# Collected files (STATIC_ROOT, hashed names, cached for ten years: immutable) first; what was never collected is served
 # straight from the finders, so the installed plotly and swagger packages need no copy to work.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
