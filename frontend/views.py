@@ -4,14 +4,14 @@ from django.urls import reverse
 
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
-from apps.costs.selectors import budget_alert_list
+from apps.costs.selectors import budget_alert_list, rollups_needing_attention
 from apps.deployments.choices import JobStatus
 from apps.deployments.selectors import deployment_list, job_list
 from apps.monitoring.choices import AlertStatus, RenderStatus, RunStatus
 from apps.monitoring.models import ReportRender
 from apps.monitoring.selectors import alert_list, run_list
 from apps.registry.choices import PromotionStatus
-from apps.registry.selectors import promotion_inbox, promotion_list
+from apps.registry.selectors import promotion_inbox, promotion_list, sync_runs_needing_attention
 from apps.teams.choices import NotificationStatus
 from apps.teams.selectors import membership_list, webhook_notification_list
 
@@ -54,6 +54,13 @@ def needs_attention(*, user) -> list[dict]:
                "url": reverse("deployments:index") + "#jobs-table", "team": j.team.slug, "error": j.last_error}
               for j in job_list(user=user).filter(status=JobStatus.NEEDS_ATTENTION)
               .select_related("cluster", "team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Registry sync", "title": f"Sync #{r.pk} ({r.get_trigger_display().lower()})",
+               "url": reverse("registry:index") + "#sync", "team": r.team.slug if r.team else "platform",
+               "error": r.last_error}
+              for r in sync_runs_needing_attention().select_related("team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Cost rollup", "title": f"Rollup #{r.pk}",
+               "url": reverse("costs:index") + "#rollup", "team": "platform", "error": r.last_error}
+              for r in rollups_needing_attention()[:DASHBOARD_ROWS]]
     items += [{"kind": "Webhook notification", "title": f"{n.endpoint.name}: {n.event}",
                "url": reverse("teams:settings") + "#webhook-attention", "team": n.endpoint.team.slug,
                "error": n.last_error}

@@ -6,4 +6,4 @@ class CostsConfig(AppConfig):
     label = "costs"
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the node token scheme with drf-spectacular)
+        from . import runner, schema  # noqa: F401  (the runner's work kinds; the node token scheme for drf-spectacular)

@@ -3,8 +3,9 @@
 `rollup_window(start, end)` rebuilds every rollup row of the hours in [start, end) (and of the days they
 touch) from the allocation ledger, the price catalog and the raw NVML samples: DELETE then INSERT in one
 transaction, so re-running a window gives the same rows and readers never see half a window.
-`rollup_incremental()` (the beat job) picks the window: the trailing hours since the last run, extended back
-to the earliest sample batch or allocation that changed since then (late samples, back-dated stops).
+The beat queues a RollupRun for the runner (kind costs.rollup, at most one pending; `rollup_attempt`), which picks
+the window: the trailing hours since the last run, extended back to the earliest sample batch or allocation that
+changed since then (late samples, back-dated stops). `rollup_incremental()` does the same in process.
 """
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from apps.core import runner
+from apps.core.errors import Conflict
+
+from .choices import RollupStatus
 from .closing import adjustments_post, closed_months, first_open_moment
 from .models import RollupRun
+from .transitions import rollup_run_transition
 
 logger = logging.getLogger(__name__)
 
@@ -233,9 +240,9 @@ def _dirty_since(since: datetime | None) -> datetime | None:
     return min(candidates) if candidates else None
 
 
-def rollup_incremental(*, now: datetime | None = None) -> dict:
-    """The beat job: rebuild from the earliest change since the last run (at least the trailing hours)."""
-    now = now or timezone.now()
+def _window_start(now: datetime) -> datetime:
+    """Where the next rollup starts: the earliest change since the last finished run (at least the trailing
+    hours), caught up from where the last run stopped when the job didn't run for a while."""
     last = RollupRun.objects.filter(finished_at__isnull=False).order_by("-started_at").first()
     lookback = now - timedelta(hours=settings.COSTS_ROLLUP_LOOKBACK_HOURS)
     oldest = now - timedelta(days=settings.COSTS_SAMPLE_MAX_AGE_DAYS)
@@ -248,12 +255,98 @@ def rollup_incremental(*, now: datetime | None = None) -> dict:
     open_start = first_open_moment(start)
     if dirty is None or dirty >= open_start:
         start = max(start, open_start)
-    run = RollupRun.objects.create(started_at=now, window_start=floor_hour(start), window_end=ceil_hour(now))
-    result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
-    run.window_start, run.window_end = result["window_start"], result["window_end"]
-    run.usage_rows, run.utilization_rows = result["usage_rows"], result["utilization_rows"]
-    run.finished_at = timezone.now()
-    run.save()
+    return start
+
+
+def _finish(run: RollupRun, result: dict) -> None:
+    rollup_run_transition(run, to=RollupStatus.SUCCEEDED, fields={
+        "window_start": result["window_start"], "window_end": result["window_end"],
+        "usage_rows": result["usage_rows"], "utilization_rows": result["utilization_rows"],
+        "finished_at": timezone.now()})
     logger.info("Cost rollup rebuilt %s → %s", run.window_start, run.window_end,
                 extra={"usage_rows": run.usage_rows, "utilization_rows": run.utilization_rows})
+
+
+def rollup_incremental(*, now: datetime | None = None) -> dict:
+    """Roll up in this process, outside the runner (tests, demo seed): from the earliest change since the last
+    run. The beat queues a run for the runner instead (rollup_queue, rollup_attempt)."""
+    now = now or timezone.now()
+    start = _window_start(now)
+    run = RollupRun.objects.create(started_at=now, status=RollupStatus.RUNNING, window_start=floor_hour(start),
+                                   window_end=ceil_hour(now))
+    result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
+    with transaction.atomic():
+        _finish(run, result)
     return result
+
+
+# --- on the runner (kind costs.rollup, bulk queue) ----------------------------------------------------------------
+
+ROLLUP_KIND = "costs.rollup"
+_QUEUE_LOCK = 7_351_012  # serialises queueing, so at most one rollup is pending
+
+
+def _pending() -> RollupRun | None:
+    """The run waiting for (or being worked on by) the runner; one run in process has no lease and is not one."""
+    return (RollupRun.objects.filter(Q(status=RollupStatus.QUEUED)
+                                     | Q(status=RollupStatus.RUNNING, lease_until__isnull=False))
+            .order_by("pk").first())
+
+
+@transaction.atomic
+def rollup_queue() -> RollupRun:
+    """The beat: queue a rollup for the runner, unless one is pending (it picks its window when it starts, so
+    the pending one covers everything the beat would have asked for)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_QUEUE_LOCK])
+    return _pending() or RollupRun.objects.create(started_at=timezone.now(), status=RollupStatus.QUEUED)
+
+
+def rollup_attempt(lease: runner.Lease) -> dict:
+    """The runner's handler: pick the window, rebuild it (one transaction, database only), check budgets against
+    the fresh numbers, then record the run under the lease. A failure raises: the runner retries after a backoff
+    (a rebuild is idempotent, so a repeated one does no harm)."""
+    from .budgets import budgets_check
+
+    now = timezone.now()
+    with lease.holding() as run:
+        rollup_run_transition(run, to=RollupStatus.RUNNING, fields={"started_at": now})
+    try:
+        start = _window_start(now)
+        lease.check(window_start=floor_hour(start), window_end=ceil_hour(now))
+        result = rollup_window(start=start, end=now + timedelta(microseconds=1), now=now)
+        alerts = budgets_check()
+    except Exception as exc:
+        if not isinstance(exc, runner.LeaseLost):
+            with lease.holding() as run:  # queued again: the runner keeps the error and retries after a backoff
+                rollup_run_transition(run, to=RollupStatus.QUEUED)
+        raise
+    with lease.holding() as run:
+        _finish(run, result)
+    return {**result, "alerts": len(alerts)}
+
+
+def rollup_gave_up(run: RollupRun, error: str) -> RollupRun:
+    """The runner's on_exhausted (in its transaction, the run locked): the rollup needs attention, with its last
+    error, on the dashboard and the costs page, until a platform admin retries it."""
+    return rollup_run_transition(run, to=RollupStatus.NEEDS_ATTENTION, action="costs.rollup.needs_attention",
+                                 changes={"attempts": [None, run.attempts], "error": [None, error]},
+                                 fields={"finished_at": timezone.now()})
+
+
+@transaction.atomic
+def rollup_retry(*, actor, run: RollupRun) -> RollupRun:
+    """Retry a rollup that needs attention: a fresh round of attempts (platform admins; audited)."""
+    from apps.teams.selectors import require_platform_admin
+
+    require_platform_admin(user=actor)
+    run = RollupRun.objects.select_for_update().get(pk=run.pk)
+    if run.status != RollupStatus.NEEDS_ATTENTION:
+        raise Conflict(f"Rollup #{run.pk} is {RollupStatus(run.status).label.lower()}; only a rollup that needs "
+                       f"attention can be retried.")
+    run = rollup_run_transition(run, to=RollupStatus.QUEUED, actor=actor, action="costs.rollup.retry",
+                                changes={"error": [run.last_error, None]}, fields={"finished_at": None})
+    runner.retry_now(row=run, fields={"last_error": ""})
+    runner.wake(ROLLUP_KIND, ids=[run.pk])
+    run.refresh_from_db()
+    return run

@@ -13,9 +13,9 @@ from apps.core.errors import InvalidInput
 from apps.teams.models import Team
 from apps.teams.selectors import cost_team_ids_for, require_platform_admin
 
-from .choices import UsageKind
-from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, TeamBudget, TeamBudgetPeriod,
-                     UsageDaily, UtilizationDaily)
+from .choices import RollupStatus, UsageKind
+from .models import (BudgetAlert, GpuAllocation, GpuPrice, GpuType, NodeToken, Quota, RollupRun, TeamBudget,
+                     TeamBudgetPeriod, UsageDaily, UtilizationDaily)
 
 
 def cost_scope(queryset: QuerySet, *, user, field: str = "team") -> QuerySet:
@@ -333,3 +333,12 @@ def burn_down(*, budget: TeamBudget, month: date, now: datetime | None = None) -
 def quota_list_for_team(*, team) -> QuerySet[Quota]:
     """A team's quotas; callers pass a team taken from team_list(user=...), so scoping already happened."""
     return Quota.objects.filter(team=team).select_related("gpu_type__cluster", "cohort")
+
+
+def rollups_needing_attention() -> QuerySet[RollupRun]:
+    """Rollups the runner gave up on since the last one that succeeded (a later success rebuilt their window too).
+    Platform-wide and without team figures: shown to every signed-in user on the dashboard and the costs page."""
+    last_success = (RollupRun.objects.filter(status=RollupStatus.SUCCEEDED).order_by("-started_at")
+                    .values_list("started_at", flat=True).first())
+    runs = RollupRun.objects.filter(status=RollupStatus.NEEDS_ATTENTION)
+    return runs.filter(started_at__gt=last_success) if last_success else runs

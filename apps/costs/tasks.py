@@ -3,18 +3,18 @@ from celery import shared_task
 
 @shared_task(name="costs.rollup")
 def rollup_task() -> dict:
-    """Beat job: rebuild the changed rollup window, then check budgets against the fresh numbers.
+    """Beat job: queue a rollup for the runner (kind costs.rollup; none new while one is pending) and work it here
+    at once: rebuild the changed window, then check budgets against the fresh numbers. A failure stays on the run
+    and the runner's sweep retries it with backoff; out of attempts it needs attention (dashboard, costs page)."""
+    from apps.core import runner
 
-    Not fed by the outbox (nothing to deduplicate): each run is idempotent by construction, and a
-    skipped run is caught up by the next, which starts from the last finished one.
-    """
-    from .budgets import budgets_check
-    from .rollup import rollup_incremental
+    from .rollup import ROLLUP_KIND, rollup_queue
 
-    result = rollup_incremental()
-    alerts = budgets_check()
-    return {"window_start": str(result["window_start"]), "window_end": str(result["window_end"]),
-            "usage_rows": result["usage_rows"], "alerts": len(alerts)}
+    run = rollup_queue()
+    outcome = runner.tick(ROLLUP_KIND, ids=[run.pk])
+    run.refresh_from_db()
+    return {"run": run.pk, "status": run.status, "outcome": outcome, "window_start": str(run.window_start),
+            "window_end": str(run.window_end), "usage_rows": run.usage_rows}
 
 
 @shared_task(name="costs.collect_pods")

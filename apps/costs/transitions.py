@@ -1,4 +1,6 @@
-"""The GPU reservation state machine: reserved ──► consumed (the work's pods run: it became a ledger
+"""The costs state machines: GPU reservations, and (at the end) the runner's rollup runs.
+
+The GPU reservation state machine: reserved ──► consumed (the work's pods run: it became a ledger
 allocation) | released (failed, aborted, torn down, or timed out). Both ends are final.
 
 A timeout is audited on its own (`reservation_expire`). Consuming and releasing happen in bulk, inside the
@@ -8,10 +10,13 @@ compare-and-sets on `reserved`, and writes no audit event of its own.
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.audit.transitions import sources, transition
+from apps.core.errors import Conflict
 
 from .choices import ReservationStatus as S
-from .models import GpuReservation
+from .choices import RollupStatus
+from .models import GpuReservation, RollupRun
 
 ALLOWED: dict[str, set[str]] = {
     S.RESERVED: {S.CONSUMED, S.RELEASED},
@@ -31,3 +36,35 @@ def reservation_expire(*, reservation: GpuReservation, reason: str) -> bool:
     return transition(row=reservation, to=S.RELEASED, allowed=ALLOWED, action="costs.reservation.expire",
                       team=reservation.team, fields={"closed_at": timezone.now(), "close_reason": reason[:200]},
                       changes={"gpus": [reservation.gpu_count, 0], "reason": [None, reason]}) is not None
+
+
+# The rollup run state machine (the runner rolls up; apps/costs/rollup.py). A run called in process
+# (rollup_incremental without a run: tests, the demo seed) is created running.
+#
+#     queued ──claim──▶ running ──▶ succeeded
+#       ▲ │               │ an attempt failed: queued again; the runner keeps its error, retries after a backoff
+#       │ └───────┬───────┘
+#  retry│         ▼ out of attempts
+#       └── needs_attention (audited both ways)
+ROLLUP_ALLOWED: dict[str, set[str]] = {
+    RollupStatus.QUEUED: {RollupStatus.RUNNING, RollupStatus.NEEDS_ATTENTION},
+    RollupStatus.RUNNING: {RollupStatus.RUNNING, RollupStatus.QUEUED, RollupStatus.SUCCEEDED,
+                           RollupStatus.NEEDS_ATTENTION},
+    RollupStatus.NEEDS_ATTENTION: {RollupStatus.QUEUED},
+}
+
+
+def rollup_run_transition(run: RollupRun, *, to: str, actor=None, action: str = "", changes: dict | None = None,
+                          fields: dict | None = None) -> RollupRun:
+    """Compare-and-set a rollup run's status (zero rows → 409), in the caller's transaction. Moves into and out
+    of needs_attention are audited; starting and finishing are the run's own record."""
+    from_ = run.status
+    if to not in ROLLUP_ALLOWED.get(from_, set()):
+        raise Conflict(f"Rollup #{run.pk} is {RollupStatus(from_).label.lower()}; it can't become "
+                       f"{RollupStatus(to).label.lower()}.")
+    if not RollupRun.objects.filter(pk=run.pk, status=from_).update(status=to, **(fields or {})):
+        raise Conflict(f"Rollup #{run.pk} changed meanwhile; reload and try again.")
+    run.refresh_from_db()
+    if RollupStatus.NEEDS_ATTENTION in (from_, to):
+        audit_record(actor=actor, action=action, target=run, changes={"status": [from_, to], **(changes or {})})
+    return run

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django.utils import timezone
@@ -19,7 +19,7 @@ from apps.teams.selectors import current_team, platform_roles_for
 
 from . import budgets, closing, selectors, services
 from .budgets import FORECAST_MIN_DAYS, budget_status
-from .models import BudgetAlert, CostMonth, GpuAllocation, GpuType, NodeToken
+from .models import BudgetAlert, CostMonth, GpuAllocation, GpuType, NodeToken, RollupRun
 from .selectors import GROUPINGS
 from .services import month_start
 
@@ -129,7 +129,22 @@ def index(request):
         "forecast_min_days": FORECAST_MIN_DAYS,
         "group_by_words": filters["group_by"].replace(",", " × ").replace("_", " "),
         "per_prediction": bool({"model", "version", "deployment"} & set(filters["group_by"].split(","))),
+        "rollup_attention": list(selectors.rollups_needing_attention()[:5]),
     })
+
+
+@login_required
+@require_POST
+def rollup_retry(request, pk: int):
+    """Retry on a rollup that needs attention (platform admins): the rollup is queued for the runner again."""
+    from .rollup import rollup_retry as retry
+
+    try:
+        run = retry(actor=request.user, run=get_object_or_404(RollupRun, pk=pk))
+        messages.success(request, f"Rollup #{run.pk} queued again.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("costs:index") + "#rollup")
 
 
 @login_required

@@ -5,7 +5,7 @@ from apps.core.errors import InvalidInput, NotFound
 from apps.teams.choices import Capability
 from apps.teams.selectors import roles_for, scope_to_teams, team_ids_for
 
-from .choices import AliasSource, PolicySource, PromotionKind, PromotionStatus
+from .choices import AliasSource, PolicySource, PromotionKind, PromotionStatus, SyncStatus
 from .gates import evaluate_gate
 from .models import (AliasHolding, ApprovalPolicy, Environment, ModelVersion, PolicyFloor, PromotionRequest,
                      RegisteredModel, SyncRun)
@@ -246,6 +246,16 @@ def alias_history(*, user, model: RegisteredModel, alias: str | None = None) -> 
 
 def sync_run_list(*, user) -> QuerySet[SyncRun]:
     return scope_to_teams(SyncRun.objects.select_related("team", "requested_by"), user=user)
+
+
+def sync_runs_needing_attention() -> QuerySet[SyncRun]:
+    """Passes the runner gave up on since the last pass that succeeded (a later success makes them moot: the
+    registry is in sync again). Status and error only, no model names: shown to every signed-in user, as the
+    last pass is."""
+    last_success = (SyncRun.objects.filter(status=SyncStatus.SUCCEEDED).order_by("-started_at")
+                    .values_list("started_at", flat=True).first())
+    runs = SyncRun.objects.filter(status=SyncStatus.NEEDS_ATTENTION)
+    return runs.filter(started_at__gt=last_success) if last_success else runs
 
 
 def sync_run_warnings(*, run: SyncRun, user) -> list[dict]:

@@ -35,6 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.core import runner
 from apps.teams.models import Team
 
 from . import mlflow_api
@@ -55,12 +56,16 @@ def _ts(millis) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, tz=dt_timezone.utc) if millis else None
 
 
-def _progress(run: SyncRun, text: str, counts: dict) -> None:
+def _progress(run: SyncRun, text: str, counts: dict, lease: runner.Lease | None = None) -> None:
+    if lease is not None:
+        lease.check(progress=text[:200], counts=counts)  # the heartbeat; LeaseLost stops a pass taken over
+        return
     SyncRun.objects.filter(pk=run.pk).update(progress=text[:200], counts=counts)
 
 
-def sync_registry(*, run: SyncRun) -> SyncRun:
-    """Run one sync pass, recording progress and counts on `run`; raises (after marking it failed) on error."""
+def sync_registry(*, run: SyncRun, lease: runner.Lease | None = None) -> SyncRun:
+    """Run one sync pass, recording progress and counts on `run`; raises on error, after marking the run failed
+    (in process) or queued again with its error (a runner's pass, `lease` given: the runner retries it)."""
     counts = {"models": 0, "models_new": 0, "models_deleted": 0, "versions": 0, "versions_fetched": 0,
               "versions_deleted": 0, "aliases_changed_outside": 0, "team_tag_conflicts": 0}
     warnings: list[dict] = []
@@ -68,7 +73,7 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
         c = mlflow_api.client()
         watermark = int(time.time() * 1000) - WATERMARK_MARGIN_MS
         if run.since_watermark is not None:
-            watermark = max(watermark, _watermark_pass(c, run=run, counts=counts, warnings=warnings))
+            watermark = max(watermark, _watermark_pass(c, run=run, counts=counts, warnings=warnings, lease=lease))
             _succeed(run, counts=counts, warnings=warnings, watermark=watermark)
             run.refresh_from_db()
             return run
@@ -76,7 +81,7 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
         teams = {t.slug: t for t in Team.objects.all()}
         listed_at = timezone.now()
         mlflow_models = list(mlflow_api.iter_registered_models(c))
-        _progress(run, f"listing versions of {len(mlflow_models)} models", counts)
+        _progress(run, f"listing versions of {len(mlflow_models)} models", counts, lease)
         by_model: dict[str, list] = {}
         for mv in mlflow_api.iter_all_model_versions(c):
             by_model.setdefault(mv.name, []).append(mv)
@@ -89,7 +94,7 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
                 warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
                                  "tag": model.tags.get("team", "")})
             # No model names here: every signed-in user sees the latest run's progress, whatever their team.
-            _progress(run, f"{index}/{len(mlflow_models)} models", counts)
+            _progress(run, f"{index}/{len(mlflow_models)} models", counts, lease)
         with transaction.atomic():
             # A model a webhook synced after the listing is newer than this pass knows.
             gone = RegisteredModel.objects.filter(presence=MlflowPresence.PRESENT).exclude(name__in=seen_models)
@@ -97,9 +102,13 @@ def sync_registry(*, run: SyncRun) -> SyncRun:
                 _mark_model_deleted(model)
                 counts["models_deleted"] += 1
         _succeed(run, counts=counts, warnings=warnings, watermark=watermark)
+    except runner.LeaseLost:
+        raise  # another runner has the run now: write nothing
     except Exception as exc:
-        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, finished_at=timezone.now(), counts=counts,
-                                                 warnings=warnings, error=f"{type(exc).__name__}: {exc}"[:2000])
+        ended = {"finished_at": timezone.now()} if lease is None else {}
+        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED if lease is None else SyncStatus.QUEUED,
+                                                 counts=counts, warnings=warnings,
+                                                 error=f"{type(exc).__name__}: {exc}"[:2000], **ended)
         raise
     run.refresh_from_db()
     return run
@@ -111,7 +120,7 @@ def _succeed(run: SyncRun, *, counts: dict, warnings: list, watermark: int) -> N
                                              warnings=warnings, progress=done, watermark=watermark)
 
 
-def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
+def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list, lease: runner.Lease | None = None) -> int:
     """Sync the models whose `last_updated_timestamp` is at or after `run.since_watermark`; returns that watermark.
 
     With nothing changed this is one page of MLflow's model search and one query here: no write at all.
@@ -138,7 +147,7 @@ def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list) -> int:
         if model.team_tag_warning:
             warnings.append({"model_id": model.pk, "model": model.name, "owner": model.team.slug,
                              "tag": model.tags.get("team", "")})
-        _progress(run, f"{index}/{len(changed)} changed models", counts)
+        _progress(run, f"{index}/{len(changed)} changed models", counts, lease)
     return since
 
 

@@ -1,7 +1,6 @@
 from celery import shared_task
 
 from . import services
-from .models import SyncRun
 
 
 @shared_task(name=services.PUBLISH_TOPIC, acks_late=True)
@@ -15,20 +14,18 @@ def publish_promotion_task(*, request_id: int, dedup_key: str = ""):
 
 @shared_task(name=services.SYNC_TOPIC, acks_late=True)
 def sync_task(*, run_id: int, dedup_key: str = ""):
-    # Not an idempotent_task: that would hold the whole pass in one transaction and hide its progress.
-    # A redelivered message finds the run finished and stops.
-    from .sync import sync_registry
+    """Outbox topic of "Sync now": a wake-up hint for the runner (kind registry.sync), like the publish topic."""
+    from apps.core import runner
 
-    run = SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).first()
-    if run is None:
-        return {"status": "duplicate"}
-    return sync_registry(run=run).counts
+    return runner.tick(services.SYNC_KIND, ids=[run_id])
 
 
 @shared_task(name="registry.sync_scheduled", acks_late=True)
 def sync_scheduled_task():
-    """Beat job: the watermark pass (models whose MLflow timestamp moved), hourly a complete pass."""
-    return services.sync_run_scheduled().counts
+    """Beat job: queue the watermark pass (models whose MLflow timestamp moved), hourly a complete pass, for the
+    runner; nothing new while a pass is pending."""
+    run = services.sync_run_scheduled()
+    return {"run": run.pk, "status": run.status}
 
 
 @shared_task(name="registry.expire_requests", acks_late=True)

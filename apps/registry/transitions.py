@@ -1,4 +1,6 @@
-"""The promotion request state machine: one table of allowed moves and one function that makes them.
+"""The registry's state machines: promotion requests and (at the end) the runner's sync runs.
+
+The promotion request state machine: one table of allowed moves and one function that makes them.
 
     requested ──approve (final)──▶ approved ──publish task──▶ published
         │ ├──reject──▶ rejected    │ ▲   ("approved, publishing to MLflow" until MLflow took the alias)
@@ -12,7 +14,8 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict
 
 from .choices import PromotionStatus as S
-from .models import PromotionRequest
+from .choices import SyncStatus
+from .models import PromotionRequest, SyncRun
 
 ALLOWED: dict[str, set[str]] = {
     S.REQUESTED: {S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED},
@@ -51,3 +54,36 @@ def transition(request: PromotionRequest, *, to: str, actor, action: str, change
     audit_record(actor=actor, action=action, target=request, team=request.team,
                  changes={"status": [from_, to], **(changes or {})})
     return request
+
+
+# The sync run state machine of the runner's passes (apps/registry/sync_runner.py). `sync_run_now` runs one in
+# process, outside it: running → succeeded | failed, written by sync.py itself.
+#
+#     queued ──claim──▶ running ──▶ succeeded
+#       ▲ │               │ an attempt failed: queued again, its error kept, due after a backoff
+#       │ └───────┬───────┘
+#  retry│         ▼ out of attempts
+#       └── needs_attention (audited both ways)
+SYNC_ALLOWED: dict[str, set[str]] = {
+    SyncStatus.QUEUED: {SyncStatus.RUNNING, SyncStatus.NEEDS_ATTENTION},
+    SyncStatus.RUNNING: {SyncStatus.RUNNING, SyncStatus.QUEUED, SyncStatus.SUCCEEDED, SyncStatus.FAILED,
+                         SyncStatus.NEEDS_ATTENTION},
+    SyncStatus.NEEDS_ATTENTION: {SyncStatus.QUEUED},
+}
+
+
+def sync_run_transition(run: SyncRun, *, to: str, actor=None, action: str = "", changes: dict | None = None,
+                        fields: dict | None = None) -> SyncRun:
+    """Compare-and-set a sync run's status (zero rows → 409), in the caller's transaction. Moves into and out of
+    needs_attention are audited; a pass starting or finishing is progress, recorded on the run only."""
+    from_ = run.status
+    if to not in SYNC_ALLOWED.get(from_, set()):
+        raise Conflict(f"Sync run #{run.pk} is {SyncStatus(from_).label.lower()}; it can't become "
+                       f"{SyncStatus(to).label.lower()}.")
+    if not SyncRun.objects.filter(pk=run.pk, status=from_).update(status=to, **(fields or {})):
+        raise Conflict(f"Sync run #{run.pk} changed meanwhile; reload and try again.")
+    run.refresh_from_db()
+    if SyncStatus.NEEDS_ATTENTION in (from_, to):
+        audit_record(actor=actor, action=action, target=run, team=run.team,
+                     changes={"status": [from_, to], **(changes or {})})
+    return run

@@ -6,6 +6,7 @@ app_name = "registry"
 urlpatterns = [
     path("", views.index, name="index"),
     path("sync/", views.sync_now, name="sync"),
+    path("sync/<int:pk>/retry/", views.sync_retry, name="sync-retry"),
     path("models/<int:pk>/", views.model_detail, name="model"),
     path("models/<int:pk>/assign-team/", views.model_assign_team, name="model-assign-team"),
     path("models/<int:pk>/revoke-alias/", views.model_revoke_alias, name="model-revoke-alias"),

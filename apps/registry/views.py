@@ -7,7 +7,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -59,8 +60,9 @@ def index(request):
     return render(request, "registry/index.html", {
         "rows": rows, "page": page, "environments": envs, "filters": filters, "teams": team_list(user=request.user),
         "operate_teams": operate_teams, "last_run": last_run,
-        "sync_running": bool(last_run and last_run.status == "running"
+        "sync_running": bool(last_run and last_run.status in ("queued", "running")
                              and last_run.started_at > timezone.now() - timedelta(minutes=10)),
+        "sync_attention": list(selectors.sync_runs_needing_attention()[:5]),
         "inbox_count": selectors.promotion_inbox(user=request.user).count(),
     })
 
@@ -73,6 +75,17 @@ def sync_now(request):
     run = services.sync_request(actor=request.user, team=team)
     messages.success(request, f"Sync #{run.pk} queued; the model list updates when it finishes.")
     return redirect("registry:index")
+
+
+@login_required
+@require_POST
+@domain_errors
+def sync_retry(request, pk):
+    team = team_get_by_slug(user=request.user, slug=request.POST.get("team", ""))
+    run = get_object_or_404(SyncRun, pk=pk)
+    services.sync_retry(actor=request.user, run=run, team=team)
+    messages.success(request, f"Sync #{run.pk} queued again.")
+    return redirect(reverse("registry:index") + "#sync")
 
 
 @login_required

@@ -109,7 +109,8 @@ def test_beat_task_rolls_up_and_checks_budgets(team):
     from apps.costs.tasks import rollup_task
 
     result = rollup_task()
-    assert set(result) == {"window_start", "window_end", "usage_rows", "alerts"}
+    assert {"window_start", "window_end", "usage_rows"} <= set(result) and result["status"] == "succeeded"
+    assert result["outcome"] == {"done": 1}
     assert RollupRun.objects.filter(finished_at__isnull=False).count() == 1
 
 
@@ -121,3 +122,51 @@ def test_after_an_outage_the_next_run_catches_up(team):
     RollupRun.objects.update(started_at=datetime.now(timezone.utc) + timedelta(days=1))  # nothing looks changed
     rollup_incremental(now=T0 + timedelta(hours=11))
     assert UsageHourly.objects.filter(team=team).count() == 11
+
+
+def test_the_beat_queues_one_rollup_for_the_runner(team):
+    from apps.core import runner
+    from apps.costs.rollup import ROLLUP_KIND, rollup_queue
+
+    f.gpu_type(price="1", capacity=0)
+    run = rollup_queue()
+    assert run.status == "queued" and run.window_start is None
+    assert rollup_queue().pk == run.pk  # at most one pending
+    assert runner.tick(ROLLUP_KIND) == {"done": 1}
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.finished_at and run.window_start and not run.lease_owner
+    assert rollup_queue().pk != run.pk
+
+
+def test_a_rollup_out_of_attempts_needs_attention_until_an_admin_retries(team, settings, django_user_model):
+    from django.test import Client
+    from django.utils import timezone as tz
+
+    from apps.audit.models import AuditEvent
+    from apps.core import runner
+    from apps.costs.rollup import ROLLUP_KIND, rollup_queue
+
+    settings.COSTS_ROLLUP_LOOKBACK_HOURS = "six"  # a broken setting: every attempt fails the same way
+    run = rollup_queue()
+    assert runner.tick(ROLLUP_KIND) == {"retry": 1}
+    run.refresh_from_db()
+    assert run.status == "queued" and run.attempts == 1 and "TypeError" in run.last_error and run.next_attempt_at
+    RollupRun.objects.filter(pk=run.pk).update(next_attempt_at=tz.now(),
+                                               attempts=runner.kind_get(ROLLUP_KIND).max_attempts - 1)
+    assert runner.tick(ROLLUP_KIND) == {"needs_attention": 1}
+    run.refresh_from_db()
+    assert run.status == "needs_attention" and "TypeError" in run.last_error
+    actions = lambda: list(AuditEvent.objects.filter(object_type="costs.rolluprun", object_id=str(run.pk))
+                           .order_by("id").values_list("action", flat=True))
+    assert actions() == ["costs.rollup.needs_attention"]
+
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "x")
+    page = Client()
+    page.force_login(admin)
+    assert "Cost rollup" in page.get("/").content.decode()
+    assert 'id="rollup"' in page.get("/costs/").content.decode()
+    settings.COSTS_ROLLUP_LOOKBACK_HOURS = 6
+    assert page.post(f"/costs/rollups/{run.pk}/retry/").status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == ("queued", 0) and actions()[-1] == "costs.rollup.retry"
+    assert runner.tick(ROLLUP_KIND) == {"done": 1}

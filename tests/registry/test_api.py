@@ -46,7 +46,7 @@ def test_sync_now_queues_a_run(team, people, client_for):
     response = client_for(people["dave"]).post(f"{API}/sync/", {"team": team.slug}, format="json")
     assert response.status_code == 202
     run = SyncRun.objects.get(pk=response.json()["id"])
-    assert run.status == SyncStatus.RUNNING and run.requested_by == people["dave"]
+    assert run.status == SyncStatus.QUEUED and run.requested_by == people["dave"]
     assert OutboxMessage.objects.filter(topic="registry.sync", payload={"run_id": run.pk}).exists()
     again = client_for(people["dave"]).post(f"{API}/sync/", {"team": team.slug}, format="json")
     assert again.json()["id"] == run.pk  # one pass at a time

@@ -32,7 +32,7 @@ def test_sync_now_and_publish_through_a_worker(mlflow_uri, register_version, uni
     register_version(name, {"accuracy": 0.93})
     engineer = member(team, "ml_engineer", "eng")
     run = services.sync_request(actor=engineer, team=team)
-    wait_for(lambda: SyncRun.objects.get(pk=run.pk).status != SyncStatus.RUNNING)
+    wait_for(lambda: SyncRun.objects.get(pk=run.pk).status not in (SyncStatus.QUEUED, SyncStatus.RUNNING))
     run.refresh_from_db()
     assert run.status == SyncStatus.SUCCEEDED and run.counts["versions"] >= 1 and run.progress.startswith("done")
     version = RegisteredModel.objects.get(name=name).versions.get()

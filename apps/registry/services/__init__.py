@@ -7,5 +7,5 @@ from .promotions import (APPROVAL_TAG, APPROVERS_TAG, NO_POLICY, PUBLISH_KIND, P
                          promotion_approve, promotion_cancel, promotion_override, promotion_publish,
                          promotion_publish_gave_up, promotion_reject, promotion_request, promotion_retry_publish,
                          promotions_expire)
-from .sync_requests import (SYNC_TOPIC, model_assign_team, sync_request, sync_run_now, sync_run_scheduled,
-                            team_tag_warning)
+from .sync_requests import (SYNC_KIND, SYNC_TOPIC, model_assign_team, sync_request, sync_retry, sync_run_now,
+                            sync_run_scheduled, team_tag_warning)
