@@ -21,6 +21,7 @@ def test_pages_work_without_csp_violations(page, login, team):
     expect(page.locator("#audit-chart .barlayer .point").first).to_be_attached()
 
     page.goto("/api/docs/")  # Swagger UI from drf-spectacular-sidecar, its start-up script a separate file
-    expect(page.get_by_text(re.compile(r"/api/v1/teams/")).first).to_be_visible()
+    # Swagger UI renders a long operation list virtually (only what is on screen): check the first operation.
+    expect(page.get_by_text(re.compile(r"/api/v1/audit/events/")).first).to_be_visible()
 
     assert violations == []

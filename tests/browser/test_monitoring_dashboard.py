@@ -86,8 +86,9 @@ def test_viewer_sees_the_dashboard_but_cannot_roll_back(page, login, team, drift
     viewer = member(team, "viewer", "vic")
     login(page, viewer)
     page.goto(f"/monitoring/monitors/{drifting.pk}/")
-    page.locator("#dashboard-rollback").click()
-    expect(page.get_by_role("status")).to_contain_text("does not allow this")
+    expect(page.locator("h1")).to_be_visible()
+    # Buttons a role can't use are not shown (the service refuses the POST all the same: tests/authz).
+    expect(page.locator("#dashboard-rollback")).to_have_count(0)
     assert not AuditEvent.objects.filter(action="deployment.rollback").exists()
 
 

@@ -3,11 +3,13 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.core.api.filters import choice_param
 from apps.core.api.lifecycle import ArchivableViewSetMixin
 from apps.core.api.views import ScopedReadOnlyViewSet, ScopedViewSet
 from apps.core.errors import NotFound
 from apps.core.lifecycle import require_active
 from apps.deployments import review, selectors, services
+from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Cluster
 from apps.deployments.services.siblings import deployment_replicate
 from apps.teams.selectors import require_capability, require_platform_admin, team_get_by_slug
@@ -146,7 +148,8 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
                     "replicate": "operate", "teardown": "operate"}
 
     def select(self, *, user):
-        filters = {k: self.request.query_params.get(k) for k in ("team", "status", "model")} \
+        filters = {"team": self.request.query_params.get("team"), "model": self.request.query_params.get("model"),
+                   "status": choice_param(self.request, "status", DeploymentStatus.values)} \
             if self.action == "list" else {}
         return selectors.deployment_list(user=user, filters=filters)
 
