@@ -23,7 +23,7 @@ def test_upload_infers_schema_and_prepares_columns(client_for, engineer, team):
     assert body["row_count"] == 50 and body["source"] == "upload"
     assert {c["name"]: (c["kind"], c["role"]) for c in body["schema"]} == {
         "amount": ("numeric", "feature"), "age": ("numeric", "feature"), "country": ("categorical", "feature"),
-        "channel": ("categorical", "feature"), "prediction": ("numeric", "prediction")}
+        "channel": ("categorical", "feature"), "prediction": ("categorical", "prediction")}  # 0/1 class labels
     amount = ReferenceColumn.objects.get(reference_id=body["id"], name="amount")
     assert len(bytes(amount.sorted_values)) == 50 * 8
 

@@ -74,6 +74,7 @@ CASES: dict[str, Case] = {
     "api:deployments-deployment-replicate": Case(make=_with_second_cluster,
                                                  body={"post": lambda team, obj: {"cluster": "local-b"}}),
     "api:deployments-deployment-reapply": Case(make=lambda team, actor: deployment_in(team, "degraded")),
+    "api:deployments-deployment-teardown": Case(make=lambda team, actor: deployment_in(team), success={"post": 200}),
     "api:deployments-deployment-revisions": Case(make=lambda team, actor: deployment_in(team)),
     "api:deployments-revision-list": Case(make=lambda team, actor: deployment_in(team).current_revision),
     "api:deployments-revision-detail": Case(make=lambda team, actor: deployment_in(team).current_revision),
