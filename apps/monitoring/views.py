@@ -178,27 +178,26 @@ def alert_action(request, alert_id: int, verb: str):
     return _act(request, fn, ok, redirect("monitoring:alert", alert_id).url)
 
 
-@login_required
-@require_POST
-def run_full_report(request, run_id: int):
+def _run_action(request, run_id: int, service, ok: str):
+    """Call `service(actor=, run=)` on one of the user's runs and go back to its monitor page."""
     try:
         run = selectors.run_get(user=request.user, run_id=run_id)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("monitoring:index")
-    return _act(request, lambda: services.run_full_report_request(actor=request.user, run=run),
-                "Full-data report queued; it replaces the sampled one when ready.",
+    return _act(request, lambda: service(actor=request.user, run=run), ok,
                 redirect("monitoring:monitor", run.monitor_id).url)
+
+
+@login_required
+@require_POST
+def run_full_report(request, run_id: int):
+    return _run_action(request, run_id, services.run_full_report_request,
+                       "Full-data report queued; it replaces the sampled one when ready.")
 
 
 @login_required
 @require_POST
 def run_retry(request, run_id: int):
-    try:
-        run = selectors.run_get(user=request.user, run_id=run_id)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return redirect("monitoring:index")
-    return _act(request, lambda: services.monitor_run_retry(actor=request.user, run=run),
-                f"Run #{run_id} queued again with a fresh round of attempts.",
-                redirect("monitoring:monitor", run.monitor_id).url)
+    return _run_action(request, run_id, services.monitor_run_retry,
+                       f"Run #{run_id} queued again with a fresh round of attempts.")
