@@ -200,3 +200,14 @@ MONITORING_FULL_REPORT_MAX_ROWS = int(env("MONITORING_FULL_REPORT_MAX_ROWS", "20
 # at most MONITORING_RUN_MAX_ATTEMPTS times in all (failed attempts count too); then it needs attention.
 MONITORING_RUN_LEASE_SECONDS = int(env("MONITORING_RUN_LEASE_SECONDS", "600"))
 MONITORING_RUN_MAX_ATTEMPTS = int(env("MONITORING_RUN_MAX_ATTEMPTS", "3"))
+# Drift at scale (README → Monitoring → Sketch mode): a window with more rows than this is tested from the merged
+# partition summaries instead of its rows; a monitor's exact_max_rows overrides it. KLL sketch size k (rank error
+# ≈ 1.7/k^0.97: k=2000 → 0.17 %).
+MONITORING_EXACT_MAX_ROWS = int(env("MONITORING_EXACT_MAX_ROWS", "5000000"))
+MONITORING_KLL_K = int(env("MONITORING_KLL_K", "2000"))
+# A sketch-mode window whose partitions lack this many summaries or more fans out: one Celery task per partition.
+MONITORING_FANOUT_MIN_PARTITIONS = int(env("MONITORING_FANOUT_MIN_PARTITIONS", "4"))
+# Retention (README → Monitoring → Retention): raw partitions older than this many days are dropped, summaries
+# kept longer; a monitor's raw_retention_days / summary_retention_days override them for its model version.
+MONITORING_RAW_RETENTION_DAYS = int(env("MONITORING_RAW_RETENTION_DAYS", "30"))
+MONITORING_SUMMARY_RETENTION_DAYS = int(env("MONITORING_SUMMARY_RETENTION_DAYS", "400"))
