@@ -288,6 +288,29 @@ def test_a_worker_deployment_and_hpa_per_celery_queue(rendered):
             assert "replicas" not in named(objects, "Deployment", name)["spec"], "the HPA owns the count"
 
 
+def test_a_worker_liveness_probe_passes_while_a_real_worker_runs_and_fails_once_it_stops(
+        rendered, private_broker, db, tmp_path, monkeypatch):
+    from tests.harness.celery_worker import celery_worker
+
+    probes = set()
+    for value_set, objects in rendered.items():
+        for deployment in of_kind(objects, "Deployment"):
+            if "controlplane.io/queue" in deployment["metadata"]["labels"]:
+                [container] = deployment["spec"]["template"]["spec"]["containers"]
+                assert env_of(container)["CELERY_WORKER_LIVENESS_FILE"]["value"] == "/tmp/worker-alive"
+                probes.add(tuple(container["livenessProbe"]["exec"]["command"]))
+    [command] = probes
+    alive = tmp_path / "worker-alive"
+    probe = [sys.executable if part == "python" else part.replace("/tmp/worker-alive", str(alive)) for part in command]
+    monkeypatch.setenv("CELERY_WORKER_LIVENESS_FILE", str(alive))
+    with celery_worker(private_broker.url, tmp_path / "worker.log"):
+        assert subprocess.run(probe).returncode == 0
+    assert subprocess.run(probe, stderr=subprocess.DEVNULL).returncode != 0, "a stopped worker removes its file"
+    alive.touch()
+    os.utime(alive, (alive.stat().st_mtime - 120,) * 2)
+    assert subprocess.run(probe).returncode != 0, "a file untouched for 2 minutes fails the probe"
+
+
 def test_web_autoscales_behind_a_disruption_budget(rendered):
     objects = rendered["default"]
     web = named(objects, "Deployment", f"{RELEASE}-controlplane-web")
