@@ -230,7 +230,6 @@ def _status(deployment) -> dict:
             "endpoint": deployment.endpoint_url, "drift": deployment.drift,
             "revision": current.number if current else None,
             "revision_status": current.status if current else None,
-            "last_error": deployment.last_error, "attempts": deployment.attempts,
             "updated_at": deployment.updated_at.isoformat()}
 
 
@@ -294,7 +293,6 @@ VERBS = {"promote": (services.deployment_promote, "Promoted."), "pause": (servic
          "resume": (services.deployment_resume, "Resumed."), "abort": (services.deployment_abort,
                                                                        "Rollout aborted; the stable revision serves."),
          "reapply": (services.deployment_reapply, "Re-applying the serving revision."),
-         "retry": (services.deployment_retry, "Retrying: the drive runs again."),
          "teardown": (services.deployment_teardown, "Torn down: the route and every workload are being removed "
                                                     "from the cluster; the history is kept.")}
 
