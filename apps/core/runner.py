@@ -57,6 +57,12 @@ class LeasedWork(models.Model):
         abstract = True
 
 
+# A handler's return value: the row's work goes on in other tasks under this lease (a fan-out), which extend it as
+# they progress; the last of them finishes the work with `resume`. If they stop, the lease expires and the row is
+# reclaimed like one whose worker died.
+HANDED_OFF = "handed_off"
+
+
 class LeaseLost(Exception):
     """Another runner took this row over (our lease expired): stop, and write nothing."""
 
@@ -237,7 +243,7 @@ def run_lease(lease: Lease, *, handler: Callable[[Lease], Any] | None = None) ->
     if lease.exhausted_error:
         return _record_failure(lease, lease.exhausted_error, give_up=True)
     try:
-        (handler or lease.kind.handler)(lease)
+        outcome = (handler or lease.kind.handler)(lease)
     except LeaseLost:
         logger.warning("Lease lost; the handler stopped", extra={"kind": lease.kind.name, "pk": lease.pk})
         return "lease_lost"
@@ -246,8 +252,21 @@ def run_lease(lease: Lease, *, handler: Callable[[Lease], Any] | None = None) ->
     except Exception as exc:  # any failure is kept on the row and retried; none is lost in a log
         logger.exception("Handler failed", extra={"kind": lease.kind.name, "pk": lease.pk})
         return _record_failure(lease, _error_text(exc), give_up=False)
+    if outcome == HANDED_OFF:
+        return HANDED_OFF
     lease.release()
     return "done"
+
+
+def resume(name: str, *, pk, owner: str, attempt: int, handler: Callable[[Lease], Any]) -> str:
+    """Finish work a handler handed off (HANDED_OFF) under `owner`'s lease: take the lease over (once: of several
+    tasks racing here one wins, the others get lease_lost) and run `handler` like run_lease."""
+    kind = kind_get(name)
+    successor = f"{owner[:90]}/resumed"
+    if not kind.model.objects.filter(pk=pk, lease_owner=owner).update(
+            lease_owner=successor, lease_until=timezone.now() + timedelta(seconds=kind.lease_seconds)):
+        return "lease_lost"
+    return run_lease(Lease(kind=kind, pk=pk, owner=successor, attempt=attempt), handler=handler)
 
 
 def tick(name: str, *, ids=None, limit: int | None = None, owner: str | None = None) -> dict:
