@@ -51,10 +51,20 @@ def rank_error(k: int) -> float:
 
 
 def reference_edges(ref_sorted: np.ndarray) -> np.ndarray | None:
-    """numpy's Sturges bin edges over the reference alone (fixed at ingest; the current window is binned on them)."""
+    """The reference's bins (fixed at ingest; the current window is binned on them): numpy's Sturges edges."""
     if ref_sorted.size == 0:
         return None
-    return np.histogram_bin_edges(ref_sorted, bins="sturges")
+    return sturges_edges(ref_sorted[0], ref_sorted[-1], ref_sorted.size)
+
+
+def sturges_edges(first: float, last: float, n: int) -> np.ndarray:
+    """np.histogram_bin_edges(values, bins="sturges") from the values' min, max and count alone (so ingest needn't
+    read the reference's values)."""
+    first, last = float(first), float(last)
+    if first == last:
+        return np.linspace(first - 0.5, last + 0.5, 2)
+    width = (last - first) / (np.log2(n) + 1.0)
+    return np.linspace(first, last, int(np.ceil((last - first) / width)) + 1)
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -86,8 +96,10 @@ class NumericSummary:
         finite = raw[np.isfinite(raw)]
         out = cls(edges=edges, k=k, count=int(finite.size), nulls=int(raw.size - finite.size), sketch=_sketch(k))
         out.hist = bin_counts(finite, edges) if edges is not None else None
-        uniq, counts = np.unique(finite, return_counts=True)
-        out.values = dict(zip(uniq.tolist(), counts.tolist())) if uniq.size <= MAX_EXACT_VALUES else None
+        out.values = None
+        if np.unique(finite[:4096]).size <= MAX_EXACT_VALUES:  # a cheap look first: most columns have many values
+            uniq, counts = np.unique(finite, return_counts=True)
+            out.values = dict(zip(uniq.tolist(), counts.tolist())) if uniq.size <= MAX_EXACT_VALUES else None
         if finite.size:
             out.sketch.update(finite)
         return out
@@ -242,7 +254,7 @@ def wasserstein(ref_sorted: np.ndarray, cur: NumericSummary) -> float:
     """∫ |F_ref − F_cur| dx over the merged jump points (scipy's wasserstein_distance, with the current side's CDF
     taken from the summary)."""
     items, cum = cur.steps()
-    points = np.sort(np.concatenate((ref_sorted, items)), kind="stable")
+    points = np.insert(ref_sorted, np.searchsorted(ref_sorted, items), items)  # a merge of two sorted runs
     left = points[:-1]
     return float(np.sum(np.abs(_ref_cdf(ref_sorted, left) - _step_cdf(items, cum, left)) * np.diff(points)))
 
@@ -325,3 +337,32 @@ def distribution(ref_sorted: np.ndarray, cur: NumericSummary) -> dict:
         edges.append(float(cur.sketch.get_max_value()))
     return {"edges": np.round(edges, 6).tolist(), "reference": ref[keep].round(6).tolist(),
             "current": current[keep].round(6).tolist()}
+
+
+def window_drift(summary: Summary, *, specs: list, reference: dict[str, dict]):
+    """engine.window_drift's result for a window given as its merged summary (sketch mode)."""
+    from .engine import PREDICTION, WindowResult
+
+    result = WindowResult(current_rows=summary.rows)
+    for spec in specs:
+        key = PREDICTION if spec.role == "prediction" else spec.name
+        column, prepared = summary.columns.get(key), reference.get(spec.name)
+        try:
+            if prepared is None or prepared["kind"] != spec.kind or column is None or \
+                    isinstance(column, NumericSummary) != (spec.kind == NUMERIC):
+                raise drift.NotEnoughData(f"Column '{spec.name}' has no {spec.kind} summary or reference prepared; "
+                                          f"save the reference schema again to prepare it.")
+            if spec.kind == NUMERIC:
+                res = numeric_drift(spec.name, prepared["sorted"], column, method=spec.method, threshold=spec.threshold)
+                dist = distribution(prepared["sorted"], column)
+            else:
+                res = drift.categorical_drift(spec.name, prepared["counts"], column.counts, method=spec.method,
+                                              threshold=spec.threshold)
+                dist = drift.category_shares(prepared["counts"], column.counts)
+        except drift.NotEnoughData as exc:
+            result.failures[spec.name] = str(exc)
+            continue
+        result.results.append((spec, res))
+        result.null_counts[key] = column.nulls
+        result.distributions[spec.name] = dist
+    return result

@@ -54,6 +54,12 @@ def test_merge_equals_summary_of_concatenation():
     assert np.max(np.abs(exact - estimated)) <= summaries.rank_error(K)
 
 
+@pytest.mark.parametrize("values", [[1.0, 1.0, 1.0], [0.0, 1.0], list(np.random.default_rng(2).lognormal(0, 2, 12345))])
+def test_reference_edges_are_numpys_sturges_edges(values):
+    values = np.sort(np.array(values))
+    assert np.array_equal(summaries.reference_edges(values), np.histogram_bin_edges(values, bins="sturges"))
+
+
 def test_values_outside_the_reference_range_land_in_the_open_bins():
     edges = np.array([0.0, 1.0, 2.0])
     assert summaries.bin_counts(np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 2.5]), edges).tolist() == [1, 2, 2, 1]
