@@ -58,6 +58,17 @@ def cache_keys_per_test_process():
     settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prediction_log_root(tmp_path_factory):
+    """The columnar prediction log's Parquet files go to a directory of this run, removed with pytest's temp
+    dirs; the environment variable carries it to the Celery worker processes tests start."""
+    from django.conf import settings
+
+    root = str(tmp_path_factory.mktemp("prediction-log"))
+    os.environ["MONITORING_LOG_ROOT"] = settings.MONITORING_LOG_ROOT = root
+    return root
+
+
 @pytest.fixture(autouse=True)
 def no_earlier_token_failures(cache_keys_per_test_process):
     """Tests send bad API tokens from 127.0.0.1 on purpose; each starts with that address unthrottled."""

@@ -6,4 +6,8 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
 
     def ready(self):
-        from . import runner  # noqa: F401  registers the runner's work kinds
+        from django.core import checks
+
+        from . import columnar, runner  # noqa: F401  runner registers its work kinds
+
+        checks.register(columnar.store_check, "monitoring")

@@ -1,4 +1,4 @@
-"""Drift computation for one window: read columns from PostgreSQL, run the column tests in parallel.
+"""Drift computation for one window: read columns from the columnar prediction log, run the column tests in parallel.
 
 Pure read + compute (no writes), shared by monitor runs (services.monitor_run_execute) and the
 benchmark in bench/drift.
@@ -13,7 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
-from . import drift, logstore
+from . import columnar, drift
 
 PREDICTION = "__prediction"  # name of the prediction column in window reads and reports
 
@@ -115,34 +115,25 @@ def load_reference(reference) -> dict[str, dict]:
 
 def window_drift(*, model_version_id: int, start: datetime, end: datetime, specs: list[ColumnSpec],
                  reference: dict[str, dict], workers: int = 2, distributions: bool = True,
-                 progress=None, parallel_read: int = 2) -> WindowResult:
+                 progress=None, read_threads: int = 2) -> WindowResult:
     """Compute every column's drift for [start, end) of a model version's prediction log."""
     timings = {}
     t0 = time.perf_counter()
     numeric = [s for s in specs if s.kind == "numeric"]
     categorical = [s for s in specs if s.kind == "categorical"]
-    num_features = [s.name for s in numeric if s.role == "feature"]
-    num_extra = {PREDICTION: "prediction_num"} if any(s.role == "prediction" for s in numeric) else {}
-    cur_numeric = logstore.read_numeric(model_version_id=model_version_id, start=start, end=end,
-                                        columns=num_features, expressions=num_extra, parallel=parallel_read)
-    cat_features = [s.name for s in categorical if s.role == "feature"]
-    cat_extra = {PREDICTION: "prediction"} if any(s.role == "prediction" for s in categorical) else {}
-    cur_counts, cat_nulls = logstore.read_category_counts(model_version_id=model_version_id, start=start, end=end,
-                                                          columns=cat_features, expressions=cat_extra)
-    timings["read_s"] = time.perf_counter() - t0
-    if progress:
-        progress(30, "Window read from PostgreSQL")
-
-    if cur_numeric:
-        current_rows = len(next(iter(cur_numeric.values())))
-    elif cur_counts:
-        current_rows = logstore.window_summary(model_version_id=model_version_id, start=start, end=end)["rows"]
-    else:
-        current_rows = 0
-    result = WindowResult(current_rows=current_rows, timings=timings)
 
     def key(spec):
         return PREDICTION if spec.role == "prediction" else spec.name
+
+    window = columnar.read_window(model_version_id=model_version_id, start=start, end=end,
+                                  numeric=[key(s) for s in numeric], categorical=[key(s) for s in categorical],
+                                  threads=read_threads)
+    cur_numeric, cur_counts, cat_nulls = window.numeric, window.counts, window.nulls
+    timings["read_s"] = time.perf_counter() - t0
+    if progress:
+        progress(30, "Window read from the prediction log")
+    current_rows = window.rows
+    result = WindowResult(current_rows=current_rows, timings=timings)
 
     def check_prepared(spec):
         prepared = reference.get(spec.name)

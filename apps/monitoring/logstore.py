@@ -1,18 +1,18 @@
-"""Raw access to the partitioned prediction log: COPY in, columnar arrays out.
+"""Raw access to the partitioned prediction log table: COPY in, window aggregates and label joins out.
 
-Rows are written with COPY FROM STDIN; drift runs read each window with
-`COPY (SELECT ...) TO STDOUT (FORMAT binary)`: every numeric feature is selected as a float8 with
-NULL/non-numbers mapped to NaN, so each binary tuple has a fixed width and the whole stream is
-decoded by numpy in one `frombuffer` (no per-value Python work). Categorical columns are counted
-in PostgreSQL (GROUP BY), since categorical tests only need counts.
+The table (monthly partitions) keeps what SQL over rows needs: time, request id (labels join on it),
+prediction, score, latency, error, deployment (costs). Features are written to the columnar store
+(apps/monitoring/columnar.py) and drift reads them from there; the table's `features` JSONB column is
+NULL for rows written since (it held them before; bench/README.md → Drift has the numbers that moved them).
 """
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from datetime import datetime, timezone as dt_timezone
 
-import numpy as np
 from django.db import connection
+
+from . import columnar
 
 TABLE = "monitoring_prediction_log"
 COLUMNS = ("model_version_id", "deployment_id", "batch_pk", "ts", "request_id", "features", "prediction",
@@ -49,121 +49,24 @@ def ensure_partitions(start: datetime, end: datetime) -> list[str]:
     return [w[0] for w in missing]
 
 
-def copy_rows(rows) -> int:
-    """COPY already-validated rows (tuples in COLUMNS order; features as a dict) into the log."""
-    n = 0
+def copy_rows(rows, *, kinds: dict[str, str] | None = None) -> int:
+    """Write already-validated rows (tuples in COLUMNS order; features as a dict): the row without its features
+    by COPY into the log table, the features (with ts, request id and prediction) as Parquet files, one per
+    batch and UTC day (columnar.write_batch; `kinds` maps feature names to numeric/categorical)."""
+    rows = list(rows)
+    batches = defaultdict(list)
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(c for c in COLUMNS if c != 'features')}) FROM STDIN") as copy:
             for row in rows:
-                row = list(row)
-                row[5] = json.dumps(row[5], allow_nan=False)
-                copy.write_row(row)
-                n += 1
-    return n
+                copy.write_row(row[:5] + row[6:])
+                batches[(row[0], row[2])].append((row[3], row[4], row[5], row[6], row[7]))
+    for (model_version_id, batch_pk), batch_rows in batches.items():
+        columnar.write_batch(model_version_id=model_version_id, batch_pk=batch_pk, rows=batch_rows, kinds=kinds)
+    return len(rows)
 
 
 def _where(model_version_id: int, start: datetime, end: datetime) -> tuple[str, list]:
     return "model_version_id = %s AND ts >= %s AND ts < %s", [model_version_id, start, end]
-
-
-def _literal(name: str) -> str:
-    """A column name as an SQL string literal, safe inside a query that also takes %s parameters."""
-    return "'" + name.replace("'", "''").replace("%", "%%") + "'"
-
-
-def _numeric_expr(column: str) -> str:
-    key = _literal(column)
-    return (f"CASE WHEN jsonb_typeof(features->{key}) = 'number' THEN (features->>{key})::float8 "
-            f"ELSE 'NaN'::float8 END")
-
-
-_BINARY_HEADER = 19  # signature (11) + flags (4) + header extension length (4, always 0 here)
-
-
-def _decode_fixed_float8(buffer: bytes, ncols: int) -> list[np.ndarray]:
-    body = memoryview(buffer)[_BINARY_HEADER:len(buffer) - 2]  # strip header and the -1 trailer
-    fields = [("n", ">i2")]
-    for i in range(ncols):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", ">f8")]
-    rows = np.frombuffer(body, dtype=np.dtype(fields))
-    return [rows[f"v{i}"].astype(np.float64) for i in range(ncols)]
-
-
-def read_numeric(*, model_version_id: int, start: datetime, end: datetime, columns: list[str],
-                 expressions: dict[str, str] | None = None, parallel: int = 1) -> dict[str, np.ndarray]:
-    """Numeric columns of one window as float64 arrays (NaN where missing), in one pass over the rows.
-
-    `expressions` maps extra names to SQL float8 expressions (e.g. prediction_num). With `parallel` > 1
-    and committed data (not inside a transaction), the window is split in time slices read on that
-    many connections at once, so PostgreSQL decodes JSON on several cores."""
-    exprs = [_numeric_expr(c) for c in columns]
-    names = list(columns)
-    for name, expr in (expressions or {}).items():
-        names.append(name)
-        exprs.append(f"COALESCE(({expr})::float8, 'NaN'::float8)")
-    if not names:
-        return {}
-    select = f"SELECT {', '.join(exprs)} FROM {TABLE} WHERE model_version_id = %s AND ts >= %s AND ts < %s"
-    if parallel > 1 and not connection.in_atomic_block:
-        from concurrent.futures import ThreadPoolExecutor
-
-        import psycopg
-
-        db = connection.settings_dict
-        conninfo = dict(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"] or None,
-                        port=db["PORT"] or None)
-        step = (end - start) / parallel
-        slices = [(start + i * step, end if i == parallel - 1 else start + (i + 1) * step) for i in range(parallel)]
-
-        def read_slice(bounds):
-            with psycopg.connect(**{k: v for k, v in conninfo.items() if v}) as conn:
-                with psycopg.ClientCursor(conn) as cur:
-                    return _copy_decode(cur, select, [model_version_id, *bounds], len(names))
-
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            parts = list(pool.map(read_slice, slices))
-        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}
-    with connection.cursor() as cursor:
-        arrays = _copy_decode(cursor.cursor, select, [model_version_id, start, end], len(names))
-    return dict(zip(names, arrays))
-
-
-def _copy_decode(raw_cursor, select: str, params: list, ncols: int) -> list[np.ndarray]:
-    query = raw_cursor.mogrify(select, params)
-    chunks = []
-    with raw_cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
-        for chunk in copy:
-            chunks.append(bytes(chunk))
-    buffer = b"".join(chunks)
-    del chunks
-    if len(buffer) <= _BINARY_HEADER + 2:
-        return [np.empty(0) for _ in range(ncols)]
-    return _decode_fixed_float8(buffer, ncols)
-
-
-def read_category_counts(*, model_version_id: int, start: datetime, end: datetime, columns: list[str],
-                         expressions: dict[str, str] | None = None) -> tuple[dict[str, dict], dict[str, int]]:
-    """Value counts of categorical columns of one window (one scan), and each column's null count."""
-    selects = [(c, f"features->>{_literal(c)}") for c in columns]
-    selects += list((expressions or {}).items())
-    counts = {name: {} for name, _ in selects}
-    nulls = {name: 0 for name, _ in selects}
-    if not selects:
-        return counts, nulls
-    values = ", ".join(f"(%s, ({expr})::text)" for _, expr in selects)
-    where, params = _where(model_version_id, start, end)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT x.k, x.v, count(*) FROM {TABLE}, LATERAL (VALUES {values}) AS x(k, v) "
-            f"WHERE {where} GROUP BY x.k, x.v",
-            [name for name, _ in selects] + params,
-        )
-        for key, value, count in cursor.fetchall():
-            if value is None:
-                nulls[key] += count
-            else:
-                counts[key][value] = count
-    return counts, nulls
 
 
 def window_summary(*, model_version_id: int, start: datetime, end: datetime) -> dict:
@@ -194,23 +97,11 @@ def labelled_pairs(*, model_version_id: int, start: datetime, end: datetime) -> 
         return cursor.fetchall()
 
 
-def sample_frame(*, model_version_id: int, start: datetime, end: datetime, limit: int, seed: float = 0.42):
-    """A reproducible random sample of the window as a DataFrame (for the Evidently HTML report)."""
-    import pandas as pd
-
+def delete_rows(*, model_version_id: int, start: datetime, end: datetime) -> int:
     where, params = _where(model_version_id, start, end)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [seed])
-        cursor.execute(
-            f"SELECT features, prediction, prediction_num FROM {TABLE} WHERE {where} ORDER BY random() LIMIT %s",
-            params + [limit],
-        )
-        rows = cursor.fetchall()
-    records = []
-    for features, prediction, prediction_num in rows:
-        features = features if isinstance(features, dict) else json.loads(features)
-        records.append({**features, "__prediction": prediction_num if prediction_num is not None else prediction})
-    return pd.DataFrame.from_records(records)
+        cursor.execute(f"DELETE FROM {TABLE} WHERE {where}", params)
+        return cursor.rowcount
 
 
 def count_by_deployment(*, model_version_ids: list[int], start: datetime, end: datetime) -> dict:

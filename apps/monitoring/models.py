@@ -252,3 +252,22 @@ class PredictionLabel(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model_version", "request_id"], name="prediction_label_unique")]
+
+
+class PredictionFile(models.Model):
+    """One Parquet file of the columnar prediction log (apps/monitoring/columnar.py): the rows of one ingest batch
+    that fall in one UTC day. Written in the ingest's transaction, so readers only see files of committed
+    batches; a rolled-back ingest leaves a file that no row names."""
+
+    model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    batch_pk = models.BigIntegerField()
+    path = models.CharField(max_length=1000, unique=True)  # relative to MONITORING_LOG_ROOT
+    rows = models.PositiveIntegerField()
+    ts_min = models.DateTimeField()
+    ts_max = models.DateTimeField()
+    columns = models.JSONField(default=dict)  # feature name -> "float64" | "string", so reads need no footers
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model_version", "day"], name="prediction_file_version_day")]

@@ -200,6 +200,14 @@ MONITORING_FULL_REPORT_MAX_ROWS = int(env("MONITORING_FULL_REPORT_MAX_ROWS", "20
 # at most MONITORING_RUN_MAX_ATTEMPTS times in all (failed attempts count too); then it needs attention.
 MONITORING_RUN_LEASE_SECONDS = int(env("MONITORING_RUN_LEASE_SECONDS", "600"))
 MONITORING_RUN_MAX_ATTEMPTS = int(env("MONITORING_RUN_MAX_ATTEMPTS", "3"))
+# Columnar prediction log (README → Monitoring → Prediction log): features are Parquet files under this root, a
+# local directory or s3://bucket/prefix. For S3-compatible storage set the endpoint (http(s)://host:port, empty
+# for AWS), region and keys; a half-set configuration is refused at first use (apps/monitoring/columnar.py).
+MONITORING_LOG_ROOT = env("MONITORING_LOG_ROOT", str(DATA_DIR / "prediction-log"))
+MONITORING_LOG_S3_ENDPOINT = env("MONITORING_LOG_S3_ENDPOINT", "")
+MONITORING_LOG_S3_REGION = env("MONITORING_LOG_S3_REGION", "")
+MONITORING_LOG_S3_ACCESS_KEY = env("MONITORING_LOG_S3_ACCESS_KEY", "")
+MONITORING_LOG_S3_SECRET_KEY = env("MONITORING_LOG_S3_SECRET_KEY", "")
 # Drift at scale (README → Monitoring → Sketch mode): a window with more rows than this is tested from the merged
 # partition summaries instead of its rows; a monitor's exact_max_rows overrides it. KLL sketch size k (rank error
 # ≈ 1.7/k^0.97: k=2000 → 0.17 %).

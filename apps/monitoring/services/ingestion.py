@@ -231,7 +231,8 @@ def predictions_ingest(*, actor, model_version, batch_id: str, rows: list, sourc
         # The same batch id committed concurrently: the other request stored it.
         return PredictionBatch.objects.get(model_version=model_version, batch_id=batch_id), False
     logstore.ensure_partitions(min(r[0] for r in good), max(r[0] for r in good))
-    logstore.copy_rows((model_version.pk, deployment.pk if deployment else None, batch.pk, *r) for r in good)
+    logstore.copy_rows(((model_version.pk, deployment.pk if deployment else None, batch.pk, *r) for r in good),
+                       kinds={name: col["kind"] for name, col in schema.items() if col["role"] == ColumnRole.FEATURE})
     audit_record(actor=actor, action="monitoring.predictions.ingest", target=batch, team=team,
                  changes={"batch_id": [None, batch_id], "accepted": [None, batch.accepted],
                           "rejected": [None, batch.rejected], "source": [None, source]})

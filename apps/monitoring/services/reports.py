@@ -15,7 +15,7 @@ from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
 
-from .. import engine, logstore
+from .. import columnar, engine
 from ..choices import ColumnKind, ColumnRole, RenderStatus, RunStatus
 from ..models import FeatureDrift, MonitorRun, ReferenceDataset, ReportRender, RunReport
 from ..transitions import render_transition
@@ -42,17 +42,14 @@ def _render_report(run: MonitorRun, reference: ReferenceDataset, rows: list[Feat
     ok = [r for r in rows if r.status == "ok"]
     stored = reference.full_parquet if full and reference.full_parquet else reference.sample_parquet
     ref = pd.read_parquet(io.BytesIO(bytes(stored)))
-    cur = logstore.sample_frame(model_version_id=run.monitor.model_version_id, start=run.window_start,
-                                end=run.window_end, limit=limit)
     rename = {r.column: engine.PREDICTION for r in ok if r.role == ColumnRole.PREDICTION}
     ref = ref.rename(columns=rename)
     names = [rename.get(r.column, r.column) for r in ok]
-    for name in names:
-        if name not in cur.columns:
-            cur[name] = None
-    ref, cur = ref[names].copy(), cur[names].copy()
     numeric = [rename.get(r.column, r.column) for r in ok if r.kind == ColumnKind.NUMERIC]
     categorical = [rename.get(r.column, r.column) for r in ok if r.kind == ColumnKind.CATEGORICAL]
+    cur = columnar.read_rows(model_version_id=run.monitor.model_version_id, start=run.window_start,
+                             end=run.window_end, numeric=numeric, categorical=categorical, limit=limit).to_pandas()
+    ref, cur = ref[names].copy(), cur[names].copy()
     for name in numeric:
         ref[name] = pd.to_numeric(ref[name], errors="coerce")
         cur[name] = pd.to_numeric(cur[name], errors="coerce")
