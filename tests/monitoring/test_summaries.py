@@ -88,11 +88,14 @@ def test_sketch_verdicts_agree_with_exact_mode(shift, method):
             assert sketch.score == pytest.approx(exact.score, rel=1e-9, abs=1e-12)
 
 
-def test_ks_statistic_is_within_the_rank_error():
+def test_ks_statistic_of_merged_sketches_is_within_the_rank_error():
     rng = np.random.default_rng(11)
     ref = np.sort(rng.normal(0, 1, 50000))
     cur = rng.normal(0.03, 1, 50000)
-    summary = summaries.NumericSummary.of(cur, edges=summaries.reference_edges(ref), k=K)
+    edges = summaries.reference_edges(ref)
+    summary = summaries.NumericSummary.of(cur[:10000], edges=edges, k=K)
+    for part in np.array_split(cur[10000:], 4):  # merged sketches (their levels differ in weight)
+        summary.merge(summaries.NumericSummary.of(part, edges=edges, k=K))
     from scipy.stats import ks_2samp
 
     assert abs(summaries.ks_statistic(ref, summary) - ks_2samp(ref, cur).statistic) <= summaries.rank_error(K)
