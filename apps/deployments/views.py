@@ -2,6 +2,7 @@
 rollout control and one-click rollback, and cluster administration for platform admins."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -19,6 +20,8 @@ from .spec import validate_resources, validate_strategy
 from .transitions import ROLLBACK_FROM
 
 STEPS = ["Model version", "Target", "Resources", "Strategy", "Review"]
+PAGE_SIZE = 50  # deployments per page of the list
+RECENT_VERSIONS = 200  # unapproved versions the wizard offers: the newest ones
 
 
 def _versions(user, team):
@@ -27,6 +30,14 @@ def _versions(user, team):
     if team is None:
         return ModelVersion.objects.none()
     return ModelVersion.objects.filter(model__team=team).select_related("model").order_by("model__name", "-version")
+
+
+def _version_choices(user, team, *, approved: dict[int, list[str]], chosen) -> list:
+    """The wizard's version picker: every version approved for an environment, the one picked before, and the
+    newest RECENT_VERSIONS registered (a team may have many thousands; a select of all of them is unusable)."""
+    recent = list(_versions(user, team).order_by("-pk").values_list("pk", flat=True)[:RECENT_VERSIONS])
+    wanted = {*approved, *recent, *([chosen] if str(chosen or "").isdigit() else [])}
+    return list(_versions(user, team).filter(pk__in=wanted))
 
 
 def _environments():
@@ -38,8 +49,9 @@ def _environments():
 @login_required
 def index(request):
     team = current_team(request=request)
+    page = Paginator(selectors.deployment_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "deployments/index.html", {
-        "deployments": selectors.deployment_list(user=request.user),
+        "page": page,
         "drafts": selectors.draft_list(user=request.user, team=team),
         "jobs": selectors.job_list(user=request.user)[:20],
         "can_operate": team is not None and has_capability(user=request.user, team_id=team.pk, capability="operate"),
@@ -169,7 +181,8 @@ def wizard(request, draft_id=None, step=1):
             return redirect("deployments:wizard_new")
     data = draft.data if draft else {}
     approved = _approved_versions(draft.team if draft else team)
-    versions = list(_versions(request.user, draft.team if draft else team))
+    versions = _version_choices(request.user, draft.team if draft else team, approved=approved,
+                                chosen=data.get("model_version"))
     for version in versions:
         version.approved_for = approved.get(version.pk, [])
     context = {"draft": draft, "data": data, "step": step, "steps": STEPS, "versions": versions,
@@ -177,7 +190,7 @@ def wizard(request, draft_id=None, step=1):
                "default_version": data.get("model_version") or next((v.pk for v in versions if v.approved_for), None),
                "environments": _environments(),
                "targets": selectors.deploy_targets(user=request.user, team=draft.team if draft else team),
-               "kinds": StrategyKind.choices}
+               "kinds": StrategyKind.choices, "recent_versions": RECENT_VERSIONS}
     if step == 3:
         from apps.costs.selectors import gpu_type_list
 

@@ -1,5 +1,5 @@
 """Every read of registry data, always given the user (or an object already scoped to one)."""
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.core.errors import InvalidInput, NotFound
 from apps.teams.choices import Capability
@@ -34,6 +34,12 @@ def model_list(*, user, filters: dict | None = None) -> QuerySet[RegisteredModel
     if filters.get("presence"):
         qs = qs.filter(presence=filters["presence"])
     return qs
+
+
+def version_counts(*, model_ids: list[int]) -> dict[int, int]:
+    """{model id: number of versions} for one page of models (an index-only count, not the versions)."""
+    return dict(ModelVersion.objects.filter(model_id__in=model_ids).order_by().values("model_id")
+                .annotate(n=Count("id")).values_list("model_id", "n"))
 
 
 def model_get(*, user, model_id) -> RegisteredModel:

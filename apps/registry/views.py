@@ -50,10 +50,11 @@ def _environments():
 @login_required
 def index(request):
     filters = {"search": request.GET.get("q", "").strip(), "team": request.GET.get("team", "")}
-    models = selectors.model_list(user=request.user, filters=filters).prefetch_related("versions")
-    page = Paginator(models, 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.model_list(user=request.user, filters=filters), 50).get_page(request.GET.get("page"))
     envs = _environments()
-    rows = [{"model": m, "aliases": [(e.name, (m.aliases or {}).get(e.name)) for e in envs]} for m in page.object_list]
+    counts = selectors.version_counts(model_ids=[m.pk for m in page.object_list])
+    rows = [{"model": m, "versions": counts.get(m.pk, 0), "aliases": [(e.name, (m.aliases or {}).get(e.name))
+                                                                     for e in envs]} for m in page.object_list]
     operate_teams = [t for t in team_list(user=request.user)
                      if has_capability(user=request.user, team_id=t.pk, capability=Capability.OPERATE)]
     last_run = SyncRun.objects.first()  # status and progress only (no names), shown to everyone
