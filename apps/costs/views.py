@@ -27,6 +27,14 @@ from .services import month_start
 UI_GROUPINGS = [*GROUPINGS, "team,model", "model,deployment", "team,model,deployment"]
 # The breakdown shown under the main table whatever its grouping: which model costs what on which deployment.
 BREAKDOWN = "model,deployment"
+# Rows a table shows (a thousand deployments make a page nobody reads): the costliest; the CSV export has all.
+TABLE_ROWS = 50
+
+
+def _costliest(rows: list[dict]) -> list[dict]:
+    if len(rows) <= TABLE_ROWS:
+        return rows
+    return sorted(rows, key=lambda r: r["total_cost"] or Decimal(0), reverse=True)[:TABLE_ROWS]
 
 
 def _row_links(rows: list[dict], group_by: str) -> None:
@@ -87,10 +95,12 @@ def index(request):
                                               share_unallocated=filters["share_unallocated"])
     except DomainError as exc:
         messages.error(request, exc.message)
-    _row_links(rows, filters["group_by"])
-    _row_links(breakdown, BREAKDOWN)
     totals = {key: sum((r[key] or Decimal(0)) for r in rows) for key in
               ("gpu_hours", "gpu_cost", "other_cost", "idle_cost", "shared_unallocated", "total_cost")}
+    row_counts = {"rows": len(rows), "breakdown": len(breakdown)}
+    rows, breakdown = _costliest(rows), _costliest(breakdown)
+    _row_links(rows, filters["group_by"])
+    _row_links(breakdown, BREAKDOWN)
 
     series = selectors.daily_cost_by_team(user=request.user, start=first, end=last,
                                           cluster=filters["cluster"] or None)
@@ -120,7 +130,7 @@ def index(request):
     if filters["share_unallocated"]:
         export["share_unallocated"] = "true"
     return render(request, "costs/index.html", {
-        "filters": filters, "teams": teams, "breakdown": breakdown, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
+        "filters": filters, "teams": teams, "breakdown": breakdown, "row_counts": row_counts, "clusters": sorted({g.cluster.name for g in GpuType.objects.select_related("cluster")}),
         "groupings": UI_GROUPINGS, "rows": rows, "totals": totals, "stacked": stacked, "heatmap": heatmap,
         "burn": burn, "statuses": list(statuses.values()), "month_state": month_state, "banners": banners,
         "closes_months": PlatformRole.FINANCE in platform_roles_for(user=request.user),
