@@ -78,6 +78,12 @@ class Monitor(models.Model):
     auto_rollback_error_rate = models.FloatField(null=True, blank=True)
     # The training Job "Retrain" dispatches: {"cluster": name, "image": ..., "command": [...], "gpu_type": ..., "gpu_count": n}
     retrain_job = models.JSONField(default=dict, blank=True)
+    # Drift at scale (empty: the MONITORING_* settings): above exact_max_rows a window is tested from partition
+    # summaries (sketch mode); raw log partitions older than raw_retention_days are dropped, summaries kept for
+    # summary_retention_days (the longest of the model version's monitors wins).
+    exact_max_rows = models.PositiveBigIntegerField(null=True, blank=True)
+    raw_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    summary_retention_days = models.PositiveIntegerField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=MonitorState.choices, default=MonitorState.NO_DATA)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -115,6 +121,9 @@ class MonitorRun(LeasedWork):
     error_rate = models.FloatField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=MonitorState.choices, default=MonitorState.NO_DATA)
     duration_s = models.FloatField(null=True, blank=True)
+    # exact: tests on the window's rows; sketch: on merged partition summaries, KS/Wasserstein within rank_error
+    drift_mode = models.CharField(max_length=10, blank=True)
+    rank_error = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -271,3 +280,22 @@ class PredictionFile(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["model_version", "day"], name="prediction_file_version_day")]
+
+
+class PartitionSummary(models.Model):
+    """The mergeable summary (apps/monitoring/summaries.py) of one partition (UTC day) of a model version's log,
+    binned on one reference's bins. Built at ingest (merged per written file) or, when missing or stale (its row
+    count is not the partition's), by a sketch-mode run. Outlives the partition's raw rows (retention)."""
+
+    model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    reference = models.ForeignKey(ReferenceDataset, on_delete=models.CASCADE, related_name="partition_summaries")
+    key = models.CharField(max_length=40)  # the log partition's key (columnar.Partition.key)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    rows = models.PositiveBigIntegerField(default=0)
+    payload = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["reference", "key"], name="partition_summary_unique")]
+        indexes = [models.Index(fields=["model_version", "end"], name="partition_summary_version_end")]

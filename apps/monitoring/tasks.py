@@ -39,3 +39,20 @@ def render_report_task(*, run_id: int, dedup_key: str = ""):
     from .services import REPORT_KIND
 
     return runner.tick(REPORT_KIND, ids=list(ReportRender.objects.filter(run_id=run_id).values_list("pk", flat=True)))
+
+
+@shared_task(name="monitoring.summarize_partition", acks_late=True)
+def summarize_partition_task(*, run_id: int, owner: str, attempt: int, key: str, keys: list, since: str):
+    """A sketch-mode run's map step (services.runs.run_fanout_step): summarize one partition; the last step
+    finishes the run. A lost message leaves the run's lease to expire, and the runner reclaims the run."""
+    from .services.runs import run_fanout_step
+
+    return run_fanout_step(run_id=run_id, owner=owner, attempt=attempt, key=key, keys=keys, since=since)
+
+
+@shared_task(name="monitoring.retention", acks_late=True)
+def retention_task():
+    """Beat: drop log partitions past their raw retention and summaries past theirs (services.retention)."""
+    from .services.retention import retention_apply
+
+    return retention_apply()

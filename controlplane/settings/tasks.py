@@ -45,6 +45,8 @@ CELERY_TASK_ROUTES = {
     "monitoring.run_monitor": {"queue": BULK_QUEUE},
     "monitoring.schedule_monitor": {"queue": BULK_QUEUE},
     "monitoring.render_report": {"queue": BULK_QUEUE},
+    "monitoring.summarize_partition": {"queue": BULK_QUEUE},  # a sketch-mode run's fan-out, one per partition
+    "monitoring.retention": {"queue": BULK_QUEUE},
     "registry.sync": {"queue": BULK_QUEUE},
     "registry.sync_scheduled": {"queue": BULK_QUEUE},
     "registry.expire_requests": {"queue": BULK_QUEUE},
@@ -76,6 +78,8 @@ CELERY_BEAT_SCHEDULE = {
                               "schedule": float(env_int("DEPLOYMENTS_RECONCILE_SECONDS", 30))},
     # Audit: sign a checkpoint of the chain's head when events were added since the last one.
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300))},
+    # Monitoring: drop log partitions and summaries past their retention (audited per drop).
+    "monitoring-retention": {"task": "monitoring.retention", "schedule": float(env_int("MONITORING_RETENTION_SECONDS", 3600))},
     # API: forget Idempotency-Key answers after their 24 hours.
     "core-purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
 }

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,9 +18,10 @@ from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
 
-from .. import engine, logstore
+from .. import columnar, engine, logstore, summaries
 from ..choices import ColumnKind, ColumnRole, MonitorState, RunStatus, Window
-from ..models import FeatureDrift, Monitor, MonitorRun, ReferenceDataset
+from ..models import FeatureDrift, Monitor, MonitorRun, PartitionSummary, ReferenceDataset
+from . import partition_summaries
 from ..transitions import run_transition
 from .alerts import _evaluate_alerts
 from .reports import _store_report
@@ -164,9 +166,49 @@ def run_attempt(lease: runner.Lease, *, report: bool = True) -> None:
                            progress=0, progress_message="Queued again after a lost worker")
         run_transition(run=run, from_=RunStatus.QUEUED, to=RunStatus.RUNNING, action="monitoring.run.start",
                        changes={"attempt": [None, lease.attempt]}, progress=1, progress_message="Reading the window")
+    return _guarded(lease, lambda run: _compute(run, lease, report=report))
+
+
+def run_resume(lease: runner.Lease):
+    """Finish a sketch-mode attempt whose partitions the workers summarized (the fan-out's reduce, called by the
+    last map task through runner.resume): merge and test; a partition still missing is summarized here."""
+    return _guarded(lease, lambda run: _compute(run, lease, report=True, fan_out=False))
+
+
+def run_fanout_step(*, run_id: int, owner: str, attempt: int, key: str, keys: list[str], since: str):
+    """One map task of a fan-out: summarize partition `key` for the run, extending its lease; the task that finds
+    every partition of the fan-out (`keys`, dispatched at `since`) summarized finishes the run (runner.resume).
+    A step whose run moved on (finished, reclaimed by another attempt) does nothing."""
+    lease = runner.Lease(kind=runner.kind_get(RUN_KIND), pk=run_id, owner=owner, attempt=attempt)
+    if not lease.extend():
+        return "lease_lost"
+    run = MonitorRun.objects.select_related("monitor__reference").get(pk=run_id)
+    monitor = run.monitor
+    part = next((p for p in columnar.partitions(model_version_id=monitor.model_version_id, start=run.window_start,
+                                                end=run.window_end) if p.key == key), None)
+    try:
+        if part is not None:
+            partition_summaries.partition_summary_build(model_version_id=monitor.model_version_id,
+                                                        reference=monitor.reference, partition=part)
+    except Exception as exc:  # the attempt fails now (recorded, backed off), not when its lease runs out
+        def fail(_run):
+            raise exc
+        return runner.resume(RUN_KIND, pk=run_id, owner=owner, attempt=attempt,
+                             handler=lambda lease: _guarded(lease, fail))
+    done = PartitionSummary.objects.filter(reference=monitor.reference, key__in=keys,
+                                           updated_at__gte=datetime.fromisoformat(since)).count()
+    if not lease.extend(progress=10 + int(50 * done / len(keys)),
+                        progress_message=f"{done} of {len(keys)} partitions summarized on the workers"):
+        return "lease_lost"
+    if done < len(keys):
+        return "waiting"
+    return runner.resume(RUN_KIND, pk=run_id, owner=owner, attempt=attempt, handler=run_resume)
+
+
+def _guarded(lease: runner.Lease, work):
     run = MonitorRun.objects.select_related("monitor__reference", "monitor__team").get(pk=lease.pk)
     try:
-        _compute(run, lease, report=report)
+        return work(run)
     except runner.LeaseLost:
         raise
     except Exception as exc:
@@ -179,13 +221,39 @@ def run_attempt(lease: runner.Lease, *, report: bool = True) -> None:
         raise
 
 
-def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
+def _sketch_drift(run: MonitorRun, lease: runner.Lease, specs, progress, *, fan_out: bool):
+    """Sketch mode: merge the window's partition summaries and test them. Missing summaries are built here, or,
+    when there are MONITORING_FANOUT_MIN_PARTITIONS or more, by one bulk-queue task per partition: this attempt
+    is then handed off under its lease and the last task finishes it (run_fanout_step)."""
+    monitor, reference = run.monitor, run.monitor.reference
+    plan = partition_summaries.window_plan(model_version_id=monitor.model_version_id, reference=reference,
+                                           start=run.window_start, end=run.window_end)
+    if fan_out and len(plan.missing) >= settings.MONITORING_FANOUT_MIN_PARTITIONS:
+        from ..tasks import summarize_partition_task
+
+        keys, since = [p.key for p in plan.missing], timezone.now().isoformat()
+        progress(10, f"Summarizing {len(keys)} partitions on the workers")
+        for key in keys:
+            summarize_partition_task.apply_async(kwargs={"run_id": run.pk, "owner": lease.owner, "attempt": lease.attempt,
+                                                         "key": key, "keys": keys, "since": since}, queue=runner.BULK)
+        return runner.HANDED_OFF
+    merged = partition_summaries.window_summary(model_version_id=monitor.model_version_id, reference=reference,
+                                                start=run.window_start, end=run.window_end, progress=progress)
+    progress(70, "Testing the merged summaries")
+    return summaries.window_drift(merged, specs=specs, reference=engine.load_reference(reference))
+
+
+def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool, fan_out: bool = True):
     monitor, reference = run.monitor, run.monitor.reference
     started = time.perf_counter()
     progress = _progress(lease)
     specs = _specs(monitor, reference)
     summary = logstore.window_summary(model_version_id=monitor.model_version_id, start=run.window_start,
                                       end=run.window_end)
+    # Days whose raw rows retention dropped still count through their summaries (tested in sketch mode).
+    archived = partition_summaries.archived_rows(model_version_id=monitor.model_version_id, reference=reference,
+                                                 start=run.window_start, end=run.window_end)
+    summary["rows"] += archived
     run.current_rows = summary["rows"]
     run.latency_p50, run.latency_p95, run.error_rate = summary["latency_p50"], summary["latency_p95"], summary["error_rate"]
     run.reference_rows = reference.row_count
@@ -198,9 +266,16 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool) -> None:
                        f"{monitor.min_rows}.")
         _finish(run, lease, started, [], outcome=RunStatus.NOT_ENOUGH_DATA)
         return
-    result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
-                                 end=run.window_end, specs=specs, reference=engine.load_reference(reference),
-                                 progress=progress)
+    if archived or summary["rows"] > (monitor.exact_max_rows or settings.MONITORING_EXACT_MAX_ROWS):
+        run.drift_mode, run.rank_error = "sketch", summaries.rank_error(summaries.kll_k())
+        result = _sketch_drift(run, lease, specs, progress, fan_out=fan_out)
+        if result == runner.HANDED_OFF:
+            return result
+    else:
+        run.drift_mode, run.rank_error = "exact", None
+        result = engine.window_drift(model_version_id=monitor.model_version_id, start=run.window_start,
+                                     end=run.window_end, specs=specs, reference=engine.load_reference(reference),
+                                     progress=progress)
     rows = []
     for spec, res in result.results:
         key = engine.PREDICTION if spec.role == ColumnRole.PREDICTION else spec.name

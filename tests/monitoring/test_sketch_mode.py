@@ -1,0 +1,158 @@
+"""Sketch mode end to end: a window above the exact-mode size is tested from partition summaries (same verdicts
+as exact mode here), a window over many partitions fans out on the bulk queue and the last map task records the
+result, a lost map message leaves the run to its lease (reclaimed, then finished), and retention drops old raw
+partitions while their summaries keep old windows testable."""
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.core import runner
+from apps.monitoring import columnar, summaries
+from apps.monitoring.models import Monitor, MonitorRun, PartitionSummary
+from apps.monitoring.services import RUN_KIND, monitor_run_execute
+from apps.monitoring.services.retention import retention_apply
+from apps.monitoring.tasks import summarize_partition_task
+
+from . import factories as f
+
+DAY = timedelta(days=1)
+
+
+def _log_days(mon, days: int, *, drift=False, rows=600):
+    for d in range(days):
+        f.logs(mon.model_version, f.frame(rows, drift=drift, seed=d), start=f.T0 + d * DAY, prefix=f"d{d}")
+
+
+def _run(mon, days: int):
+    run = f.run(mon, status="queued", window_start=f.T0, window_end=f.T0 + days * DAY)
+    return monitor_run_execute(run_id=run.pk, report=False)
+
+
+@pytest.mark.parametrize("drift", [False, True], ids=["no-drift", "drift"])
+def test_sketch_mode_gives_exact_modes_verdicts(team, drift):
+    mon = f.monitor(team)
+    _log_days(mon, 2, drift=drift)
+    exact = _run(mon, 2)
+    Monitor.objects.filter(pk=mon.pk).update(exact_max_rows=100)
+    sketch = _run(mon, 2)
+
+    assert (exact.drift_mode, exact.rank_error) == ("exact", None)
+    assert sketch.drift_mode == "sketch" and sketch.rank_error == pytest.approx(summaries.rank_error(summaries.kll_k()))
+    assert (sketch.status, sketch.state, sketch.current_rows) == ("succeeded", exact.state, exact.current_rows)
+    ours = {x.column: x for x in sketch.features.all()}
+    for feature in exact.features.all():
+        other = ours[feature.column]
+        assert (other.method, other.drifted, other.current_count) == (feature.method, feature.drifted,
+                                                                      feature.current_count)
+        if feature.kind == "categorical":  # counts are exact: so is the score
+            assert other.score == pytest.approx(feature.score, rel=1e-9, abs=1e-12)
+        else:
+            assert other.distribution["edges"] and len(other.distribution["reference"]) == len(other.distribution["current"])
+    stored = PartitionSummary.objects.filter(reference=mon.reference).order_by("key")
+    assert [(s.key, s.rows) for s in stored] == [("2026-03-02", 600), ("2026-03-03", 600)]
+
+    stamps = [s.updated_at for s in stored]
+    again = _run(mon, 2)  # fresh summaries are merged, not rebuilt
+    assert again.drifted_count == sketch.drifted_count
+    assert [s.updated_at for s in PartitionSummary.objects.filter(reference=mon.reference).order_by("key")] == stamps
+
+
+def _bulk_messages(broker) -> list[dict]:
+    """The map tasks' kwargs as a worker would receive them from the bulk queue."""
+    client = redis.Redis.from_url(broker.url)
+    out = []
+    for raw in client.lrange("bulk", 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] == "monitoring.summarize_partition":
+            out.append(json.loads(base64.b64decode(message["body"]))[1])
+    client.delete("bulk")
+    return sorted(out, key=lambda kwargs: kwargs["key"])
+
+
+def _handed_off(mon, days: int):
+    run = f.run(mon, status="queued", window_start=f.T0, window_end=f.T0 + days * DAY)
+    lease = runner.claim(runner.kind_get(RUN_KIND), ids=[run.pk])
+    assert runner.run_lease(lease) == runner.HANDED_OFF
+    run.refresh_from_db()
+    assert run.status == "running" and run.lease_owner == lease.owner  # still leased: the map tasks extend it
+    return run
+
+
+def test_a_window_over_many_partitions_fans_out(team, settings, private_broker):
+    settings.MONITORING_FANOUT_MIN_PARTITIONS = 2
+    mon = f.monitor(team, exact_max_rows=100)
+    _log_days(mon, 3, drift=True)
+    run = _handed_off(mon, 3)
+    steps = _bulk_messages(private_broker)
+    assert [s["key"] for s in steps] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+
+    assert [summarize_partition_task(**s) for s in steps[:2]] == ["waiting", "waiting"]
+    run.refresh_from_db()
+    assert run.status == "running" and "2 of 3 partitions" in run.progress_message
+    assert summarize_partition_task(**steps[2]) == "done"  # the last one merges, tests and records
+    run.refresh_from_db()
+    assert (run.status, run.state, run.drift_mode, run.progress) == ("succeeded", "drifting", "sketch", 100)
+    assert run.lease_owner == "" and run.current_rows == 1800 and run.features.filter(drifted=True).count() == 5
+    assert summarize_partition_task(**steps[0]) == "lease_lost"  # a redelivered step changes nothing
+
+
+def test_a_lost_map_message_leaves_the_run_to_its_lease(team, settings, private_broker):
+    settings.MONITORING_FANOUT_MIN_PARTITIONS = 2
+    mon = f.monitor(team, exact_max_rows=100)
+    _log_days(mon, 3)
+    run = _handed_off(mon, 3)
+    steps = _bulk_messages(private_broker)
+    assert [summarize_partition_task(**s) for s in steps[:2]] == ["waiting", "waiting"]  # the third is lost
+
+    MonitorRun.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert runner.tick(RUN_KIND, ids=[run.pk]) == {"done": 1}  # reclaimed; one partition left: built in place
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.drift_mode, run.state) == ("succeeded", 2, "sketch", "ok")
+    assert AuditEvent.objects.filter(action="monitoring.run.reclaim", object_id=str(run.pk)).exists()
+    assert summarize_partition_task(**steps[2]) == "lease_lost"  # the old attempt's message, late: ignored
+
+
+def test_retention_drops_old_partitions_and_keeps_their_summaries(team):
+    mon = f.monitor(team, exact_max_rows=100, raw_retention_days=2, summary_retention_days=4)
+    _log_days(mon, 3, drift=True)
+    before = _run(mon, 3)
+    assert PartitionSummary.objects.filter(reference=mon.reference).count() == 3
+
+    out = retention_apply(now=f.T0 + 4 * DAY + timedelta(hours=1))  # raw cutoff: day 2 + 1 h
+    assert out == {"partitions": 2, "rows": 1200, "summaries": 0}
+    live = columnar.partitions(model_version_id=mon.model_version_id, start=f.T0, end=f.T0 + 3 * DAY)
+    assert [p.key for p in live] == ["2026-03-04"]
+    drops = AuditEvent.objects.filter(action="monitoring.log.drop_partition").order_by("id")
+    assert [e.changes["partition"][0] for e in drops] == ["2026-03-02", "2026-03-03"]
+
+    after = _run(mon, 3)  # the dropped days are still tested, from their summaries
+    assert (after.status, after.current_rows, after.drifted_count) == ("succeeded", 1800, before.drifted_count)
+
+    out = retention_apply(now=f.T0 + 6 * DAY + timedelta(hours=1))  # summary cutoff: day 2 + 1 h
+    assert out["summaries"] == 2 and PartitionSummary.objects.filter(reference=mon.reference).count() == 1
+    assert AuditEvent.objects.filter(action="monitoring.log.drop_summaries").count() == 1
+
+
+def test_ingest_merges_each_written_file_into_its_days_summary(team):
+    import pyarrow as pa
+
+    from apps.monitoring.services.partition_summaries import on_partition_written
+
+    mon = f.monitor(team)
+    data = f.frame(900, drift=True, seed=5)
+    stored = pa.table({**{c: data[c].to_numpy() for c in ("amount", "age", "country", "channel")},
+                       "prediction": data["prediction"].to_numpy(), "prediction_num": pa.nulls(900, pa.float64())})
+    for lo, hi in ((0, 400), (400, 900)):  # two files of one day, each merged as it is written
+        on_partition_written(model_version_id=mon.model_version_id, key="2026-03-02", start=f.T0, end=f.T0 + DAY,
+                             table=stored.slice(lo, hi - lo))
+    row = PartitionSummary.objects.get(reference=mon.reference, key="2026-03-02")
+    merged = summaries.Summary.from_bytes(row.payload)
+    assert row.rows == merged.rows == 900
+    assert merged.columns["country"].counts == data["country"].value_counts().to_dict()
+    assert merged.columns["__prediction"].counts == data["prediction"].value_counts().to_dict()
+    assert merged.columns["amount"].count == 900 and merged.columns["amount"].hist.sum() == 900
