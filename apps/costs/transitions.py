@@ -10,9 +10,7 @@ compare-and-sets on `reserved`, and writes no audit event of its own.
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.audit.services import audit_record
 from apps.audit.transitions import sources, transition
-from apps.core.errors import Conflict
 
 from .choices import ReservationStatus as S
 from .choices import RollupStatus
@@ -56,15 +54,8 @@ ROLLUP_ALLOWED: dict[str, set[str]] = {
 
 def rollup_run_transition(run: RollupRun, *, to: str, actor=None, action: str = "", changes: dict | None = None,
                           fields: dict | None = None) -> RollupRun:
-    """Compare-and-set a rollup run's status (zero rows → 409), in the caller's transaction. Moves into and out
-    of needs_attention are audited; starting and finishing are the run's own record."""
-    from_ = run.status
-    if to not in ROLLUP_ALLOWED.get(from_, set()):
-        raise Conflict(f"Rollup #{run.pk} is {RollupStatus(from_).label.lower()}; it can't become "
-                       f"{RollupStatus(to).label.lower()}.")
-    if not RollupRun.objects.filter(pk=run.pk, status=from_).update(status=to, **(fields or {})):
-        raise Conflict(f"Rollup #{run.pk} changed meanwhile; reload and try again.")
-    run.refresh_from_db()
-    if RollupStatus.NEEDS_ATTENTION in (from_, to):
-        audit_record(actor=actor, action=action, target=run, changes={"status": [from_, to], **(changes or {})})
+    """Move a rollup run from the status it was read in (else 409), in the caller's transaction. Moves into and
+    out of needs_attention are audited (`action`); starting and finishing are the run's own record."""
+    transition(row=run, to=to, allowed=ROLLUP_ALLOWED, expected={run.status}, action=action, actor=actor,
+               fields=fields, changes=changes, conflict=f"Rollup #{run.pk}")
     return run

@@ -9,6 +9,7 @@ from apps.core.context import current_request_id
 
 from .choices import OutboxStatus
 from .models import OutboxMessage
+from .transitions import message_transition
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +71,26 @@ def outbox_publish_due(*, ids=None, limit: int = 200) -> dict:
             except Exception as exc:  # broker down or refusing: keep the row, try again later
                 message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 if message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                    message.status = OutboxStatus.DEAD
+                    message_transition(message, to=OutboxStatus.DEAD,
+                                       fields={"attempts": message.attempts, "last_error": message.last_error})
                     counts["dead"] += 1
                     logger.error("Outbox message dead-lettered", extra={"dedup_key": message.dedup_key})
                 else:
                     message.next_attempt_at = timezone.now() + _backoff(message.attempts)
+                    message.save(update_fields=["attempts", "last_error", "next_attempt_at"])
                     counts["failed"] += 1
                     logger.warning("Outbox publish failed; will retry", extra={"dedup_key": message.dedup_key,
                                                                              "error": message.last_error})
             else:
-                message.status = OutboxStatus.PUBLISHED
-                message.published_at = timezone.now()
-                message.last_error = ""
+                message_transition(message, to=OutboxStatus.PUBLISHED, fields={
+                    "attempts": message.attempts, "published_at": timezone.now(), "last_error": ""})
                 counts["published"] += 1
-            message.save(update_fields=["attempts", "status", "published_at", "last_error", "next_attempt_at"])
     return counts
 
 
 @transaction.atomic
 def outbox_requeue(*, actor, message_id) -> OutboxMessage:
     """Give a dead-lettered message a fresh set of attempts (platform admins, from the UI or API)."""
-    from apps.audit.services import audit_record
     from apps.core.errors import Conflict, NotFound
     from apps.teams.selectors import require_platform_admin
 
@@ -101,11 +101,7 @@ def outbox_requeue(*, actor, message_id) -> OutboxMessage:
         raise NotFound(f"Outbox message {message_id} not found.")
     if message.status != OutboxStatus.DEAD:
         raise Conflict(f"Only dead-lettered messages can be requeued; this one is {message.status}.")
-    message.status = OutboxStatus.PENDING
-    message.attempts = 0
-    message.next_attempt_at = timezone.now()
-    message.save(update_fields=["status", "attempts", "next_attempt_at"])
-    audit_record(actor=actor, action="outbox.requeue", target=message, team=message.team,
-                 changes={"status": [OutboxStatus.DEAD, OutboxStatus.PENDING]})
+    message_transition(message, to=OutboxStatus.PENDING, actor=actor, action="outbox.requeue",
+                       fields={"attempts": 0, "next_attempt_at": timezone.now()})
     transaction.on_commit(lambda: outbox_publish_due(ids=[message.pk]), robust=True)
     return message

@@ -42,6 +42,7 @@ from . import mlflow_api
 from .choices import AliasSource, MlflowPresence, SyncStatus, TeamSource
 from .models import AliasHolding, ModelVersion, RegisteredModel, SyncRun
 from .services import team_tag_warning
+from .transitions import sync_run_transition
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,9 @@ def sync_registry(*, run: SyncRun, lease: runner.Lease | None = None) -> SyncRun
         raise  # another runner has the run now: write nothing
     except Exception as exc:
         ended = {"finished_at": timezone.now()} if lease is None else {}
-        SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED if lease is None else SyncStatus.QUEUED,
-                                                 counts=counts, warnings=warnings,
-                                                 error=f"{type(exc).__name__}: {exc}"[:2000], **ended)
+        sync_run_transition(run, to=SyncStatus.FAILED if lease is None else SyncStatus.QUEUED,
+                            fields={"counts": counts, "warnings": warnings,
+                                    "error": f"{type(exc).__name__}: {exc}"[:2000], **ended})
         raise
     run.refresh_from_db()
     return run
@@ -116,8 +117,9 @@ def sync_registry(*, run: SyncRun, lease: runner.Lease | None = None) -> SyncRun
 
 def _succeed(run: SyncRun, *, counts: dict, warnings: list, watermark: int) -> None:
     done = f"done: {counts['models']} models, {counts['versions']} versions"
-    SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.SUCCEEDED, finished_at=timezone.now(), counts=counts,
-                                             warnings=warnings, progress=done, watermark=watermark)
+    sync_run_transition(run, to=SyncStatus.SUCCEEDED, fields={
+        "finished_at": timezone.now(), "counts": counts, "warnings": warnings, "progress": done,
+        "watermark": watermark})
 
 
 def _watermark_pass(c, *, run: SyncRun, counts: dict, warnings: list, lease: runner.Lease | None = None) -> int:

@@ -10,8 +10,7 @@ The promotion request state machine: one table of allowed moves and one function
 """
 from django.utils import timezone
 
-from apps.audit.services import audit_record
-from apps.core.errors import Conflict
+from apps.audit.transitions import transition as shared_transition
 
 from .choices import PromotionStatus as S
 from .choices import SyncStatus
@@ -34,30 +33,17 @@ _TIMESTAMP = {S.APPROVED: "decided_at", S.REJECTED: "decided_at", S.EXPIRED: "de
 
 def transition(request: PromotionRequest, *, to: str, actor, action: str, changes: dict | None = None,
                fields: dict | None = None) -> PromotionRequest:
-    """Compare-and-set the status (zero rows updated → 409), audit the move, return the fresh row.
-
-    Must run inside the caller's transaction, which also enqueues the side effects of the move.
-    """
-    from_ = request.status
-    if to not in ALLOWED.get(from_, set()):
-        raise Conflict(f"Promotion request #{request.pk} is {S(from_).label.lower()}; it can't become "
-                       f"{S(to).label.lower()}.")
+    """Move the request from the status it was read in (another writer moved it first, or the table forbids
+    it: 409), audited; in the caller's transaction, which also enqueues the side effects of the move."""
     stamp = _TIMESTAMP.get(to)
-    values = {"status": to, **({stamp: timezone.now()} if stamp and getattr(request, stamp) is None else {}),
-              **(fields or {})}
-    updated = PromotionRequest.objects.filter(pk=request.pk, status=from_).update(**values)
-    if not updated:
-        current = PromotionRequest.objects.filter(pk=request.pk).values_list("status", flat=True).first()
-        raise Conflict(f"Promotion request #{request.pk} changed meanwhile; it is now "
-                       f"{S(current).label.lower() if current else 'gone'}.")
-    request.refresh_from_db()
-    audit_record(actor=actor, action=action, target=request, team=request.team,
-                 changes={"status": [from_, to], **(changes or {})})
+    fields = {**({stamp: timezone.now()} if stamp and getattr(request, stamp) is None else {}), **(fields or {})}
+    shared_transition(row=request, to=to, allowed=ALLOWED, expected={request.status}, action=action, actor=actor,
+                      team=request.team, fields=fields, changes=changes, conflict=f"Promotion request #{request.pk}")
     return request
 
 
-# The sync run state machine of the runner's passes (apps/registry/sync_runner.py). `sync_run_now` runs one in
-# process, outside it: running → succeeded | failed, written by sync.py itself.
+# The sync run state machine of the runner's passes (apps/registry/services/sync_requests.py). `sync_run_now`
+# runs one in process, outside it: created running, then → succeeded | failed.
 #
 #     queued ──claim──▶ running ──▶ succeeded
 #       ▲ │               │ an attempt failed: queued again, its error kept, due after a backoff
@@ -74,16 +60,8 @@ SYNC_ALLOWED: dict[str, set[str]] = {
 
 def sync_run_transition(run: SyncRun, *, to: str, actor=None, action: str = "", changes: dict | None = None,
                         fields: dict | None = None) -> SyncRun:
-    """Compare-and-set a sync run's status (zero rows → 409), in the caller's transaction. Moves into and out of
-    needs_attention are audited; a pass starting or finishing is progress, recorded on the run only."""
-    from_ = run.status
-    if to not in SYNC_ALLOWED.get(from_, set()):
-        raise Conflict(f"Sync run #{run.pk} is {SyncStatus(from_).label.lower()}; it can't become "
-                       f"{SyncStatus(to).label.lower()}.")
-    if not SyncRun.objects.filter(pk=run.pk, status=from_).update(status=to, **(fields or {})):
-        raise Conflict(f"Sync run #{run.pk} changed meanwhile; reload and try again.")
-    run.refresh_from_db()
-    if SyncStatus.NEEDS_ATTENTION in (from_, to):
-        audit_record(actor=actor, action=action, target=run, team=run.team,
-                     changes={"status": [from_, to], **(changes or {})})
+    """Move a sync run from the status it was read in (else 409), in the caller's transaction. Moves into and out
+    of needs_attention are audited (`action`); a pass starting or finishing is progress, recorded on the run."""
+    shared_transition(row=run, to=to, allowed=SYNC_ALLOWED, expected={run.status}, action=action, actor=actor,
+                      team=run.team, fields=fields, changes=changes, conflict=f"Sync run #{run.pk}")
     return run

@@ -10,8 +10,7 @@ about — giving up and retrying — not each delivery, which would put every no
 """
 from django.utils import timezone
 
-from apps.audit.services import audit_record
-from apps.core.errors import Conflict
+from apps.audit.transitions import transition
 
 from .choices import NotificationStatus as S
 from .models import WebhookNotification
@@ -26,16 +25,10 @@ FINAL = {S.DELIVERED, S.REJECTED, S.REFUSED, S.SKIPPED}
 
 def notification_transition(notification: WebhookNotification, *, to: str, actor=None, action: str = "",
                             changes: dict | None = None, fields: dict | None = None) -> WebhookNotification:
-    """Compare-and-set the status (zero rows → 409), audit the moves in AUDITED; in the caller's transaction."""
-    from_ = notification.status
-    if to not in ALLOWED.get(from_, set()):
-        raise Conflict(f"Webhook notification #{notification.pk} is {S(from_).label.lower()}; it can't become "
-                       f"{S(to).label.lower()}.")
-    values = {"status": to, **({"finished_at": timezone.now()} if to in FINAL else {}), **(fields or {})}
-    if not WebhookNotification.objects.filter(pk=notification.pk, status=from_).update(**values):
-        raise Conflict(f"Webhook notification #{notification.pk} changed meanwhile; reload and try again.")
-    notification.refresh_from_db()
-    if to in AUDITED:
-        audit_record(actor=actor, action=action, target=notification, team=notification.endpoint.team,
-                     changes={"status": [from_, to], **(changes or {})})
+    """Move a notification from the status it was read in (else 409), in the caller's transaction; the moves
+    into AUDITED are audited (`action`)."""
+    transition(row=notification, to=to, allowed=ALLOWED, expected={notification.status},
+               action=action if to in AUDITED else "", actor=actor, team=notification.endpoint.team,
+               fields={**({"finished_at": timezone.now()} if to in FINAL else {}), **(fields or {})},
+               changes=changes, conflict=f"Webhook notification #{notification.pk}")
     return notification
