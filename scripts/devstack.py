@@ -24,6 +24,7 @@ import json
 import os
 import shlex
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -522,7 +523,11 @@ def cmd_run() -> int:
         # DEBUG off unless asked for: pages link hashed static files (cached for a year) and an unknown URL
         # gets the 404 page, never Django's debug page listing every URL pattern.
         env = {"DJANGO_DEBUG": "0", **os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1",
-               "VIRTUAL_ENV": str(VENV), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+               "VIRTUAL_ENV": str(VENV), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               # MLflow's registry webhooks reach the web server on loopback (README → Registry).
+               "MLFLOW_WEBHOOK_URL": os.environ.get("MLFLOW_WEBHOOK_URL") or
+               f"http://127.0.0.1:{web_port}/api/v1/registry/mlflow-webhook/",
+               "MLFLOW_WEBHOOK_SECRET": os.environ.get("MLFLOW_WEBHOOK_SECRET") or local_webhook_secret()}
         stack = Stack(env)
 
         if external_mlflow:
@@ -538,7 +543,7 @@ def cmd_run() -> int:
                 str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", mlflow_backend_store_uri(),
                 "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(mlflow_port),
                 "--workers", "1",
-            ], env={**env, "MLFLOW_TRACKING_URI": ""})
+            ], env={**env, "MLFLOW_TRACKING_URI": "", **MLFLOW_LOCAL_WEBHOOKS})
             stack.wait_http(f"{tracking_uri}/health", 180, "MLflow")
             say("MLflow is healthy")
 
@@ -553,13 +558,17 @@ def cmd_run() -> int:
             "worker-control.log, worker-bulk.log, beat.log)")
         stack.start("web", [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--bind", f"127.0.0.1:{web_port}",
                             "--workers", "2", "--access-logfile", "-"])
-        # One worker per queue (controlplane/settings/tasks.py): a rollback never waits behind a drift run.
-        for queue in ("control", "bulk"):
-            stack.start(f"worker-{queue}", [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-l", "info",
-                                            "-Q", queue, "-n", f"{queue}@%h", "--concurrency", "2"])
+        for name, command in worker_commands(VENV_BIN / "celery"):
+            stack.start(name, command)
         stack.start("beat", [str(VENV_BIN / "celery"), "-A", "controlplane", "beat", "-l", "info"])
         url = f"http://127.0.0.1:{web_port}/"
         stack.wait_http(f"{url}readyz", 120, "The control plane")
+        say(f"Registering the control plane's webhook in MLflow (log: {rel(LOGS / 'mlflow-webhook.log')})")
+        try:
+            stack.run_once("mlflow-webhook", [str(VENV_PYTHON), "manage.py", "mlflow_webhook_register",
+                                              "--if-configured"])
+        except Failure as exc:  # e.g. an external MLflow refusing http:// URLs: the scheduled passes still sync
+            say(f"MLflow webhook not registered; the registry syncs every REGISTRY_SYNC_SECONDS instead. {exc}")
 
         width = max(len(name) for name, _ in DEMO_LOGINS)
         print("\n".join([
@@ -587,6 +596,37 @@ def cmd_run() -> int:
         if stack is not None:
             stack.stop_all()
             stop_local_model_servers()
+
+
+# The MLflow server `make run` starts delivers registry webhooks to the web server: plain http on loopback
+# (refused by default), with the webhook list re-read within 5 s of a registration (60 s by default).
+MLFLOW_LOCAL_WEBHOOKS = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+                         "MLFLOW_WEBHOOK_CACHE_TTL": "5"}
+
+
+def local_webhook_secret() -> str:
+    """The MLflow webhook signing secret of this checkout, made once (var/mlflow-webhook-secret, mode 600)."""
+    path = VAR / "mlflow-webhook-secret"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def worker_commands(celery: Path | str, cpus: int | None = None) -> list[tuple[str, list[str]]]:
+    """The Celery workers, one per queue (controlplane/settings/tasks.py): a rollback never waits behind a drift
+    run. Bulk work also yields the CPU: it runs at a lower priority (nice 10) with one process fewer than there
+    are cores (at most 4), so control work (rollouts, rollbacks, publishes) always has a core (bench/README.md: rollback
+    latency with 20 drift runs queued)."""
+    cpus = cpus or os.cpu_count() or 2
+    worker = [str(celery), "-A", "controlplane", "worker", "-l", "info"]
+    return [
+        ("worker-control", [*worker, "-Q", "control", "-n", "control@%h", "--concurrency", "2"]),
+        ("worker-bulk", ["nice", "-n", "10", *worker, "-Q", "bulk", "-n", "bulk@%h",
+                         "--concurrency", str(max(1, min(cpus - 1, 4)))]),
+    ]
 
 
 def stop_local_model_servers() -> None:

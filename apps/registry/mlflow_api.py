@@ -13,6 +13,13 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 PAGE = 100  # MLflow loads each listed model's latest versions: big pages time out
 
 
+def preload() -> None:
+    """Import the mlflow client ahead of the first request that needs it (gunicorn.conf.py: the web master,
+    before it forks its workers, so MLflow's webhook deliveries never wait for the import)."""
+    import mlflow.exceptions  # noqa: F401
+    from mlflow import MlflowClient  # noqa: F401
+
+
 def client():
     from mlflow import MlflowClient
 
