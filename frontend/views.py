@@ -5,7 +5,7 @@ from django.urls import reverse
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
 from apps.costs.selectors import budget_alert_list, rollups_needing_attention
-from apps.deployments.choices import JobStatus
+from apps.deployments.choices import DeploymentStatus, JobStatus
 from apps.deployments.selectors import deployment_list, job_list
 from apps.monitoring.choices import AlertStatus, RenderStatus, RunStatus
 from apps.monitoring.models import ReportRender
@@ -50,6 +50,10 @@ def needs_attention(*, user) -> list[dict]:
                "error": r.last_error}
               for r in ReportRender.objects.filter(run__in=run_list(user=user), status=RenderStatus.NEEDS_ATTENTION)
               .select_related("run__monitor__team")[:DASHBOARD_ROWS]]
+    items += [{"kind": "Deployment", "title": f"{d.name} ({d.environment.name})",
+               "url": reverse("deployments:detail", args=[d.pk]), "team": d.team.slug, "error": d.last_error}
+              for d in deployment_list(user=user).filter(status=DeploymentStatus.NEEDS_ATTENTION)
+              .select_related("environment", "team")[:DASHBOARD_ROWS]]
     items += [{"kind": "Job", "title": f"{j.name} on {j.cluster.name}",
                "url": reverse("deployments:index") + "#jobs-table", "team": j.team.slug, "error": j.last_error}
               for j in job_list(user=user).filter(status=JobStatus.NEEDS_ATTENTION)

@@ -97,9 +97,9 @@ def artifact_refusal(*, deployment, revision, actor=None) -> str | None:
                               "environment": deployment.environment.name, "approved_digest": problem["approved"],
                               "found_digest": problem["found"], "changes": problem["changes"]})
         if (deployment.traffic, deployment.shadow) != routed_before:
-            from .services import _enqueue_drive
+            from .services import _desired_changed
 
-            _enqueue_drive(deployment, why="route")  # the canary's share goes back to the stable revision
+            _desired_changed(deployment)  # the canary's share goes back to the stable revision
     return problem["message"]
 
 

@@ -15,6 +15,7 @@ class DeploymentStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     DEGRADED = "degraded", "Degraded (objects missing or drifted)"
     TORN_DOWN = "torn_down", "Torn down (serves nothing; history kept)"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention (the drive ran out of attempts)"
 
 
 class RevisionStatus(models.TextChoices):

@@ -81,7 +81,7 @@ def seed_deployment(*, log: Callable[[str], None], version_number: int, drive: b
             if deployment.status != DeploymentStatus.AWAITING_PROMOTION:
                 break
             deployment_promote(actor=dave, deployment=deployment)
-            route(deployment_id=deployment.pk)
+            rollout_drive(deployment_id=deployment.pk)
     deployment.refresh_from_db()
     _report(log, True, f"deployment {team.slug}/{NAME} revision with {label} (production, local target, {how}): "
                        f"{deployment.status}, traffic {deployment.traffic}")

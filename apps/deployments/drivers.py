@@ -159,9 +159,9 @@ class ClusterDriver:
         self.driver.apply(revision=revision_spec(revision, deployment=deployment_spec(deployment)), weight=weight,
                           on_request=on_request)
 
-    def wait_ready(self, *, deployment, revision, timeout: float) -> None:
+    def wait_ready(self, *, deployment, revision, timeout: float, should_stop=None) -> None:
         self.driver.wait_ready(revision=revision_spec(revision, deployment=deployment_spec(deployment)),
-                               timeout=timeout)
+                               timeout=timeout, should_stop=should_stop)
 
     def route(self, *, deployment, traffic: dict[int, int], shadow: dict, revisions: dict) -> str:
         """`traffic` and `shadow` name revisions by the deployment's numbers. The local router labels each

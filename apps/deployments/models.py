@@ -66,8 +66,13 @@ class ClusterNamespace(models.Model):
         return f"{self.cluster}/{self.namespace}"
 
 
-class Deployment(models.Model):
-    """A named, long-lived serving endpoint of one registered model in one environment."""
+class Deployment(LeasedWork):
+    """A named, long-lived serving endpoint of one registered model in one environment.
+
+    Desired state lives in the row; the runner's rollout drive (kind deployments.rollout, rollout.py) converges
+    the cluster to it. Every service that changes desired state bumps `desired_generation`; a drive that has
+    converged on a generation records it as `observed_generation`. desired > observed is what makes a
+    deployment due; the LeasedWork fields hold the drive's lease, attempts and last error."""
 
     team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="deployments")
     name = models.SlugField(max_length=50)
@@ -101,10 +106,11 @@ class Deployment(models.Model):
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every state change, so concurrent writers compare-and-set on it.
     lock_version = models.PositiveIntegerField(default=0)
-    # Held by the drive that is converging this deployment (claimed by compare-and-set, extended while it
-    # waits for readiness): the reconcile beat re-drives a rollout only once its lease has expired.
-    lease_owner = models.CharField(max_length=40, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    desired_generation = models.PositiveIntegerField(default=1, help_text="Bumped by every change of desired state")
+    observed_generation = models.PositiveIntegerField(default=0,
+                                                      help_text="The desired generation the last drive converged on")
+    # Where Retry takes a deployment that needs attention: the status it had when its drive gave up.
+    resume_status = models.CharField(max_length=30, choices=DeploymentStatus.choices, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,29 +1,31 @@
-"""The rollout engine, run by workers: converge what the cluster serves to what the database wants.
+"""The rollout engine, run by the runner (kind deployments.rollout): converge what the cluster serves to what
+the database wants.
 
-Services write the desired state (current revision, traffic split, status) and enqueue a drive; the
-drive applies, waits for ready, advances automatic steps and routes. Every state write is a
-compare-and-set, so a drive that was overtaken (a rollback clicked meanwhile, a second worker) stops
-without undoing anything, and re-running a drive (redelivery, reconcile) is harmless.
+Services write the desired state (current revision, traffic split, status), bump `desired_generation` and
+wake the runner; a deployment whose desired generation is ahead of its observed one is due. The drive claims
+it (lease, attempts, backoff: apps/core/runner.py), applies, waits for ready (interruptibly: newer desired
+state stops the wait), advances automatic steps, routes, and records the generation it converged on. Every
+state write is a compare-and-set, so a drive that was overtaken stops without undoing anything, and
+re-running a drive (a reclaimed lease, a duplicate wake-up) is harmless.
 """
 import logging
-import uuid
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict
-from workers.drivers import ApplyFailed, DriverUnavailable
+from workers.drivers import ApplyFailed, DriverUnavailable, WaitInterrupted
 
 from . import artifact_check, capacity, traffic as traffic_split
 from .choices import DeploymentStatus as S
 from .choices import RevisionStatus, StrategyKind
 from .drivers import driver_for, workload_numbers
 from .models import Deployment, DeploymentRevision
-from .transitions import deployment_transition, revision_transition, revisions_supersede
+from .transitions import deployment_observed, deployment_transition, revision_transition, revisions_supersede
 
 logger = logging.getLogger(__name__)
 
@@ -88,54 +90,79 @@ def _fresh(deployment_id) -> Deployment:
             .get(pk=deployment_id))
 
 
-def _lease_seconds() -> int:
-    """Long enough for one apply plus the full readiness wait, so a live drive never loses its lease."""
-    return settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS + 60
+ROLLOUT_KIND = "deployments.rollout"  # the runner's work kind (apps/deployments/runner.py)
+# A drive follows desired state that keeps moving under it (clicks during a wait) for this many rounds, then
+# leaves the rest to the next claim.
+MAX_ROUNDS = 20
+INTERRUPTED = "interrupted: the desired state moved on"
 
 
-def lease_claim(*, deployment_id: int, only_if_expired: bool) -> str | None:
-    """Take the drive lease (compare-and-set); returns the owner token, or None when another drive holds it.
-
-    Drives the outbox delivers (deploy, rollback, promote) take it over unconditionally: they carry new
-    desired state and must not wait behind a drive that is stuck waiting for readiness. The reconcile
-    beat claims only an expired lease."""
-    owner = uuid.uuid4().hex
-    now = timezone.now()
-    rows = Deployment.objects.filter(pk=deployment_id)
-    if only_if_expired:
-        rows = rows.filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-    # A queryset update: the lease does not move updated_at, so it never hides a stuck rollout.
-    claimed = rows.update(lease_owner=owner, lease_until=now + timedelta(seconds=_lease_seconds()))
-    return owner if claimed else None
-
-
-def lease_extend(*, deployment_id: int, owner: str) -> None:
-    """Extend our lease, or take it back when a drive that took it over has finished and released it."""
-    now = timezone.now()
-    Deployment.objects.filter(Q(lease_owner=owner) | Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-                              pk=deployment_id).update(lease_owner=owner,
-                                                       lease_until=now + timedelta(seconds=_lease_seconds()))
-
-
-def lease_release(*, deployment_id: int, owner: str) -> None:
-    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(lease_owner="", lease_until=None)
-
-
-def rollout_drive(*, deployment_id: int, reclaim: bool = False) -> str:
-    """Converge one deployment under its drive lease. Returns what happened (for task results and logs).
-
-    `reclaim` (the reconcile beat) drives only when no live drive holds the lease."""
-    owner = lease_claim(deployment_id=deployment_id, only_if_expired=reclaim)
-    if owner is None:
-        return "driven elsewhere"
-    try:
-        return _drive(deployment_id=deployment_id, owner=owner)
-    finally:
-        lease_release(deployment_id=deployment_id, owner=owner)
+def rollout_attempt(lease) -> str:
+    """The runner's handler: converge the deployment on its desired generation, outside any transaction, and
+    record that generation as observed under the lease. A click that changes desired state meanwhile (a
+    rollback during a slow readiness wait) interrupts the wait, and this drive goes on with the new generation
+    under the same lease. A cluster that is down raises: the runner keeps the error and retries after a backoff;
+    out of attempts, the deployment needs attention (rollout_gave_up)."""
+    for _ in range(MAX_ROUNDS):
+        deployment = _fresh(lease.pk)
+        generation = deployment.desired_generation
+        try:
+            result = _drive(deployment, should_stop=_stop_check(lease, generation))
+        except DriverUnavailable as exc:
+            with lease.holding() as row:
+                if row.status in (S.PENDING, S.PROGRESSING):  # the rollout's own message until it moves on
+                    Deployment.objects.filter(pk=row.pk).update(status_message=(
+                        f"Cluster unavailable; retrying (attempt {lease.attempt} of {lease.kind.max_attempts}): "
+                        f"{exc}")[:2000])
+            raise
+        with lease.holding() as row:
+            if row.desired_generation == generation:
+                deployment_observed(deployment_id=row.pk, generation=generation)
+                logger.info("Rollout drive", extra={"deployment": row.pk, "generation": generation, "result": result})
+                return result
+        lease.check()
+    return "desired state still moving; the next claim goes on"
 
 
-def _drive(*, deployment_id: int, owner: str) -> str:
-    deployment = _fresh(deployment_id)
+def _stop_check(lease, generation: int):
+    """`should_stop` for the readiness wait: heartbeat the lease (LeaseLost, which stops the drive, when another
+    runner took it over) and say stop once the desired state moved past the generation being driven."""
+    beat = {"at": time.monotonic()}
+
+    def should_stop() -> bool:
+        if time.monotonic() - beat["at"] >= lease.kind.lease_seconds / 4:
+            lease.check()
+            beat["at"] = time.monotonic()
+        return Deployment.objects.filter(pk=lease.pk, desired_generation__gt=generation).exists()
+
+    return should_stop
+
+
+def rollout_gave_up(deployment: Deployment, error: str) -> None:
+    """The runner's on_exhausted: the drive ran out of attempts. The deployment needs attention, with its last
+    error, until someone retries it (services.deployment_retry) or rolls it back."""
+    deployment_transition(deployment=deployment, to=S.NEEDS_ATTENTION, action="deployment.needs_attention",
+                          fields={"resume_status": deployment.status,
+                                  "status_message": f"Gave up after {deployment.attempts} attempt(s): {error}"[:1900]},
+                          audit_changes={"attempts": [None, deployment.attempts], "error": [None, error[:500]]})
+
+
+def rollout_drive(*, deployment_id: int) -> str:
+    """Claim the deployment's drive and run it now, as a worker's runner.tick would (the demo seed and tests).
+    Returns what the drive did; the runner's outcome (retry, needs_attention, lease_lost) when it raised; "not
+    due" when there is nothing to converge or another runner holds it."""
+    from apps.core import runner
+
+    lease = runner.claim(runner.kind_get(ROLLOUT_KIND), ids=[deployment_id])
+    if lease is None:
+        return "not due"
+    results = []
+    outcome = runner.run_lease(lease, handler=lambda held: results.append(rollout_attempt(held)))
+    return results[-1] if results else outcome
+
+
+def _drive(deployment: Deployment, *, should_stop) -> str:
+    deployment_id = deployment.pk
     if deployment.status == S.TORN_DOWN:
         return teardown_drive(deployment)
     revision = deployment.current_revision
@@ -165,9 +192,10 @@ def _drive(*, deployment_id: int, owner: str) -> str:
         try:
             driver.apply(deployment=deployment, revision=target,
                          weight=initial_weight(deployment=deployment, revision=revision), on_request=reached_cluster)
-            lease_extend(deployment_id=deployment_id, owner=owner)  # the readiness wait gets a full lease
             driver.wait_ready(deployment=deployment, revision=target,
-                              timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS)
+                              timeout=settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS, should_stop=should_stop)
+        except WaitInterrupted:
+            return INTERRUPTED
         except ApplyFailed as exc:
             return _fail(deployment, revision, str(exc))
         revision_transition(revision=revision, to=RevisionStatus.READY, fields={"ready_at": timezone.now(), "message": ""})
@@ -223,8 +251,8 @@ TORN_DOWN_MESSAGE = "Torn down: nothing serves; revisions and history are kept."
 
 def teardown_drive(deployment: Deployment) -> str:
     """Remove a torn-down deployment's route and every workload from the cluster (the service already moved it
-    to torn_down and gave back its GPUs). Re-run by the reconcile beat until it has finished once; a cluster
-    that refuses is named in the status message meanwhile."""
+    to torn_down and gave back its GPUs). A cluster that refuses is named in the status message and the runner
+    tries again after a backoff, until it has finished once (or the deployment needs attention)."""
     driver = driver_for(deployment.cluster)
     workloads = [r for r in deployment.revisions.all() if r.rollback_of_id is None]
     try:
@@ -232,7 +260,7 @@ def teardown_drive(deployment: Deployment) -> str:
     except ApplyFailed as exc:
         Deployment.objects.filter(pk=deployment.pk, status=S.TORN_DOWN).update(
             status_message=f"Torn down, but the cluster refused removing its objects: {exc}"[:1900])
-        return f"teardown refused: {exc}"
+        raise
     finished = (Deployment.objects.filter(pk=deployment.pk, status=S.TORN_DOWN).exclude(status_message=TORN_DOWN_MESSAGE)
                 .update(status_message=TORN_DOWN_MESSAGE, endpoint_url="", served_traffic={}))
     if finished:
@@ -295,21 +323,6 @@ def _fail(deployment, revision, message: str) -> str:
     if stable is not None:
         route(deployment_id=deployment.pk)
     return f"failed: {message}"
-
-
-def rollout_stuck(*, older_than_seconds: int = 120):
-    """Deployments a dead worker left mid-rollout: the reconcile beat drives them again.
-
-    A rollout is stuck when its drive lease has expired (a live drive keeps it, however long the model
-    server takes to become ready); one never leased counts once updated_at is older than the cutoff. A
-    pending deployment is normally still in the queue (the outbox sweep owns its delivery); only one
-    pending for ten minutes is treated as lost."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=older_than_seconds)
-    lost = now - timedelta(seconds=max(600, older_than_seconds))
-    unleased = Q(lease_until__isnull=True, updated_at__lt=cutoff) | Q(lease_until__lt=now)
-    return Deployment.objects.filter((Q(status=S.PROGRESSING) & unleased)
-                                     | Q(status=S.PENDING, updated_at__lt=lost))
 
 
 def reconcile_one(*, deployment_id: int) -> dict:

@@ -10,6 +10,9 @@ pending ──► progressing ──► healthy
 
 any of these ──► torn_down (teardown; terminal: nothing serves, no new revision, history kept)
 
+any of these ──► needs_attention (the drive ran out of attempts, e.g. the cluster stayed down; audited, the
+status it left is kept as resume_status) ──► resume_status (Retry, audited), pending (a rollback) or torn_down
+
 Revision: pending ──► applying ──► ready ──► superseded; pending/applying ──► failed | aborted |
 artifact_changed (ready too, when a promotion finds the artifacts changed); ready/superseded ──► pending
 when a re-apply runs its manifests again.
@@ -39,13 +42,16 @@ ALLOWED: dict[str, set[str]] = {
     S.DEGRADED: {S.PENDING, S.HEALTHY, S.TORN_DOWN},
     S.TORN_DOWN: set(),
 }
+for _status in list(ALLOWED):
+    ALLOWED[_status].add(S.NEEDS_ATTENTION)
+ALLOWED[S.NEEDS_ATTENTION] = set(ALLOWED) - {S.NEEDS_ATTENTION}
 # A teardown may start from any status but its own.
 TEARDOWN_FROM = set(ALLOWED) - {S.TORN_DOWN}
 
 # From which statuses an operator may start a new revision (deploy, rollback, re-apply).
 ACCEPTS_NEW_REVISION = {S.HEALTHY, S.FAILED, S.DEGRADED}
 # While a rollout is running a rollback also may start: it supersedes the rollout.
-ROLLBACK_FROM = ACCEPTS_NEW_REVISION | {S.PROGRESSING, S.AWAITING_PROMOTION, S.PAUSED}
+ROLLBACK_FROM = ACCEPTS_NEW_REVISION | {S.PROGRESSING, S.AWAITING_PROMOTION, S.PAUSED, S.NEEDS_ATTENTION}
 
 
 def deployment_transition(*, deployment: Deployment, to: str, actor=None, action: str | None = None,
@@ -77,6 +83,21 @@ def deployment_transition(*, deployment: Deployment, to: str, actor=None, action
         changes.update(audit_changes or {})
         audit_record(actor=actor, action=action, target=deployment, team=deployment.team, changes=changes)
     return deployment
+
+
+def deployment_want(*, deployment: Deployment) -> None:
+    """Desired state changed (in the caller's transaction): a new generation for the drive to converge on, with
+    a fresh round of attempts and no backoff left over from the previous one."""
+    Deployment.objects.filter(pk=deployment.pk).update(desired_generation=F("desired_generation") + 1, attempts=0,
+                                                       next_attempt_at=None)
+    deployment.refresh_from_db(fields=["desired_generation", "attempts", "next_attempt_at"])
+
+
+def deployment_observed(*, deployment_id: int, generation: int) -> bool:
+    """The drive converged on `generation` (called inside the drive's lease.holding()). Not a status move; a
+    generation bumped meanwhile stays due."""
+    return bool(Deployment.objects.filter(pk=deployment_id, observed_generation__lt=generation).update(
+        observed_generation=generation, attempts=0))
 
 
 def _plain(value):

@@ -306,6 +306,7 @@ VERBS = {"promote": (services.deployment_promote, "Promoted."), "pause": (servic
          "resume": (services.deployment_resume, "Resumed."), "abort": (services.deployment_abort,
                                                                        "Rollout aborted; the stable revision serves."),
          "reapply": (services.deployment_reapply, "Re-applying the serving revision."),
+         "retry": (services.deployment_retry, "Retrying: the drive runs again."),
          "teardown": (services.deployment_teardown, "Torn down: the route and every workload are being removed "
                                                     "from the cluster; the history is kept.")}
 

@@ -168,6 +168,10 @@ KUBECONFIG_ALLOW_EXEC = env_bool("KUBECONFIG_ALLOW_EXEC", False)
 DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS = int(env("DEPLOYMENTS_ROLLBACK_WINDOW_SECONDS", "1800"))
 DEPLOYMENTS_LOCAL_DIR = Path(env("DEPLOYMENTS_LOCAL_DIR", str(DATA_DIR / "deployments")))
 DEPLOYMENTS_READY_TIMEOUT_SECONDS = int(env("DEPLOYMENTS_READY_TIMEOUT_SECONDS", "300"))
+# The rollout drive on the runner: its lease (heartbeated while it waits; a dead worker's drive is reclaimed
+# after this) and its attempts before the deployment needs attention (backoff 2, 4, 8 … s between them).
+DEPLOYMENTS_DRIVE_LEASE_SECONDS = int(env("DEPLOYMENTS_DRIVE_LEASE_SECONDS", "60"))
+DEPLOYMENTS_DRIVE_MAX_ATTEMPTS = int(env("DEPLOYMENTS_DRIVE_MAX_ATTEMPTS", "8"))
 # Local target model servers (workers/sandbox.py): the user they run as when the control plane is root,
 # their address-space limit in MiB and CPU-seconds limit (0 = none).
 DEPLOYMENTS_LOCAL_RUN_AS = env("DEPLOYMENTS_LOCAL_RUN_AS", "nobody")

@@ -32,12 +32,12 @@ CONTROL_QUEUE = "control"
 BULK_QUEUE = "bulk"
 CELERY_TASK_ROUTES = {
     # Control: short, latency-sensitive steps a person is waiting for.
-    "deployments.drive": {"queue": CONTROL_QUEUE},  # rollouts, rollbacks, canary promotions, aborts
     "deployments.dispatch_job": {"queue": CONTROL_QUEUE},
     "registry.publish_promotion": {"queue": CONTROL_QUEUE},
     "teams.deliver_webhook": {"queue": CONTROL_QUEUE},
-    "outbox.sweep": {"queue": CONTROL_QUEUE},  # publishes deferred drive retries; must not queue behind bulk
-    # The runner (apps/core/runner.py): a tick is sent to its work kind's queue explicitly; control is the default.
+    "outbox.sweep": {"queue": CONTROL_QUEUE},  # publishes deferred hints; must not queue behind bulk
+    # The runner (apps/core/runner.py): a tick is sent to its work kind's queue explicitly; control is the default
+    # (rollouts, rollbacks, canary promotions, aborts: kind deployments.rollout).
     "runner.tick": {"queue": CONTROL_QUEUE},
     "runner.sweep": {"queue": CONTROL_QUEUE},
     # Bulk: long or periodic work over many rows.
@@ -73,7 +73,7 @@ CELERY_BEAT_SCHEDULE = {
     "costs-open-intervals-check": {"task": "costs.open_intervals_check", "schedule": 86400.0},
     "registry-sync": {"task": "registry.sync_scheduled", "schedule": float(env_int("REGISTRY_SYNC_SECONDS", 300))},
     "registry-expire-requests": {"task": "registry.expire_requests", "schedule": 300.0},
-    # Deployments: re-drive stuck rollouts, report drift/vanished objects, track jobs, adopt local processes.
+    # Deployments: report drift/vanished objects, track jobs, adopt local processes (rollouts are the runner's).
     "deployments-reconcile": {"task": "deployments.reconcile",
                               "schedule": float(env_int("DEPLOYMENTS_RECONCILE_SECONDS", 30))},
     # Audit: sign a checkpoint of the chain's head when events were added since the last one.

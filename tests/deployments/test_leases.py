@@ -1,6 +1,9 @@
-"""One drive at a time: the reconcile beat re-drives a rollout only once its drive lease has expired, and
-the local driver claims a process's row before it spawns, so concurrent spawns start one process."""
+"""One drive at a time: rollout drives are the runner's (kind deployments.rollout), so two runners never
+drive one deployment at once, a dead worker's lease is reclaimed, and newer desired state interrupts a
+readiness wait; the local driver claims a process's row before it spawns, so concurrent spawns start one
+process."""
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,36 +11,97 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps.core import runner
 from apps.deployments.drivers import deployment_spec, driver_for, local_adopt
-from apps.deployments.models import Deployment, LocalProcess
-from apps.deployments.rollout import rollout_drive, rollout_stuck
-from apps.deployments.tasks import reconcile_task
-from tests.deployments.factories import deployment_in, kube_cluster
-from tests.factories import TeamFactory
+from apps.deployments.models import Deployment, DeploymentRevision, LocalProcess
+from apps.deployments.rollout import ROLLOUT_KIND, rollout_drive
+from apps.deployments.services import deployment_create, deployment_deploy, deployment_rollback
+from tests.deployments.factories import deployment_in, environment, kube_cluster, model_version
+from tests.factories import TeamFactory, member
 from tests.harness.kube_server import kube_server  # noqa: F401
 
 
-def test_reconcile_redrives_a_rollout_only_once_its_drive_lease_expired(kube_server, transactional_db,  # noqa: F811
-                                                                       local_dir):
+def test_two_runners_racing_for_one_deployment_one_wins(transactional_db):
+    deployment = deployment_in(TeamFactory(slug="fraud"), "progressing")
+    kind = runner.kind_get(ROLLOUT_KIND)
+    barrier = threading.Barrier(2)
+    leases = []
+
+    def race(owner):
+        try:
+            barrier.wait()
+            leases.append(runner.claim(kind, ids=[deployment.pk], owner=owner))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race, args=(f"runner-{n}",)) for n in range(2)]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    won = [lease for lease in leases if lease is not None]
+    assert len(leases) == 2 and len(won) == 1
+    deployment.refresh_from_db()
+    assert (deployment.lease_owner, deployment.attempts) == (won[0].owner, 1)
+    assert rollout_drive(deployment_id=deployment.pk) == "not due"  # a live lease: nobody else drives it
+
+
+def test_an_expired_drive_lease_is_reclaimed_and_driven(kube_server, transactional_db):  # noqa: F811
     team = TeamFactory(slug="fraud")
-    deployment = deployment_in(team, "progressing", cluster=kube_cluster(url=kube_server.url, team=team))
-    held_until = timezone.now() + timedelta(minutes=4)
-    # A drive waiting for a slow model server: updated_at is old, the lease is live.
-    Deployment.objects.filter(pk=deployment.pk).update(updated_at=timezone.now() - timedelta(minutes=10),
-                                                       lease_owner="drive-1", lease_until=held_until)
-
-    assert list(rollout_stuck(older_than_seconds=60)) == []
-    assert reconcile_task()["redriven"] == 0
-    assert rollout_drive(deployment_id=deployment.pk, reclaim=True) == "driven elsewhere"
-    deployment.refresh_from_db()
-    assert (deployment.lease_owner, deployment.lease_until) == ("drive-1", held_until)
-
-    # The worker died: its lease runs out and the next beat takes over, then releases the lease.
+    engineer = member(team, "ml_engineer", "eng")
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
+                                   environment=environment("staging"),
+                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    # A worker claimed it and died mid-drive: its lease runs out, nothing was written.
+    dead = runner.claim(runner.kind_get(ROLLOUT_KIND), ids=[deployment.pk], owner="dead-worker")
+    assert dead is not None and rollout_drive(deployment_id=deployment.pk) == "not due"
     Deployment.objects.filter(pk=deployment.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert [d.pk for d in rollout_stuck(older_than_seconds=60)] == [deployment.pk]
-    assert reconcile_task()["redriven"] == 1
+
+    assert runner.tick(ROLLOUT_KIND) == {"done": 1}
     deployment.refresh_from_db()
-    assert (deployment.lease_owner, deployment.lease_until) == ("", None)
+    assert (deployment.status, deployment.traffic) == ("healthy", {"1": 100})
+    assert (deployment.lease_owner, deployment.lease_until, deployment.attempts) == ("", None, 0)
+    assert deployment.observed_generation == deployment.desired_generation
+    assert runner.due_count(ROLLOUT_KIND) == 0
+
+
+def test_a_rollback_during_a_readiness_wait_interrupts_it(kube_server, transactional_db, settings):  # noqa: F811
+    settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS = 120  # uninterrupted, the wait would last this long
+    team = TeamFactory(slug="fraud")
+    engineer = member(team, "ml_engineer", "eng")
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
+                                   environment=environment("staging"),
+                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    assert "routed" in rollout_drive(deployment_id=deployment.pk)
+    time.sleep(3 * kube_server.kmock.controller_delay)  # the fake controller has settled revision 1's objects
+    kube_server.kmock.outcome = "stuck"  # revision 2 never becomes ready
+    deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk),
+                      model_version=model_version(team, version=2))
+    results = []
+
+    def drive():
+        try:
+            results.append(rollout_drive(deployment_id=deployment.pk))
+        finally:
+            connection.close()
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    deadline = time.monotonic() + 30
+    while not DeploymentRevision.objects.filter(deployment=deployment, number=2, status="applying").exists():
+        assert time.monotonic() < deadline, "the drive never started waiting for revision 2"
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the wait
+    kube_server.kmock.outcome = "ready"  # what the rollback re-applies (revision 1's workload) settles
+    clicked = time.monotonic()
+    deployment_rollback(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk), reason="slow canary")
+    driver.join(30)
+    took = time.monotonic() - clicked
+    deployment.refresh_from_db()
+    assert results and "routed" in results[0], results
+    assert (deployment.status, deployment.current_revision.number, deployment.traffic) == ("healthy", 3, {"3": 100})
+    assert DeploymentRevision.objects.get(deployment=deployment, number=2).status == "aborted"
+    assert deployment.observed_generation == deployment.desired_generation and deployment.lease_owner == ""
+    print(f"rollback during a readiness wait: driven to healthy {took:.2f}s after the click")
+    assert took < 3.0, f"the rollback waited {took:.1f}s for the readiness wait"
 
 
 def _sessions_running(config: Path) -> set[int]:

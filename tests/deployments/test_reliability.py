@@ -1,5 +1,6 @@
 """Nothing lost, nothing stuck: concurrent rollbacks, Redis down at submit, a worker killed mid-rollout,
-all against real PostgreSQL, Redis, Celery worker processes and the Kubernetes test API server."""
+all against real PostgreSQL, Redis, Celery worker processes and the Kubernetes test API server. Rollout drives
+are the runner's (kind deployments.rollout): the row is the record of what is due, a wake-up only a hint."""
 import threading
 import time
 
@@ -7,13 +8,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps.core import runner
 from apps.core.errors import Conflict
+from apps.core.tasks import sweep_task
 from apps.deployments.models import Deployment, DeploymentRevision
-from apps.deployments.rollout import rollout_drive, rollout_stuck
+from apps.deployments.rollout import ROLLOUT_KIND
 from apps.deployments.services import deployment_rollback
-from apps.outbox.choices import OutboxStatus
-from apps.outbox.models import OutboxMessage
-from apps.outbox.services import outbox_publish_due
 from tests.deployments.factories import deployment_in, environment, kube_cluster, model_version
 from tests.factories import TeamFactory, member
 from tests.harness.kube_server import kube_server  # noqa: F401
@@ -40,7 +40,7 @@ def test_two_rollbacks_clicked_at_once_make_one_rollback(transactional_db):
     [t.join(30) for t in threads]
     assert sorted(type(r).__name__ for r in results) == ["Conflict", "DeploymentRevision"]
     assert DeploymentRevision.objects.filter(deployment=deployment, reason="rollback").count() == 1
-    assert OutboxMessage.objects.filter(dedup_key__startswith=f"deployments.rollback:{deployment.pk}:").count() == 1
+    assert Deployment.objects.get(pk=deployment.pk).desired_generation == deployment.desired_generation + 1
 
 
 @pytest.fixture
@@ -60,13 +60,11 @@ def test_redis_down_at_submit_keeps_the_deployment_and_delivers_later(kube_setup
         "team": team.slug, "name": "fraud", "model_version": version.pk, "environment": "staging",
         "cluster": cluster.name}, format="json")
     assert response.status_code == 201 and time.monotonic() - started < 10
-    message = OutboxMessage.objects.get(topic="deployments.drive")
-    assert message.status == OutboxStatus.PENDING and message.last_error
     assert Deployment.objects.get().status == "pending"
+    assert runner.due_count(ROLLOUT_KIND) == 1  # the wake-up was lost with Redis; the row says what is due
 
     private_broker.start()  # same port: the worker reconnects
-    OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=message.created_at)
-    assert outbox_publish_due()["published"] == 1
+    assert sweep_task() == {ROLLOUT_KIND: 1}  # what the beat does every few seconds
     deadline = time.monotonic() + 60
     while Deployment.objects.get().status != "healthy":
         assert time.monotonic() < deadline, Deployment.objects.get().status_message
@@ -74,7 +72,7 @@ def test_redis_down_at_submit_keeps_the_deployment_and_delivers_later(kube_setup
     assert kube_server.kmock.get("apps/v1/deployments", "fraud-staging", "fraud-r1") is not None
 
 
-def test_worker_killed_mid_rollout_converges_through_reconcile(kube_setup, private_broker, celery_worker_process,
+def test_worker_killed_mid_rollout_converges_through_the_runner(kube_setup, private_broker, celery_worker_process,
                                                                 kube_server):  # noqa: F811
     team, engineer, cluster, version = kube_setup
     kube_server.kmock.outcome = "stuck"  # the cluster never reports ready while the first worker waits
@@ -92,12 +90,11 @@ def test_worker_killed_mid_rollout_converges_through_reconcile(kube_setup, priva
     assert deployment.status == "progressing"
 
     kube_server.kmock.outcome = "ready"
-    # The killed drive's lease outlives it; reconcile takes over once it expires (here: expire it now).
-    assert deployment.lease_until is not None and not list(rollout_stuck(older_than_seconds=0))
+    # The killed drive's lease outlives it; the runner reclaims the deployment once it expires (here: now).
+    assert deployment.lease_owner and runner.due_count(ROLLOUT_KIND) == 0
     Deployment.objects.filter(pk=deployment.pk).update(lease_until=timezone.now())
-    stuck = list(rollout_stuck(older_than_seconds=0))
-    assert [d.pk for d in stuck] == [deployment.pk]
-    rollout_drive(deployment_id=deployment.pk, reclaim=True)  # what the reconcile beat does for each one
+    assert runner.tick(ROLLOUT_KIND) == {"done": 1}  # what a worker's tick does after the beat's sweep
     deployment.refresh_from_db()
     assert deployment.status == "healthy" and deployment.traffic == {"1": 100}
+    assert (deployment.lease_owner, deployment.attempts, deployment.last_error) == ("", 0, "")
     assert DeploymentRevision.objects.filter(deployment=deployment).count() == 1

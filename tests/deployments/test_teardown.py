@@ -65,7 +65,8 @@ def test_teardown_on_kubernetes_removes_route_and_workloads_releases_gpus_and_is
     assert "deployment.teardown" in actions and actions[-1] == "deployment.torn_down"
     teardown = AuditEvent.objects.get(object_id=str(deployment.pk), action="deployment.teardown")
     assert teardown.changes["status"] == ["awaiting_promotion", "torn_down"] and teardown.actor_id == engineer.pk
-    assert rollout_drive(deployment_id=deployment.pk) == "torn down" and _actions(deployment) == actions
+    # Finished: the runner has nothing more to do, and nothing more is recorded.
+    assert rollout_drive(deployment_id=deployment.pk) == "not due" and _actions(deployment) == actions
 
     again = api.post(f"{URL}{deployment.pk}/teardown/")
     assert again.status_code == 409 and "already torn down" in again.json()["error"]["message"]

@@ -4,9 +4,10 @@ import time
 
 from django.conf import settings
 
+from apps.core import runner
 from apps.deployments.models import Deployment
+from apps.deployments.rollout import ROLLOUT_KIND
 from apps.deployments.services import deployment_create, deployment_rollback
-from apps.outbox.models import OutboxMessage
 from controlplane.celery import app
 from tests.deployments.factories import deployment_in, environment, kube_cluster, model_version
 from tests.factories import TeamFactory, member
@@ -21,7 +22,7 @@ def queue_of(task_name: str) -> str:
 def test_every_task_of_ours_has_a_queue_a_worker_consumes():
     app.loader.import_default_modules()  # autodiscovers every app's tasks module
     ours = sorted(name for name in app.tasks if not name.startswith("celery."))
-    assert "deployments.drive" in ours and "monitoring.run_monitor" in ours
+    assert "runner.tick" in ours and "monitoring.run_monitor" in ours
     assert [name for name in ours if name not in settings.CELERY_TASK_ROUTES] == []
     assert {name: queue_of(name) for name in ours} == {
         name: route["queue"] for name, route in settings.CELERY_TASK_ROUTES.items()}
@@ -32,8 +33,8 @@ def test_a_rollback_goes_to_control_and_a_drift_run_to_bulk(db):
     team = TeamFactory(slug="fraud")
     deployment = deployment_in(team)
     deployment_rollback(actor=member(team, "ml_engineer", "eng"), deployment=deployment, reason="alert")
-    rollback = OutboxMessage.objects.get(dedup_key__startswith=f"deployments.rollback:{deployment.pk}:")
-    assert queue_of(rollback.topic) == "control"
+    # The rollback is the runner's rollout drive: its wake-up tick goes to the kind's queue.
+    assert runner.due_count(ROLLOUT_KIND) == 1 and runner.kind_get(ROLLOUT_KIND).queue == "control"
     assert queue_of("monitoring.run_monitor") == "bulk"
     assert queue_of("registry.sync") == "bulk"
 

@@ -5,6 +5,7 @@ with backoff; `ApplyFailed` is permanent for that revision (the cluster refused 
 server crashed) and carries the cluster's message, which the revision shows.
 """
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .spec import ClusterConnection, DeploymentSpec, JobSpec, RevisionSpec
 
@@ -15,6 +16,14 @@ class DriverUnavailable(Exception):
 
 class ApplyFailed(Exception):
     """The cluster refused the revision or it failed to become ready; its message is shown to users."""
+
+
+class WaitInterrupted(Exception):
+    """`should_stop()` said so during a wait (the desired state moved on): nothing failed, stop driving."""
+
+
+# How often an interruptible wait asks `should_stop()` (a rollback waits at most about this long for a drive).
+STOP_POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -57,8 +66,11 @@ class Driver:
         the first apply request reaches the cluster (the rollback latency the benchmark measures)."""
         raise NotImplementedError
 
-    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
-        """Return when ready; raise ApplyFailed (failed or timed out) or DriverUnavailable."""
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float,
+                   should_stop: Callable[[], bool] | None = None) -> None:
+        """Return when ready; raise ApplyFailed (failed or timed out) or DriverUnavailable. Between polls (every
+        STOP_POLL_SECONDS or so) it calls `should_stop()` (the caller's heartbeat and check for newer desired
+        state) and raises WaitInterrupted when that says True; an exception from it propagates."""
         raise NotImplementedError
 
     def route(self, *, deployment: DeploymentSpec, traffic: dict[int, int], shadow: dict,

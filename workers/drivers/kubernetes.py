@@ -5,6 +5,7 @@ the HTTPRoute and the read-back of the split served live in kubernetes_traffic.p
 Errors: 5xx, timeouts and connection failures are DriverUnavailable (the caller retries with backoff);
 4xx answers are ApplyFailed with the API server's own message.
 """
+import json
 import logging
 import os
 import tempfile
@@ -13,7 +14,7 @@ import time
 
 from . import manifests as m
 from . import traffic as t
-from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+from .base import STOP_POLL_SECONDS, ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed, WaitInterrupted
 from .kubernetes_traffic import KSERVE_GROUP, KSERVE_PLURAL, KSERVE_VERSION, TrafficRouting, routing_mechanism
 from .spec import ClusterConnection, DeploymentSpec, JobSpec, KubernetesConfig, RevisionSpec
 
@@ -145,8 +146,7 @@ class KubernetesDriver(TrafficRouting, Driver):
         elif kind == "Job":
             fn, args = kubernetes.client.BatchV1Api(api).patch_namespaced_job, (meta["name"], meta["namespace"])
         elif kind == "NetworkPolicy":
-            fn, args = (kubernetes.client.NetworkingV1Api(api).patch_namespaced_network_policy,
-                        (meta["name"], meta["namespace"]))
+            fn, args = kubernetes.client.NetworkingV1Api(api).patch_namespaced_network_policy, (meta["name"], meta["namespace"])
         elif kind in CUSTOM:
             group, version, plural = CUSTOM[kind]
             fn = kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object
@@ -186,8 +186,8 @@ class KubernetesDriver(TrafficRouting, Driver):
                 return None
             raise
 
-    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
-        """Watch the primary object until it reports ready or failed, or the timeout passes."""
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float, should_stop=None) -> None:
+        """Watch the primary object until ready, failed or timed out (briefly at a time with `should_stop`)."""
         import kubernetes
 
         primary = revision.manifests[0]
@@ -202,6 +202,9 @@ class KubernetesDriver(TrafficRouting, Driver):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApplyFailed(f"{primary['kind']} {meta['name']} was not ready after {timeout:.0f}s: {message}")
+            if should_stop is not None and should_stop():
+                raise WaitInterrupted(f"Stopped waiting for {primary['kind']} {meta['name']}.")
+            remaining = min(remaining, 2 * STOP_POLL_SECONDS) if should_stop is not None else remaining
             api = self.client()
             if primary["kind"] == "InferenceService":
                 list_fn = kubernetes.client.CustomObjectsApi(api).list_namespaced_custom_object
@@ -213,7 +216,7 @@ class KubernetesDriver(TrafficRouting, Driver):
             try:
                 for event in watch.stream(list_fn, *args, field_selector=f"metadata.name={meta['name']}",
                                           timeout_seconds=max(1, int(min(remaining, 30))),
-                                          _request_timeout=(3, max(1.0, min(remaining, 5)))):
+                                          _request_timeout=(3, max(min(remaining, 1.0), min(remaining, 5)))):
                     obj = event["object"]
                     obj = obj if isinstance(obj, dict) else api.sanitize_for_serialization(obj)
                     if obj.get("metadata", {}).get("name") != meta["name"]:
@@ -366,8 +369,6 @@ class KubernetesDriver(TrafficRouting, Driver):
 
 
 def _status_message(exc) -> str:
-    import json
-
     try:
         return json.loads(exc.body).get("message") or exc.reason
     except (TypeError, ValueError, AttributeError):

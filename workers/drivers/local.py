@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from .. import sandbox
-from .base import ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed
+from .base import STOP_POLL_SECONDS, ApplyFailed, ConnectionCheck, Driver, DriverUnavailable, Observed, WaitInterrupted
 from .spec import ClusterConnection, DeploymentSpec, JobSpec, LocalConfig, ProcessRecord, ProcessStore, RevisionSpec
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class LocalDriver(Driver):
         if on_request:
             on_request()
 
-    def wait_ready(self, *, revision: RevisionSpec, timeout: float) -> None:
+    def wait_ready(self, *, revision: RevisionSpec, timeout: float, should_stop=None) -> None:
         deployment = revision.deployment
         row = self._process(deployment, "server", revision)
         if row is None:
@@ -195,15 +195,17 @@ class LocalDriver(Driver):
         while time.monotonic() < deadline:
             if healthy(row.port):
                 return
+            if should_stop is not None and should_stop():
+                raise WaitInterrupted(f"Stopped waiting for revision {revision.number}.")
             if row.pid is None and _starting(row):  # another worker won the claim and is spawning it
-                time.sleep(0.25)
+                time.sleep(STOP_POLL_SECONDS)
                 row = self._process(deployment, "server", revision) or row
                 continue
             if not pid_alive(row.pid, "server"):
                 tail = _tail(row.log_file)
                 self.store.forget(row)
                 raise ApplyFailed(f"Model server for revision {revision.number} exited: {tail}")
-            time.sleep(0.25)
+            time.sleep(STOP_POLL_SECONDS)
         tail = _tail(row.log_file)
         kill(row.pid)
         self.store.forget(row)

@@ -112,6 +112,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
                   "break_glass",
                   "current_revision", "stable_revision", "warm_revision", "warm_until", "rollout_step", "traffic",
                   "workload_revisions", "shadow", "served_traffic", "siblings", "endpoint_url", "drift", "last_reconciled_at",
+                  "desired_generation", "observed_generation", "attempts", "next_attempt_at", "last_error",
                   "created_at", "updated_at"]
 
     def get_workload_revisions(self, obj) -> dict[str, int]:

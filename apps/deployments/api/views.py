@@ -145,7 +145,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     capabilities = {"list": "view", "retrieve": "view", "create": "operate", "preview": "operate",
                     "deploy": "operate", "promote": "operate", "pause": "operate", "resume": "operate",
                     "abort": "operate", "rollback": "operate", "reapply": "operate", "revisions": "view",
-                    "replicate": "operate", "teardown": "operate"}
+                    "replicate": "operate", "teardown": "operate", "retry": "operate"}
 
     def select(self, *, user):
         filters = {"team": self.request.query_params.get("team"), "model": self.request.query_params.get("model"),
@@ -247,6 +247,13 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     def reapply(self, request, pk=None):
         revision = services.deployment_reapply(actor=request.user, deployment=self.get_object())
         return Response(s.RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """A deployment that needs attention (its drive ran out of attempts) is driven again (audited)."""
+        deployment = services.deployment_retry(actor=request.user, deployment=self.get_object())
+        return Response(s.DeploymentSerializer(deployment).data)
 
     @extend_schema(responses={200: s.RevisionSerializer(many=True)})
     @action(detail=True, methods=["get"])

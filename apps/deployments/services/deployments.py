@@ -1,7 +1,8 @@
 """Deployments and their revisions: create, deploy, promote, pause, resume, abort, roll back, re-apply, tear down.
 
 Over 400 lines because every operator verb on a deployment lives here, next to the checks they share
-(approval, torn-down refusal, the drive enqueue); splitting them would scatter one state machine's writes."""
+(approval, torn-down refusal, the new desired generation); splitting them would scatter one state machine's
+writes."""
 
 import re
 
@@ -10,20 +11,19 @@ from django.db.models import Max
 
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidInput, NotFound
-from apps.outbox.services import outbox_enqueue
+from apps.core import runner
 from apps.teams.choices import Capability
 from apps.teams.selectors import require_capability
 
 from .. import artifact_check, capacity, traffic
 from ..choices import ClusterKind, DeploymentStatus as S, RevisionReason, RevisionStatus, StrategyKind
 from ..models import Cluster, Deployment, DeploymentRevision
-from ..rollout import completion_fields, workload
+from ..rollout import ROLLOUT_KIND, completion_fields, workload
 from ..spec import validate_resources, validate_strategy
 from ..transitions import (ACCEPTS_NEW_REVISION, ROLLBACK_FROM, TEARDOWN_FROM, deployment_transition,
-                           revision_transition, revisions_supersede)
+                           deployment_want, revision_transition, revisions_supersede)
 from .clusters import namespace_for
 
-DRIVE_TOPIC = "deployments.drive"
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 
@@ -84,10 +84,11 @@ def _new_revision(*, actor, deployment, version, resources, strategy, reason=Rev
     return revision
 
 
-def _enqueue_drive(deployment, revision=None, why: str = "drive") -> None:
-    outbox_enqueue(topic=DRIVE_TOPIC, payload={"deployment_id": deployment.pk},
-                   dedup_key=f"deployments.{why}:{deployment.pk}:{deployment.lock_version}:{revision.pk if revision else ''}",
-                   team=deployment.team)
+def _desired_changed(deployment) -> None:
+    """The caller changed what the deployment should serve: a new desired generation in its transaction, and a
+    wake-up for the runner once it commits (a hint: lost, the beat's sweep finds the deployment due anyway)."""
+    deployment_want(deployment=deployment)
+    runner.wake(ROLLOUT_KIND, ids=[deployment.pk])
 
 
 @transaction.atomic
@@ -126,7 +127,7 @@ def deployment_create(*, actor, team, name: str, model_version, environment, clu
         "environment": [None, environment.name], "cluster": [None, cluster.name], "namespace": [None, allowed_ns],
         "strategy": [None, strategy], "resources": [None, resources], "revision": [None, revision.number],
         "gpus_reserved": [None, capacity.gpu_count(resources)]})
-    _enqueue_drive(deployment, revision)
+    _desired_changed(deployment)
     return deployment
 
 
@@ -158,7 +159,7 @@ def deployment_deploy(*, actor, deployment: Deployment, model_version, resources
         audit_changes={"model_version": [None, f"{model_version.model.name} v{model_version.version}"],
                        "strategy": [None, strategy], "revision": [None, revision.number],
                        "gpus_reserved": [None, capacity.gpu_count(resources)]})
-    _enqueue_drive(deployment, revision)
+    _desired_changed(deployment)
     return revision
 
 
@@ -204,7 +205,7 @@ def _promote(*, actor, deployment: Deployment) -> Deployment:
     if to == S.HEALTHY:
         _supersede(deployment, revision)
         capacity.allocation_start(deployment=deployment, revision=revision)
-    _enqueue_drive(deployment, why="route")
+    _desired_changed(deployment)
     return deployment
 
 
@@ -218,8 +219,10 @@ def deployment_pause(*, actor, deployment: Deployment) -> Deployment:
     if deployment.status not in (S.AWAITING_PROMOTION, S.PROGRESSING):
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}; only a running rollout can be paused.",
                        extra={"status": deployment.status})
-    return deployment_transition(deployment=deployment, to=S.PAUSED, actor=actor, action="deployment.pause",
-                                 fields={"status_message": "Rollout paused by " + str(actor)})
+    deployment = deployment_transition(deployment=deployment, to=S.PAUSED, actor=actor, action="deployment.pause",
+                                       fields={"status_message": "Rollout paused by " + str(actor)})
+    _desired_changed(deployment)
+    return deployment
 
 
 @transaction.atomic
@@ -227,8 +230,10 @@ def deployment_resume(*, actor, deployment: Deployment) -> Deployment:
     deployment = _operate(actor, deployment)
     if deployment.status != S.PAUSED:
         raise Conflict(f"Deployment {deployment.name} is {deployment.status}, not paused.", extra={"status": deployment.status})
-    return deployment_transition(deployment=deployment, to=S.AWAITING_PROMOTION, actor=actor,
-                                 action="deployment.resume", fields={"status_message": "Waiting for promotion."})
+    deployment = deployment_transition(deployment=deployment, to=S.AWAITING_PROMOTION, actor=actor,
+                                       action="deployment.resume", fields={"status_message": "Waiting for promotion."})
+    _desired_changed(deployment)
+    return deployment
 
 
 @transaction.atomic
@@ -256,7 +261,7 @@ def deployment_abort(*, actor, deployment: Deployment) -> Deployment:
         deployment = deployment_transition(deployment=deployment, to=S.PROGRESSING)
     deployment = deployment_transition(deployment=deployment, to=to, actor=actor, action="deployment.abort",
                                        fields=fields, audit_changes={"aborted_revision": [revision.number, None]})
-    _enqueue_drive(deployment, why="route")
+    _desired_changed(deployment)
     return deployment
 
 
@@ -336,7 +341,7 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, to_revisi
                               "model_version": [None, f"{version.model.name} v{version.version}"],
                               "environment": [None, deployment.environment.name], "reason": [None, broken_glass]})
     deployment.refresh_from_db()
-    _enqueue_drive(deployment, revision, why="rollback")
+    _desired_changed(deployment)
     return revision
 
 
@@ -406,7 +411,7 @@ def deployment_reapply(*, actor, deployment: Deployment) -> DeploymentRevision:
                           fields={"current_revision": revision, "drift": {}, "status_message": "Re-applying"},
                           audit_changes={"revision": [None, revision.number]})
     deployment.refresh_from_db()
-    _enqueue_drive(deployment, revision, why="reapply")
+    _desired_changed(deployment)
     return revision
 
 
@@ -432,5 +437,24 @@ def deployment_teardown(*, actor, deployment: Deployment) -> Deployment:
         audit_changes={"revision": [current.number if current else None, None],
                        "gpu_reservations_released": [None, stopped["reservations_released"]],
                        "gpu_allocations_stopped": [None, stopped["allocations_stopped"]]})
-    _enqueue_drive(deployment, why="teardown")
+    _desired_changed(deployment)
+    return deployment
+
+
+@transaction.atomic
+def deployment_retry(*, actor, deployment: Deployment) -> Deployment:
+    """A deployment whose drive ran out of attempts goes back to the status it had (audited) with a fresh round
+    of attempts; the runner drives it again at once."""
+    deployment = _operate(actor, deployment)  # permission before state
+    if deployment.status != S.NEEDS_ATTENTION:
+        raise Conflict(f"Deployment {deployment.name} is {deployment.status}; only a deployment that needs attention "
+                       f"can be retried.", code="not_needs_attention", extra={"status": deployment.status})
+    to = deployment.resume_status or S.PROGRESSING
+    deployment = deployment_transition(
+        deployment=deployment, to=to, actor=actor, action="deployment.retry",
+        fields={"resume_status": "", "status_message": f"Retrying (was: {deployment.last_error})"[:1900]},
+        audit_changes={"error": [deployment.last_error[:500] or None, None]})
+    runner.retry_now(row=deployment, fields={"last_error": ""})
+    deployment.refresh_from_db()
+    runner.wake(ROLLOUT_KIND, ids=[deployment.pk])
     return deployment
