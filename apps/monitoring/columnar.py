@@ -116,7 +116,10 @@ def _feature_array(values: list, kind: str | None):
     if kind is None:
         kind = "numeric" if all(v is None or _is_number(v) for v in values) else "categorical"
     if kind == "numeric":
-        return pa.array([None if v is None or not _is_number(v) else float(v) for v in values], pa.float64())
+        try:  # validated at ingest: floats and None only
+            return pa.array(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None or not _is_number(v) else float(v) for v in values], pa.float64())
     return pa.array([None if v is None else canonical_category(v) for v in values], pa.string())
 
 
@@ -302,7 +305,7 @@ def read_window(*, model_version_id: int, start: datetime, end: datetime, numeri
             rows = table.num_rows
             del table
         else:
-            rows = scan.query(f"SELECT count(*) FROM log{scan.where}").fetchone()[0]
+            rows = scan.query(f"SELECT count(*) FROM log{scan.where}").fetchall()[0][0]
         counts, nulls = _value_counts(scan, categorical, rows)
         return WindowData(rows=rows, numeric=arrays, counts=counts, nulls=nulls)
     finally:

@@ -1,20 +1,25 @@
-"""Drift run vs a plain Evidently 0.7 DataDriftPreset Report on the same rows (not a test).
+"""Drift per method vs a plain Evidently 0.7 Report with that method forced, on the same rows (not a test).
 
-    .venv/bin/python bench/drift/run.py                 # 1M reference rows, 1M current rows, 20 numeric features
-    .venv/bin/python bench/drift/run.py --rows 100000   # quicker
+    .venv/bin/python bench/drift/run.py                  # 1M reference × 1M current rows, 20 columns per method
+    .venv/bin/python bench/drift/run.py --rows 100000    # smoke run
+    .venv/bin/python bench/drift/run.py --methods ks,chisquare --skip-read-compare
 
-Both sides read the same two windows of the partitioned prediction log in a scratch database
-(`controlplane_bench_drift`, created and migrated on first use, data loaded once):
+Data (scratch database `controlplane_bench_drift`, created and migrated on first use; loaded once): one week
+of reference rows and the next week of current rows of one model version, written straight into the
+columnar prediction log (columnar.write_table: one Parquet file per UTC day). 20 numeric features f00–f19
+(f00–f07 shift 0.3–1.0 std, f08 0.11 std, f09 0.09 std, the rest don't move) and 20 categorical features
+c00–c19 (8 categories; c00–c07 shift, c08/c09 barely, the rest don't).
 
-- ours: `apps.monitoring.engine.window_drift` — reads the current window straight from PostgreSQL
-  (COPY binary → numpy), loads the stored prepared reference, tests the 20 columns on 2 threads.
-  Timed end to end, reads included. Preparing the reference (once per reference dataset, when it
-  is registered) is timed and printed separately.
-- Evidently: `Report([DataDriftPreset()]).run(current, reference)` on pandas DataFrames of the
-  same rows; only the Report is timed (loading the frames is not counted against it).
+Per method (wasserstein, ks, psi, jensenshannon on the numeric columns; chisquare on the categorical ones),
+each side in its own process (peak RSS per side):
+- ours: engine.window_drift with the method forced on every column, end to end: loading the stored prepared
+  reference, reading the current window from the Parquet files (DuckDB), testing 20 columns on 2 threads.
+- Evidently: `Report([DataDriftPreset(num_method=m | cat_method=m)], include_tests=True)` on pandas frames of
+  the same rows (read from the same files, not timed); each column's verdict is the status of Evidently's own
+  per-column "Value Drift" test (FAIL = drift), not recomputed from the score.
 
-Each side runs in its own process so peak RSS is per side. Prints timings, ratio, peak memory and
-the per-column method / score / verdict side by side.
+Read comparison (the storage choice in bench/README.md): the current window's 20 numeric columns read from
+the Parquet files vs from a PostgreSQL table with one float8 column per feature (COPY binary → numpy), same rows.
 """
 import argparse
 import json
@@ -36,55 +41,59 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 REF_START = datetime(2026, 1, 5, tzinfo=timezone.utc)
 CUR_START = datetime(2026, 1, 12, tzinfo=timezone.utc)
 SPAN = timedelta(days=7)
-MV_BASE = 990_000  # model version id used for the bench rows (id + rows, so sizes don't mix)
+NUMERIC_METHODS = ("wasserstein", "ks", "psi", "jensenshannon")
+METHODS = NUMERIC_METHODS + ("chisquare",)
+CATEGORIES = 8
 
 
-def _features(n: int):
-    return [f"f{i:02d}" for i in range(n)]
-
-
-def _make_columns(rows: int, nfeat: int, current: bool, seed: int):
-    """Reference: assorted distributions. Current: the first 8 features shift (0.3 std and more),
-    f08 shifts 0.11 std and f09 0.09 std (either side of the 0.1 threshold), the rest don't move."""
+def _numeric(rows: int, nfeat: int, current: bool, seed: int):
     import numpy as np
 
     rng = np.random.default_rng(seed)
     shifts = {0: 0.3, 1: 0.5, 2: 0.3, 3: 1.0, 4: 0.4, 5: 0.3, 6: 0.6, 7: 0.35, 8: 0.11, 9: 0.09}
-    cols = []
+    cols = {}
     for i in range(nfeat):
-        kind = i % 4
         shift = shifts.get(i, 0.0) if current else 0.0
+        kind = i % 4
         if kind == 0:
             col = rng.normal(0, 1, rows) + shift
         elif kind == 1:
-            col = (rng.lognormal(1, 0.5, rows) + shift * 1.5)
+            col = rng.lognormal(1, 0.5, rows) + shift * 1.5
         elif kind == 2:
             col = rng.uniform(0, 10, rows) + shift * 2.9
         else:
             col = np.round(rng.normal(50, 15, rows) + shift * 15)
-        cols.append(col.astype(np.float64))
+        cols[f"f{i:02d}"] = col
     return cols
 
 
-def _copy_binary(cursor, table: str, cols):
+def _categorical(rows: int, nfeat: int, current: bool, seed: int):
+    """Category shares ∝ 0.7^j; a shifted column mixes in the shares rolled by one category."""
     import numpy as np
 
-    n = len(cols[0])
-    fields = [("n", ">i2")]
-    for i in range(len(cols)):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", ">f8")]
-    arr = np.empty(n, dtype=np.dtype(fields))
-    arr["n"] = len(cols)
-    for i, col in enumerate(cols):
-        arr[f"l{i}"] = 8
-        arr[f"v{i}"] = col
-    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-    with cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
-        copy.write(header)
-        step = 100_000
-        for i in range(0, n, step):
-            copy.write(arr[i:i + step].tobytes())
-        copy.write((-1).to_bytes(2, "big", signed=True))
+    rng = np.random.default_rng(seed + 100)
+    base = 0.7 ** np.arange(CATEGORIES)
+    base /= base.sum()
+    shifts = {0: 0.3, 1: 0.5, 2: 0.2, 3: 0.4, 4: 0.3, 5: 0.25, 6: 0.6, 7: 0.35, 8: 0.01, 9: 0.004}
+    names = np.array([f"v{j}" for j in range(CATEGORIES)])
+    cols = {}
+    for i in range(nfeat):
+        s = shifts.get(i, 0.0) if current else 0.0
+        p = (1 - s) * base + s * np.roll(base, 1)
+        cols[f"c{i:02d}"] = names[rng.choice(CATEGORIES, rows, p=p)]
+    return cols
+
+
+def _week(start: datetime, rows: int, nfeat: int, current: bool, seed: int):
+    import numpy as np
+    import pyarrow as pa
+
+    step_us = int(SPAN.total_seconds() * 1_000_000) // rows
+    ts = np.datetime64(start.replace(tzinfo=None), "us") + np.arange(rows) * np.timedelta64(step_us, "us")
+    columns = {"ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC"))}
+    columns.update({k: pa.array(v) for k, v in _numeric(rows, nfeat, current, seed).items()})
+    columns.update({k: pa.array(v) for k, v in _categorical(rows, nfeat, current, seed).items()})
+    return pa.table(columns)
 
 
 def setup(rows: int, nfeat: int) -> dict:
@@ -97,163 +106,226 @@ def setup(rows: int, nfeat: int) -> dict:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import transaction
 
     call_command("migrate", verbosity=0)
-    from apps.monitoring import engine, logstore
-    from apps.monitoring.models import ReferenceColumn, ReferenceDataset
+    from apps.monitoring import columnar, engine
+    from apps.monitoring.models import PredictionFile, ReferenceColumn, ReferenceDataset
     from apps.registry.models import ModelVersion, RegisteredModel
     from apps.teams.models import Team
 
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-    model, _ = RegisteredModel.objects.get_or_create(name=f"bench-drift-{rows}-{nfeat}", defaults={"team": team})
+    model, _ = RegisteredModel.objects.get_or_create(name=f"bench-drift-pq-{rows}-{nfeat}", defaults={"team": team})
     version, _ = ModelVersion.objects.get_or_create(model=model, version=1)
-    features = _features(nfeat)
-    with connection.cursor() as c:
-        c.execute(f"SELECT count(*) FROM {logstore.TABLE} WHERE model_version_id = %s", [version.pk])
-        have = c.fetchone()[0]
-    if have != 2 * rows:
-        print(f"loading {2 * rows:,} rows × {nfeat} features into {DB_NAME} (once) ...", flush=True)
-        t = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as c:
-            c.execute(f"DELETE FROM {logstore.TABLE} WHERE model_version_id = %s", [version.pk])
-            logstore.ensure_partitions(REF_START, CUR_START + SPAN)
-            colsql = ", ".join(f"{f} float8" for f in features)
-            for label, start, seed in (("reference", REF_START, 1), ("current", CUR_START, 2)):
-                c.execute(f"CREATE TEMP TABLE bench_stage ({colsql}) ON COMMIT DROP")
-                _copy_binary(c.cursor, "bench_stage", _make_columns(rows, nfeat, label == "current", seed))
-                pairs = ", ".join(f"'{f}', {f}" for f in features)
-                c.execute(
-                    f"INSERT INTO {logstore.TABLE} (model_version_id, batch_pk, ts, request_id, features) "
-                    f"SELECT %s, 0, %s + (row_number() OVER () - 1) * (%s::interval / %s), "
-                    f"%s || '-' || row_number() OVER (), jsonb_build_object({pairs}) FROM bench_stage",
-                    [version.pk, start, SPAN, rows, label],
-                )
-                c.execute("DROP TABLE bench_stage")
-            c.execute(f"ANALYZE {logstore.TABLE}")
-        print(f"  loaded in {time.perf_counter() - t:.1f} s", flush=True)
+    numeric = [f"f{i:02d}" for i in range(nfeat)]
+    categorical = [f"c{i:02d}" for i in range(nfeat)]
+    files = PredictionFile.objects.filter(model_version=version)
+    if sum(files.values_list("rows", flat=True)) != 2 * rows:
+        print(f"writing {2 * rows:,} rows × {2 * nfeat} features into the columnar log (once) ...", flush=True)
+        files.delete()
+        for batch, (start, current, seed) in enumerate(((REF_START, False, 1), (CUR_START, True, 2)), start=1):
+            table = _week(start, rows, nfeat, current, seed)
+            t = time.perf_counter()
+            with transaction.atomic():
+                columnar.write_table(model_version_id=version.pk, batch_pk=batch, table=table)
+            print(f"  {rows:,} rows written in {time.perf_counter() - t:.1f} s", flush=True)
     # Reference preparation: what registering a reference dataset does, once.
     t = time.perf_counter()
+    import pandas as pd
+
     with transaction.atomic():
         ReferenceDataset.objects.filter(model_version=version).delete()
-        reference = ReferenceDataset.objects.create(
-            team=team, model_version=version, name="bench reference", source="logs", row_count=rows,
-            schema=[{"name": f, "kind": "numeric", "role": "feature"} for f in features])
-        arrays = logstore.read_numeric(model_version_id=version.pk, start=REF_START, end=REF_START + SPAN,
-                                       columns=features)
-        import pandas as pd
+        schema = ([{"name": c, "kind": "numeric", "role": "feature"} for c in numeric]
+                  + [{"name": c, "kind": "categorical", "role": "feature"} for c in categorical])
+        reference = ReferenceDataset.objects.create(team=team, model_version=version, name="bench reference",
+                                                    source="logs", row_count=rows, schema=schema)
+        frame = columnar.read_rows(model_version_id=version.pk, start=REF_START, end=REF_START + SPAN,
+                                   numeric=numeric, categorical=categorical).to_pandas()
+        for col in schema:
+            prepared = engine.prepare_column(frame.pop(col["name"]), col["kind"])
+            ReferenceColumn.objects.create(reference=reference, name=col["name"], kind=col["kind"], **prepared)
+    return {"version_id": version.pk, "reference_id": reference.pk, "numeric": numeric, "categorical": categorical,
+            "prepare_s": time.perf_counter() - t, "rows": rows}
 
-        for f in features:
-            prepared = engine.prepare_column(pd.Series(arrays.pop(f)), "numeric")
-            ReferenceColumn.objects.create(reference=reference, name=f, kind="numeric", **prepared)
-    prep_s = time.perf_counter() - t
-    return {"version_id": version.pk, "reference_id": reference.pk, "features": features, "prepare_s": prep_s}
+
+def _columns_for(method: str, info: dict) -> tuple[list, list]:
+    return (info["numeric"], []) if method in NUMERIC_METHODS else ([], info["categorical"])
 
 
-def phase_ours(info: dict) -> dict:
+def phase_ours(info: dict, method: str) -> dict:
     import django
 
     django.setup()
     from apps.monitoring import engine
     from apps.monitoring.models import ReferenceDataset
 
+    numeric, categorical = _columns_for(method, info)
     t = time.perf_counter()
     reference = engine.load_reference(ReferenceDataset.objects.get(pk=info["reference_id"]))
-    specs = [engine.ColumnSpec(name=f, kind="numeric", role="feature") for f in info["features"]]
+    specs = ([engine.ColumnSpec(name=c, kind="numeric", role="feature", method=method) for c in numeric]
+             + [engine.ColumnSpec(name=c, kind="categorical", role="feature", method=method) for c in categorical])
     result = engine.window_drift(model_version_id=info["version_id"], start=CUR_START, end=CUR_START + SPAN,
-                                 specs=specs, reference=reference, workers=2)
+                                 specs=specs, reference={k: v for k, v in reference.items() if k in numeric + categorical},
+                                 workers=2)
     elapsed = time.perf_counter() - t
     return {"seconds": elapsed, "timings": result.timings, "rows": result.current_rows,
             "columns": {r.column: [r.method, r.score, r.drifted] for _, r in result.results}}
 
 
-def phase_evidently(info: dict) -> dict:
+def phase_evidently(info: dict, method: str) -> dict:
     import django
 
     django.setup()
-    import pandas as pd
+    from apps.monitoring import columnar
+    from apps.monitoring.drift import DISPLAY_NAMES
 
-    from apps.monitoring import logstore
-
-    frames = []
-    for start in (REF_START, CUR_START):
-        arrays = logstore.read_numeric(model_version_id=info["version_id"], start=start, end=start + SPAN,
-                                       columns=info["features"])
-        frames.append(pd.DataFrame(arrays))
-        del arrays
+    numeric, categorical = _columns_for(method, info)
+    frames = [columnar.read_rows(model_version_id=info["version_id"], start=start, end=start + SPAN,
+                                 numeric=numeric, categorical=categorical).to_pandas() for start in (REF_START, CUR_START)]
     reference, current = frames
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    sys.path.insert(0, str(ROOT))
-    from tests.monitoring.evidently_ref import _BY_DISPLAY
-
-    definition = DataDefinition(numerical_columns=info["features"])
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    preset = DataDriftPreset(num_method=method) if numeric else DataDriftPreset(cat_method=method)
     t = time.perf_counter()
-    snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(current, data_definition=definition),
-                                               Dataset.from_pandas(reference, data_definition=definition))
+    snapshot = Report([preset], include_tests=True).run(Dataset.from_pandas(current, data_definition=definition),
+                                                        Dataset.from_pandas(reference, data_definition=definition))
     elapsed = time.perf_counter() - t
-    columns = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("ValueDrift"):
-            score = float(metric["value"])
-            columns[config["column"]] = [_BY_DISPLAY.get(config["method"], config["method"]), score,
-                                         score >= config["threshold"]]
-    return {"seconds": elapsed, "columns": columns, "rows": len(current)}
+    by_display = {v: k for k, v in DISPLAY_NAMES.items()}
+    result = snapshot.dict()
+    scores = {m["config"]["column"]: (by_display.get(m["config"]["method"], m["config"]["method"]), float(m["value"]))
+              for m in result["metrics"] if m["config"]["type"].endswith("ValueDrift")}
+    verdicts = {t["metric_config"]["params"]["column"]: str(getattr(t["status"], "value", t["status"])) == "FAIL"
+                for t in result["tests"] if t["metric_config"]["params"]["type"].endswith(":ValueDrift")}
+    return {"seconds": elapsed, "rows": len(current),
+            "columns": {c: [m, s, verdicts[c]] for c, (m, s) in scores.items()}}
 
 
-def _child(phase: str, info: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--info", json.dumps(info)],
+def phase_read(info: dict) -> dict:
+    """Current window's numeric columns: Parquet via DuckDB vs a typed float8 PostgreSQL table (COPY binary)."""
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.db import connection, transaction
+
+    from apps.monitoring import columnar
+
+    table = f"bench_typed_{info['rows']}"
+    cols = info["numeric"]
+    with connection.cursor() as c:
+        c.execute("SELECT to_regclass(%s)", [table])
+        if c.fetchone()[0] is None:
+            arrays = columnar.read_window(model_version_id=info["version_id"], start=CUR_START, end=CUR_START + SPAN,
+                                          numeric=cols, categorical=[]).numeric
+            with transaction.atomic():
+                c.execute(f"CREATE TABLE {table} (ts timestamptz, {', '.join(f'{n} float8' for n in cols)})")
+                _copy_binary(c.cursor, table, CUR_START, [arrays[n] for n in cols])
+                c.execute(f"CREATE INDEX ON {table} (ts)")
+                c.execute(f"ANALYZE {table}")
+    out = {}
+    for attempt in range(2):
+        t = time.perf_counter()
+        columnar.read_window(model_version_id=info["version_id"], start=CUR_START, end=CUR_START + SPAN,
+                             numeric=cols, categorical=[])
+        out["parquet_s"] = min(out.get("parquet_s", 1e9), time.perf_counter() - t)
+        t = time.perf_counter()
+        with connection.cursor() as c:
+            query = c.cursor.mogrify(f"SELECT {', '.join(cols)} FROM {table} WHERE ts >= %s AND ts < %s",
+                                     [CUR_START, CUR_START + SPAN])
+            with c.cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
+                buffer = b"".join(bytes(chunk) for chunk in copy)
+        fields = [("n", ">i2")] + [f for i in range(len(cols)) for f in ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]
+        decoded = np.frombuffer(memoryview(buffer)[19:len(buffer) - 2], dtype=np.dtype(fields))
+        [decoded[f"v{i}"].astype(np.float64) for i in range(len(cols))]
+        out["typed_pg_s"] = min(out.get("typed_pg_s", 1e9), time.perf_counter() - t)
+    return out
+
+
+def _copy_binary(cursor, table: str, start: datetime, cols):
+    """COPY (FORMAT binary) built by numpy: ts (µs since 2000-01-01) and float8 columns, fixed width."""
+    import numpy as np
+
+    n = len(cols[0])
+    fields = [("n", ">i2"), ("lt", ">i4"), ("t", ">i8")]
+    fields += [f for i in range(len(cols)) for f in ((f"l{i}", ">i4"), (f"v{i}", ">f8"))]
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["n"], rows["lt"] = len(cols) + 1, 8
+    epoch = int((start - datetime(2000, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1_000_000)
+    rows["t"] = epoch + np.arange(n) * (int(SPAN.total_seconds() * 1_000_000) // n)
+    for i, col in enumerate(cols):
+        rows[f"l{i}"], rows[f"v{i}"] = 8, col
+    with cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
+        for i in range(0, n, 100_000):
+            copy.write(rows[i:i + 100_000].tobytes())
+        copy.write((-1).to_bytes(2, "big", signed=True))
+
+
+def _child(phase: str, info: dict, method: str = "") -> dict:
+    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--method", method, "--info", json.dumps(info)],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
-        raise SystemExit(f"{phase} phase failed")
+        raise SystemExit(f"{phase} {method} phase failed")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _compare(method: str, ours: dict, theirs: dict) -> tuple[int, int, float]:
+    agree, max_rel = 0, 0.0
+    for col, (m, s, d) in ours["columns"].items():
+        em, es, ed = theirs["columns"][col]
+        agree += (m == em and d == ed)
+        max_rel = max(max_rel, abs(s - es) / max(abs(es), 1e-300))
+        if m != em or d != ed:
+            print(f"    {col}: ours {m} {s!r} {'drift' if d else 'ok'} / Evidently {em} {es!r} {'drift' if ed else 'ok'}")
+    return agree, len(ours["columns"]), max_rel
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--skip-read-compare", action="store_true")
     parser.add_argument("--phase")
+    parser.add_argument("--method", default="")
     parser.add_argument("--info")
     args = parser.parse_args()
     if args.phase:
         info = json.loads(args.info)
-        result = (phase_ours if args.phase == "ours" else phase_evidently)(info)
+        phase = {"ours": phase_ours, "evidently": phase_evidently}.get(args.phase)
+        result = phase(info, args.method) if phase else phase_read(info)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
 
     info = setup(args.rows, args.features)
-    print(f"reference preparation (once per reference dataset): {info['prepare_s']:.1f} s", flush=True)
-    ours = _child("ours", info)
-    print(f"ours done: {ours['seconds']:.1f} s", flush=True)
-    theirs = _child("evidently", info)
-    print(f"evidently done: {theirs['seconds']:.1f} s", flush=True)
-
+    print(f"reference preparation (once per reference dataset, 40 columns): {info['prepare_s']:.1f} s", flush=True)
+    if not args.skip_read_compare:
+        read = _child("read", info)
+        print(f"read {args.rows:,} rows × {args.features} numeric columns: Parquet/DuckDB {read['parquet_s']:.2f} s, "
+              f"typed PostgreSQL float8 columns (COPY binary) {read['typed_pg_s']:.2f} s", flush=True)
+    table = []
+    for method in args.methods.split(","):
+        ours = _child("ours", info, method)
+        theirs = _child("evidently", info, method)
+        agree, total, max_rel = _compare(method, ours, theirs)
+        table.append((method, ours, theirs, agree, total, max_rel))
+        print(f"{method}: ours {ours['seconds']:.2f} s (read {ours['timings']['read_s']:.2f} s), Evidently "
+              f"{theirs['seconds']:.2f} s, {theirs['seconds'] / ours['seconds']:.1f}x, verdicts {agree}/{total}",
+              flush=True)
     print()
-    print(f"rows: reference {args.rows:,} / current {ours['rows']:,}, {args.features} numeric features, 2 threads")
-    print(f"{'':28}{'ours':>12}{'Evidently':>12}")
-    print(f"{'drift time (s)':28}{ours['seconds']:>12.2f}{theirs['seconds']:>12.2f}")
-    print(f"{'  of which PG read (s)':28}{ours['timings']['read_s']:>12.2f}{'-':>12}")
-    print(f"{'peak RSS (MB)':28}{ours['peak_rss_mb']:>12.0f}{theirs['peak_rss_mb']:>12.0f}")
-    print(f"ratio Evidently / ours: {theirs['seconds'] / ours['seconds']:.1f}x "
-          f"(with reference preparation counted too: {theirs['seconds'] / (ours['seconds'] + info['prepare_s']):.1f}x)")
-    print()
-    print(f"{'column':8}{'method':>14}{'ours score':>22}{'Evidently score':>22}{'ours':>7}{'Evid.':>7}")
-    agree = 0
-    for col in info["features"]:
-        m, s, d = ours["columns"][col]
-        em, es, ed = theirs["columns"][col]
-        same = m == em and d == ed
-        agree += same
-        print(f"{col:8}{m:>14}{s:>22.15f}{es:>22.15f}{'drift' if d else 'ok':>7}{'drift' if ed else 'ok':>7}"
-              f"{'' if same else '  DIFFERENT'}")
-    max_rel = max(abs(ours["columns"][c][1] - theirs["columns"][c][1]) / max(abs(theirs["columns"][c][1]), 1e-300)
-                  for c in info["features"])
-    print(f"verdict agreement: {agree}/{len(info['features'])} columns; max relative score difference {max_rel:.1e}")
+    print(f"rows: reference {args.rows:,} / current {args.rows:,}, {args.features} columns per method, 2 threads")
+    print("| method | columns | ours s (read s) | Evidently s | Evidently / ours | verdicts equal | max rel. score diff "
+          "| peak RSS ours / Evidently MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for method, ours, theirs, agree, total, max_rel in table:
+        kind = "numeric" if method in NUMERIC_METHODS else "categorical"
+        print(f"| {method} | {total} {kind} | {ours['seconds']:.2f} ({ours['timings']['read_s']:.2f}) "
+              f"| {theirs['seconds']:.1f} | {theirs['seconds'] / ours['seconds']:.1f}× | {agree}/{total} "
+              f"| {max_rel:.1e} | {ours['peak_rss_mb']:.0f} / {theirs['peak_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":

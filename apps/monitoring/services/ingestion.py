@@ -79,7 +79,7 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
     prediction_num, score, latency_ms, error), {column: {reason: count}}, first examples)."""
     good, rejections, examples = [], defaultdict(lambda: defaultdict(int)), []
     pred_col = next((c for c in schema.values() if c["role"] == ColumnRole.PREDICTION), None)
-    feature_cols = {n: c for n, c in schema.items() if c["role"] == ColumnRole.FEATURE}
+    kinds = {n: c["kind"] for n, c in schema.items() if c["role"] == ColumnRole.FEATURE}
 
     def reject(i, column, reason):
         rejections[column][reason] += 1
@@ -106,14 +106,17 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
         if not isinstance(features, dict):
             reject(i, "features", "missing" if features is None else "not an object")
             continue
-        bad = None
+        bad = nul_feature = None
         clean = {}
         for name, value in features.items():
-            col = feature_cols.get(name)
-            if col is None:
+            kind = kinds.get(name)
+            if kind is None:
                 bad = (name, "unknown column (not in the monitor schema)")
                 break
-            if col["kind"] == ColumnKind.NUMERIC:
+            if kind == ColumnKind.NUMERIC:
+                if type(value) is float and math.isfinite(value):  # the common case, without _num's checks
+                    clean[name] = value
+                    continue
                 number, ok = _num(value)
                 if not ok:
                     bad = (name, "wrong type: expected a number")
@@ -123,7 +126,10 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
                 if isinstance(value, (dict, list)):
                     bad = (name, "wrong type: expected a category (string or number)")
                     break
-                clean[name] = None if value is None else engine.canonical_category(value)
+                text = None if value is None else engine.canonical_category(value)
+                if nul_feature is None and text is not None and "\x00" in text:
+                    nul_feature = name
+                clean[name] = text
         if bad:
             reject(i, *bad)
             continue
@@ -157,8 +163,8 @@ def validate_rows(rows, schema: dict[str, dict]) -> tuple[list[tuple], dict, lis
             continue
         error = row.get("error")
         # Files are not parsed by the API's JSON parser, which refuses NUL; PostgreSQL text and JSONB refuse it too.
-        nul = next((name for name, value in (("request_id", request_id), ("error", error), ("prediction", prediction),
-                                             *clean.items()) if isinstance(value, str) and "\x00" in value), None)
+        nul = next((name for name, value in (("request_id", request_id), ("error", error), ("prediction", prediction))
+                    if isinstance(value, str) and "\x00" in value), nul_feature)
         if nul:
             reject(i, nul, "contains the NUL character")
             continue
