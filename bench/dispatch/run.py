@@ -24,6 +24,7 @@ engine → official kubernetes client → HTTP.
 Scratch database `controlplane_bench_deployments` (dropped and migrated each run), Redis db 7.
 """
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -100,22 +101,48 @@ def stop_worker(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
+_SHIPPED_KIND_QUEUES: dict[str, str] = {}
+
+
 def route_everything_to(queue: str | None) -> None:
-    """Publishing side of the one-queue layout: every task of ours to `queue` (None: the shipped routes)."""
+    """Publishing side of the one-queue layout: every task of ours, and the runner's wake-ups of every work kind,
+    to `queue` (None: the shipped routes and kinds)."""
     from django.conf import settings
 
+    from apps.core import runner
     from controlplane.celery import app
 
     app.conf.task_routes = ({name: {"queue": queue} for name in settings.CELERY_TASK_ROUTES} if queue
                             else settings.CELERY_TASK_ROUTES)
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)
+    for kind in runner.kinds():
+        shipped = _SHIPPED_KIND_QUEUES.setdefault(kind.name, kind.queue)
+        runner._KINDS[kind.name] = dataclasses.replace(kind, queue=queue or shipped)  # register() allows 2 queues
 
 
 def queue_of(task_name: str) -> str:
     from controlplane.celery import app
 
     return app.amqp.router.route({}, task_name)["queue"].name
+
+
+def control_log_times(log: Path, since: float) -> tuple[float | None, float | None]:
+    """When the control worker received its first runner.tick after `since`, and when that tick finished (from
+    the worker's INFO log: `[YYYY-mm-dd HH:MM:SS,mmm: INFO/…] Task runner.tick[…] received|succeeded`)."""
+    received = finished = None
+    for line in log.read_text(errors="replace").splitlines():
+        if "Task runner.tick[" not in line or not line.startswith("["):
+            continue
+        stamp = time.mktime(time.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")) + int(line[21:24]) / 1000
+        if stamp < since - 0.001:
+            continue
+        if received is None and line.rstrip().endswith("received"):
+            received = stamp
+        elif received is not None and " succeeded in " in line:
+            finished = stamp
+            break
+    return received, finished
 
 
 def percentile(values, p):
@@ -141,7 +168,10 @@ def main() -> None:
     parser.add_argument("--shared-rollbacks", type=int, default=20, help="rollbacks timed with one shared queue")
     parser.add_argument("--drift-runs", type=int, default=20, help="drift runs kept queued at each click")
     parser.add_argument("--drift-rows", type=int, default=2000, help="prediction rows in each drift run's window")
-    parser.add_argument("--bulk-nice", type=int, default=0, help="CPU niceness of the bulk worker (shipped queues)")
+    parser.add_argument("--bulk-nice", type=int, default=10,
+                        help="CPU niceness of the bulk worker (shipped queues; make run uses 10)")
+    parser.add_argument("--bulk-concurrency", type=int, default=max(1, min((os.cpu_count() or 2) - 1, 4)),
+                        help="bulk worker processes (make run: cores - 1, 1 to 4)")
     parser.add_argument("--skip-dispatch", action="store_true")
     args = parser.parse_args()
 
@@ -193,17 +223,17 @@ def main() -> None:
 
 
 def dispatch(args, create, clusters, emulators) -> list[str]:
-    from apps.deployments.models import Deployment
-    from apps.deployments.rollout import rollout_drive
-    import apps.outbox.services as outbox_services
-    from apps.outbox.models import OutboxMessage
+    from django.db import transaction
 
-    # ---- sequential loop, in this process (outbox rows are left unpublished: Redis db 7 has no worker yet)
-    publish = outbox_services.outbox_publish_due
-    outbox_services.outbox_publish_due = lambda **kw: {}
+    from apps.core import runner
+    from apps.core.tasks import sweep_task
+    from apps.deployments.models import Deployment
+    from apps.deployments.rollout import ROLLOUT_KIND, rollout_drive
+
+    # ---- sequential loop, in this process (the runner's wake-ups are held back: no worker may take them)
+    wake = runner.wake
+    runner.wake = lambda *a, **kw: None
     sequential = [create(f"seq-{i}", cluster=clusters[i % len(clusters)]) for i in range(args.sequential)]
-    outbox_services.outbox_publish_due = publish
-    OutboxMessage.objects.all().delete()
     started = time.monotonic()
     for d in sequential:
         rollout_drive(deployment_id=d.pk)
@@ -211,38 +241,37 @@ def dispatch(args, create, clusters, emulators) -> list[str]:
     assert Deployment.objects.filter(name__startswith="seq-", status="healthy").count() == args.sequential
 
     # ---- the same dispatch work for N deployments, driven by the worker's concurrency: all are created
-    # first (publishing held back, as for the loop), then released to the queue at once.
-    outbox_services.outbox_publish_due = lambda **kw: {}
-    for i in range(args.deployments):
-        create(f"con-{i}", cluster=clusters[i % len(clusters)])
-    outbox_services.outbox_publish_due = publish
+    # first (wake-ups held back, as for the loop), then each one's wake-up is sent at once, as on commit.
+    created = [create(f"con-{i}", cluster=clusters[i % len(clusters)]) for i in range(args.deployments)]
+    runner.wake = wake
     worker = start_worker(queues="control,bulk", pool="threads", concurrency=args.concurrency,
                           log=Path("/tmp/bench-deployments-worker.log"))
     try:
         started = time.monotonic()
-        while publish(limit=500)["published"]:
-            pass
-        deadline = time.monotonic() + 1800
+        with transaction.atomic():
+            for d in created:
+                runner.wake(ROLLOUT_KIND, ids=[d.pk])
+        deadline, swept = time.monotonic() + 1800, time.monotonic()
         while Deployment.objects.filter(name__startswith="con-", status="healthy").count() < args.deployments:
             if time.monotonic() > deadline:
                 raise SystemExit("timed out waiting for the worker")
             time.sleep(1)
-            publish()  # what the outbox sweep beat does: drives retried with backoff become due
-            beat_redrive()
+            if time.monotonic() - swept > 10:  # what the runner.sweep beat does: drives due after a backoff
+                sweep_task()
+                swept = time.monotonic()
         con_time = time.monotonic() - started
         failed = Deployment.objects.filter(name__startswith="con-").exclude(status="healthy").count()
     finally:
         stop_worker(worker)
     seq_rate, con_rate = args.sequential / seq_time, args.deployments / con_time
-    retries = OutboxMessage.objects.filter(dedup_key__startswith="deployments.retry:").count()
-    redrives = OutboxMessage.objects.filter(dedup_key__startswith="bench.redrive:").count()
+    retries = Deployment.objects.filter(name__startswith="con-", attempts__gt=1).count()
     applies = sum(len(e.applied) for e in emulators)
     return [
         f"dispatch: emulator in {len(emulators)} process(es) of its own; {applies} applies served",
         f"dispatch: sequential loop  {args.sequential:5d} deployments in {seq_time:7.1f} s = {seq_rate:6.1f}/s",
         f"dispatch: worker x{args.concurrency:<4d}   {args.deployments:5d} deployments in {con_time:7.1f} s = "
         f"{con_rate:6.1f}/s ({failed} not healthy)",
-        f"dispatch: {retries} drives retried through the outbox after 5xx/timeouts, {redrives} re-driven as stuck",
+        f"dispatch: {retries} deployments needed more than one drive attempt (5xx, timeouts, expired leases)",
         f"dispatch: speed-up {con_rate / seq_rate:.1f}x ({args.deployments} sequential would take "
         f"~{args.deployments / seq_rate:.0f} s)",
     ]
@@ -251,6 +280,8 @@ def dispatch(args, create, clusters, emulators) -> list[str]:
 def rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulator, broker) -> list[str]:
     from rest_framework.test import APIClient
 
+    from apps.core import runner
+    from apps.deployments.rollout import ROLLOUT_KIND
     from apps.monitoring.services import monitor_run_request
     from tests.monitoring import factories as mf
 
@@ -266,8 +297,10 @@ def rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulator, br
                                 window_end=mf.T0 + timedelta(days=1))
         return broker.llen(queue)
 
-    def measure(label: str, count: int, rollback_queue: str, drift_queue: str) -> tuple[list[float], list[str]]:
-        assert queue_of("deployments.drive") == rollback_queue and queue_of("monitoring.run_monitor") == drift_queue
+    def measure(label: str, count: int, rollback_queue: str, drift_queue: str,
+                worker_log: Path) -> tuple[list[float], list[str]]:
+        assert runner.kind_get(ROLLOUT_KIND).queue == rollback_queue
+        assert queue_of("monitoring.run_monitor") == drift_queue
         deployments = [create(f"rb-{label}-{i}") for i in range(count)]
         for d in deployments:
             wait_for(d.pk, "healthy", timeout=120)
@@ -276,19 +309,26 @@ def rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulator, br
             assert response.status_code == 201, response.content
         for d in deployments:
             wait_for(d.pk, "healthy", revision=2, timeout=120)
-        latencies, waiting_after = [], []
+        latencies, waiting_after, phases = [], [], []
         for d in deployments:
             queued = top_up(drift_queue)
             mark = len(emulator.applied)
             click = time.time()
             response = client.post(f"/api/v1/deployments/deployments/{d.pk}/rollback/", {"reason": "bench"},
                                    format="json")
+            answered = time.time()
             assert response.status_code == 201, response.content
             service = f"Service/bench/{d.name}"
             while True:
                 hits = [t for t, key, pinned in emulator.applied[mark:] if key == service and pinned == "1"]
                 if hits:
                     latencies.append((hits[0] - click) * 1000)
+                    first_apply = next(t for t, key, _ in emulator.applied[mark:] if key.endswith(f"/{d.name}")
+                                       or f"/{d.name}-" in key)
+                    received, _ = control_log_times(worker_log, click)
+                    phases.append({"api": answered - click, "picked up": (received or answered) - answered,
+                                   "claim to 1st apply": first_apply - (received or answered),
+                                   "1st apply to route": hits[0] - first_apply})
                     break
                 if time.time() - click > 600:
                     raise SystemExit(f"rollback of {d.name} never reached the API server")
@@ -296,62 +336,53 @@ def rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulator, br
             waiting_after.append(broker.llen(drift_queue))
             assert queued >= args.drift_runs
             wait_for(d.pk, "healthy", revision=3, timeout=600)
+        where = ", ".join(f"{name} p50 {percentile([p[name] * 1000 for p in phases], 50):.0f} / p95 "
+                          f"{percentile([p[name] * 1000 for p in phases], 95):.0f} ms" for name in phases[0])
         return latencies, [f"{label}: drift runs still queued when each rollback was served: "
-                           f"min {min(waiting_after)}, max {max(waiting_after)}"]
+                           f"min {min(waiting_after)}, max {max(waiting_after)}",
+                           f"{label}: where the time goes (click → API answer → control worker received the "
+                           f"tick → first apply of the drive → Service on r1): {where}"]
 
     lines = []
     # Queues as shipped: rollbacks on control, drift runs on bulk, a worker each.
     route_everything_to(None)
     control = start_worker(queues="control", pool="prefork", concurrency=2, log=Path("/tmp/bench-control.log"))
-    bulk = start_worker(queues="bulk", pool="prefork", concurrency=2, log=Path("/tmp/bench-bulk.log"),
-                        nice=args.bulk_nice)
+    bulk = start_worker(queues="bulk", pool="prefork", concurrency=args.bulk_concurrency,
+                        log=Path("/tmp/bench-bulk.log"), nice=args.bulk_nice)
     try:
-        split, notes = measure("split", args.rollbacks, "control", "bulk")
+        split, notes = measure("split", args.rollbacks, "control", "bulk", Path("/tmp/bench-control.log"))
         lines += notes
     finally:
         stop_worker(control)
         stop_worker(bulk)
     broker.delete("bulk", "control")
+    lines += [
+        f"rollback click→endpoint on r1, {args.drift_runs} drift runs queued, control + bulk queues "
+        f"(bulk worker nice {args.bulk_nice}, concurrency {args.bulk_concurrency}) ({len(split)}): {describe(split)}",
+        f"  each, ms: {' '.join(f'{x:.0f}' for x in split)}",
+    ]
+    if not args.shared_rollbacks:
+        return lines
     # One queue for everything, one worker: the layout before issue 10.
     route_everything_to(SHARED_QUEUE)
-    shared_worker = start_worker(queues=SHARED_QUEUE, pool="prefork", concurrency=2,
+    # (It also consumes control and bulk, where tasks sent from inside the worker go: its kinds are the shipped ones.)
+    shared_worker = start_worker(queues=f"{SHARED_QUEUE},control,bulk", pool="prefork", concurrency=2,
                                  log=Path("/tmp/bench-shared.log"))
     try:
-        shared, notes = measure("shared", args.shared_rollbacks, SHARED_QUEUE, SHARED_QUEUE)
+        shared, notes = measure("shared", args.shared_rollbacks, SHARED_QUEUE, SHARED_QUEUE,
+                                Path("/tmp/bench-shared.log"))
         lines += notes
     finally:
         stop_worker(shared_worker)
         route_everything_to(None)
     broker.delete(SHARED_QUEUE)
     lines += [
-        f"rollback click→endpoint on r1, {args.drift_runs} drift runs queued, control + bulk queues "
-        f"(bulk worker nice {args.bulk_nice}) ({len(split)}): {describe(split)}",
-        f"  each, ms: {' '.join(f'{x:.0f}' for x in split)}",
         f"rollback click→endpoint on r1, {args.drift_runs} drift runs queued, one shared queue "
         f"({len(shared)}): {describe(shared)}",
         f"rollback p95 ratio shared / split: {percentile(shared, 95) / percentile(split, 95):.1f}x; "
         f"p50 ratio {percentile(shared, 50) / percentile(split, 50):.1f}x",
     ]
     return lines
-
-
-_last_redrive = [0.0]
-
-
-def beat_redrive() -> None:
-    """What the reconcile beat does for rollouts a failed drive left behind: drive them again."""
-    from django.db import transaction
-
-    from apps.deployments.rollout import rollout_stuck
-    from apps.outbox.services import outbox_enqueue
-
-    if time.monotonic() - _last_redrive[0] < 15:
-        return
-    _last_redrive[0] = time.monotonic()
-    with transaction.atomic():
-        for d in rollout_stuck(older_than_seconds=30):
-            outbox_enqueue(topic="deployments.drive", payload={"deployment_id": d.pk},
-                           dedup_key=f"bench.redrive:{d.pk}:{int(time.time())}", team=d.team)
 
 
 def wait_for(deployment_id, status, revision=None, timeout=60):
