@@ -23,9 +23,16 @@ from . import factories as f
 DAY = timedelta(days=1)
 
 
-def _log_days(mon, days: int, *, drift=False, rows=600):
+def _log_days(mon, days: int, *, drift=False, rows=600, version=None):
     for d in range(days):
-        f.logs(mon.model_version, f.frame(rows, drift=drift, seed=d), start=f.T0 + d * DAY, prefix=f"d{d}")
+        f.logs(version or mon.model_version, f.frame(rows, drift=drift, seed=d), start=f.T0 + d * DAY, prefix=f"d{d}")
+
+
+def _monitor_after_the_data(team, days: int, *, drift=False):
+    """Logs written before any monitor watched the version: no summaries at ingest, a run must build them."""
+    version = f.model_version(team)
+    _log_days(None, days, drift=drift, version=version)
+    return f.monitor(team, version, exact_max_rows=100)
 
 
 def _run(mon, days: int):
@@ -53,7 +60,7 @@ def test_sketch_mode_gives_exact_modes_verdicts(team, drift):
             assert other.score == pytest.approx(feature.score, rel=1e-9, abs=1e-12)
         else:
             assert other.distribution["edges"] and len(other.distribution["reference"]) == len(other.distribution["current"])
-    stored = PartitionSummary.objects.filter(reference=mon.reference).order_by("key")
+    stored = PartitionSummary.objects.filter(reference=mon.reference).order_by("key")  # built at ingest
     assert [(s.key, s.rows) for s in stored] == [("2026-03-02", 600), ("2026-03-03", 600)]
 
     stamps = [s.updated_at for s in stored]
@@ -85,8 +92,8 @@ def _handed_off(mon, days: int):
 
 def test_a_window_over_many_partitions_fans_out(team, settings, private_broker):
     settings.MONITORING_FANOUT_MIN_PARTITIONS = 2
-    mon = f.monitor(team, exact_max_rows=100)
-    _log_days(mon, 3, drift=True)
+    mon = _monitor_after_the_data(team, 3, drift=True)
+    assert not PartitionSummary.objects.exists()
     run = _handed_off(mon, 3)
     steps = _bulk_messages(private_broker)
     assert [s["key"] for s in steps] == ["2026-03-02", "2026-03-03", "2026-03-04"]
@@ -103,8 +110,7 @@ def test_a_window_over_many_partitions_fans_out(team, settings, private_broker):
 
 def test_a_lost_map_message_leaves_the_run_to_its_lease(team, settings, private_broker):
     settings.MONITORING_FANOUT_MIN_PARTITIONS = 2
-    mon = f.monitor(team, exact_max_rows=100)
-    _log_days(mon, 3)
+    mon = _monitor_after_the_data(team, 3)
     run = _handed_off(mon, 3)
     steps = _bulk_messages(private_broker)
     assert [summarize_partition_task(**s) for s in steps[:2]] == ["waiting", "waiting"]  # the third is lost
