@@ -148,6 +148,7 @@ def write_table(*, model_version_id: int, batch_pk: int, table):
     import pyarrow.parquet as pq
 
     from .models import PredictionFile
+    from .services import partition_summaries
 
     table = _normalise(table)
     types = {name: FLOAT if table.schema.field(name).type == pa.float64() else STRING
@@ -162,6 +163,9 @@ def write_table(*, model_version_id: int, batch_pk: int, table):
         target.filesystem.create_dir(target.path(relative).rsplit("/", 1)[0], recursive=True)
         pq.write_table(part, target.path(relative), filesystem=target.filesystem)
         bounds = pc.min_max(part.column("ts")).as_py()
+        # Summaries at ingest (sketch mode): merged into the day's summary in this same transaction.
+        partition_summaries.on_partition_written(model_version_id=model_version_id, key=day.isoformat(),
+                                                 start=_day_bounds(day)[0], end=_day_bounds(day)[1], table=part)
         files.append(PredictionFile(model_version_id=model_version_id, day=day, batch_pk=batch_pk, path=relative,
                                     rows=part.num_rows, ts_min=bounds["min"], ts_max=bounds["max"], columns=types))
     return PredictionFile.objects.bulk_create(files)
