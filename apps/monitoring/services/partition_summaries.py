@@ -10,15 +10,19 @@ memory is bounded by (partition rows × a few columns), whatever the number of f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models.functions import Length
 
 from .. import columnar, engine, summaries
 from ..choices import ColumnKind, ColumnRole
 from ..models import Monitor, PartitionSummary, ReferenceDataset
 
 READ_BYTES = 256 * 1024 * 1024  # float64 column data per read while summarizing a partition
+WRITE_AMPLIFICATION = 4  # at ingest, a stored summary is rewritten only for a file at least a quarter its size
 
 
 def summarized_columns(reference: ReferenceDataset) -> dict[str, str]:
@@ -64,13 +68,25 @@ def _stored_shape(table, kinds: dict[str, str]):
     return table
 
 
+def _references(model_version_id: int):
+    return ReferenceDataset.objects.filter(
+        pk__in=Monitor.objects.filter(model_version_id=model_version_id, reference__isnull=False).values("reference_id"))
+
+
 def on_partition_written(*, model_version_id: int, key: str, start, end, table) -> None:
     """Ingest hook (columnar.py, inside the ingest's transaction): merge the rows just written to partition `key`
-    into its summary for every reference the version's monitors use."""
-    references = ReferenceDataset.objects.filter(
-        pk__in=Monitor.objects.filter(model_version_id=model_version_id, reference__isnull=False)
-        .values("reference_id"))
-    for reference in references:
+    into its summary for every reference the version's monitors use.
+
+    A summary more than WRITE_AMPLIFICATION times the file's raw size is not rewritten for it: a day's summary
+    weighs up to ~45 KB per numeric column, and rewriting it for every 100-row batch would write far more than the
+    rows. That summary is then stale (its row count is short) and the next sketch-mode run, or the day's compaction
+    (partition_compacted), rebuilds it from the partition once."""
+    raw_bytes = table.num_rows * max(table.num_columns, 1) * 8
+    sizes = dict(PartitionSummary.objects.filter(model_version_id=model_version_id, key=key)
+                 .annotate(size=Length("payload")).values_list("reference_id", "size"))
+    for reference in _references(model_version_id):
+        if sizes.get(reference.pk, 0) > WRITE_AMPLIFICATION * raw_bytes:
+            continue
         kinds = summarized_columns(reference)
         added = summaries.summarize(_stored_shape(table, kinds), kinds=kinds, edges=_edges_for(reference, kinds),
                                     k=summaries.kll_k())
@@ -86,6 +102,21 @@ def on_partition_written(*, model_version_id: int, key: str, start, end, table) 
                 merged = added  # is stale (rows ≠ the partition's) unless the file is the whole partition
             row.rows, row.payload = merged.rows, merged.to_bytes()
             row.save(update_fields=["rows", "payload", "updated_at"])
+
+
+def partition_compacted(*, model_version_id: int, key: str) -> None:
+    """A partition's files were rewritten (compaction): rebuild its summaries that are stale, once per reference."""
+    day = date.fromisoformat(key)
+    lo = datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc)
+    part = next((p for p in columnar.partitions(model_version_id=model_version_id, start=lo, end=lo + timedelta(days=1))
+                 if p.key == key), None)
+    if part is None:
+        return
+    stored = dict(PartitionSummary.objects.filter(model_version_id=model_version_id, key=key)
+                  .values_list("reference_id", "rows"))
+    for reference in _references(model_version_id):
+        if stored.get(reference.pk) != part.rows:
+            partition_summary_build(model_version_id=model_version_id, reference=reference, partition=part)
 
 
 def partition_summarize(*, model_version_id: int, reference: ReferenceDataset, partition, start=None,
