@@ -6,8 +6,12 @@ from .choices import GateKind
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
-def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def format_value(value) -> str:
+    """A gate's value or threshold for people: 0.9777777777777777 → "0.978", 1234.5678 → "1234.568"; not a
+    float (a tag's value, None) → as it is."""
+    if not isinstance(value, float):
+        return "—" if value is None else str(value)
+    return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3g}"
 
 
 def evaluate_gate(gate: dict, *, version, holder=None) -> dict:
@@ -24,7 +28,7 @@ def evaluate_gate(gate: dict, *, version, holder=None) -> dict:
         result["value"] = value
         result["passed"] = bool(OPS[op](value, threshold))
         verdict = "passes" if result["passed"] else "fails"
-        result["message"] = f"{metric} = {_fmt(value)} {verdict} {op} {_fmt(threshold)}."
+        result["message"] = f"{metric} = {format_value(value)} {verdict} {op} {format_value(threshold)}."
         return result
     if kind == GateKind.TAG:
         tags = {**(version.run_tags or {}), **(version.model.tags or {}), **(version.tags or {})}
@@ -51,7 +55,7 @@ def evaluate_gate(gate: dict, *, version, holder=None) -> dict:
         if holder is None or holder.pk == version.pk:
             result["threshold"] = None
             result["passed"] = True
-            result["message"] = f"No other version holds the alias; nothing to regress against ({metric} = {_fmt(value)})."
+            result["message"] = f"No other version holds the alias; nothing to regress against ({metric} = {format_value(value)})."
             return result
         base = (holder.metrics or {}).get(metric)
         if base is None:
@@ -63,8 +67,8 @@ def evaluate_gate(gate: dict, *, version, holder=None) -> dict:
         result["threshold"] = bound
         result["passed"] = bool(OPS[op](value, bound))
         verdict = "within" if result["passed"] else "regresses beyond"
-        result["message"] = (f"{metric} = {_fmt(value)} vs {_fmt(base)} on {holder} (current holder): {verdict} "
-                             f"the tolerated {_fmt(tolerance)}.")
+        result["message"] = (f"{metric} = {format_value(value)} vs {format_value(base)} on {holder} (current holder): {verdict} "
+                             f"the tolerated {format_value(tolerance)}.")
         return result
     result["message"] = f"Unknown gate kind '{kind}'."
     return result

@@ -109,7 +109,8 @@ def model_detail(request, pk):
         "admin_teams": [t for t in team_list(user=request.user) if has_capability(
             user=request.user, team_id=t.pk, capability=Capability.ADMINISTER)],
         "can_approve": can_approve,
-        "promotions": selectors.promotion_list(user=request.user, filters={"version__model_id": model.pk})[:50],
+        "promotions": selectors.promotion_progress(user=request.user, requests=list(
+            selectors.promotion_list(user=request.user, filters={"version__model_id": model.pk})[:50])),
         "datasets": sorted({(d.get("name"), d.get("digest"), d.get("source")) for v in versions for d in v.datasets or []}),
     })
 
@@ -184,10 +185,11 @@ def version_request_promotion(request, pk):
 
 @login_required
 def inbox(request):
-    waiting = selectors.promotion_inbox(user=request.user)
-    open_requests = selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.REQUESTED})
-    recent = selectors.promotion_list(user=request.user).exclude(status=PromotionStatus.REQUESTED)[:25]
-    attention = selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.NEEDS_ATTENTION})
+    waiting = list(selectors.promotion_inbox(user=request.user))
+    open_requests = list(selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.REQUESTED}))
+    recent = list(selectors.promotion_list(user=request.user).exclude(status=PromotionStatus.REQUESTED)[:25])
+    attention = list(selectors.promotion_list(user=request.user, filters={"status": PromotionStatus.NEEDS_ATTENTION}))
+    selectors.promotion_progress(user=request.user, requests=waiting + open_requests + recent + attention)
     return render(request, "registry/inbox.html", {"waiting": waiting, "open_requests": open_requests,
                                                    "recent": recent, "attention": attention})
 
@@ -220,11 +222,15 @@ def _timeline(promotion) -> list[dict]:
 @domain_errors
 def request_detail(request, pk):
     promotion = selectors.promotion_get(user=request.user, request_id=pk)
+    selectors.promotion_progress(user=request.user, requests=[promotion])
     team_id = promotion.team_id
+    can_approve = has_capability(user=request.user, team_id=team_id, capability=Capability.APPROVE)
     return render(request, "registry/request_detail.html", {
         "promotion": promotion, "timeline": _timeline(promotion),
-        "approvals": promotion.approvals.filter(decision="approve").count(),
-        "can_approve": has_capability(user=request.user, team_id=team_id, capability=Capability.APPROVE),
+        "can_approve": can_approve,
+        # Approve and Reject only for whom they would work; the others read why not (already decided, ...).
+        "decision_refusal": services.promotion_decision_refusal(actor=request.user, request=promotion)
+        if can_approve and promotion.status == PromotionStatus.REQUESTED else None,
         "can_operate": has_capability(user=request.user, team_id=team_id, capability=Capability.OPERATE),
         "can_admin": has_capability(user=request.user, team_id=team_id, capability=Capability.ADMINISTER),
         "is_open": promotion.status == PromotionStatus.REQUESTED,

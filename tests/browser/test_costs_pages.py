@@ -65,7 +65,7 @@ def test_costs_page_filters_charts_banner_and_export(page, login, platform_admin
     # 60 a day of unallocated capacity spread 2:1 over fraud and search.
     expect(table.locator("tbody tr[data-key='fraud'] td").nth(6)).to_have_text(f"{40 * days:.2f} USD")
 
-    page.get_by_label("Cost per").select_option("model")
+    page.get_by_label("Cost per", exact=True).select_option("model")
     page.get_by_role("button", name="Apply").click()
     expect(table.locator("tbody tr").first).to_contain_text("fraud-classifier")
 

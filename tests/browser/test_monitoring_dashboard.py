@@ -66,18 +66,32 @@ def test_overview_dashboard_and_alert_rollback(page, login, team, drifting):
     assert Alert.objects.get(kind="dataset_drift").resolve_comment == "rolled back to revision 1"
 
 
-def test_run_now_shows_progress_until_done(page, login, team, drifting):
+def test_run_now_shows_progress_live_until_done(page, login, team, drifting):
     user = member(team, "ml_engineer", "dana")
     login(page, user)
     page.goto(f"/monitoring/monitors/{drifting.pk}/")
     runs_before = page.locator("#runs tbody tr").count()
     page.locator("#run-now").click()
     expect(page.get_by_role("status")).to_contain_text("Run queued")
-    expect(page.locator(".run-progress progress")).to_be_visible()
-    expect(page.locator(".run-progress .progress-text")).to_contain_text("queued")
-    # The worker's part, done here: the polling page reloads itself once the run has finished.
+    progress = page.locator(".run-progress")
+    expect(progress.locator("progress")).to_be_visible()
+    expect(progress.locator(".progress-text")).to_contain_text("queued")
+    page.evaluate("window.notReloaded = true")  # gone if the page reloads
+    # The worker's part, done here: a worker picks the run up, reports progress, finishes.
     run = MonitorRun.objects.get(trigger="manual")
-    monitor_run_execute(run_id=run.pk, report=False)
+    MonitorRun.objects.filter(pk=run.pk).update(status="running", progress=40, progress_message="Computing drift")
+    expect(progress.locator(".progress-text")).to_have_text("40% · running · Computing drift")
+    expect(progress.locator("progress")).to_have_attribute("value", "40")
+    monitor_run_execute(run_id=run.pk, report=False)  # the manual run's window (now) has no predictions logged
+    expect(progress.locator(".progress-text")).to_contain_text("100% · not enough data")
+    expect(progress).to_have_attribute("data-status", "not_enough_data")
+    assert page.evaluate("window.notReloaded") is True
+    # Polling stopped at the terminal state: no request for the run in the next two ticks (1.5 s apart).
+    polls = []
+    page.on("request", lambda r: polls.append(r.url) if f"/monitoring/runs/{run.pk}/" in r.url else None)
+    page.wait_for_timeout(3_500)
+    assert polls == []
+    page.get_by_role("link", name="Finished: reload to see it in the charts").click()
     expect(page.locator("#runs tbody tr")).to_have_count(runs_before + 1)
     expect(page.locator(".run-progress")).to_have_count(0)
 

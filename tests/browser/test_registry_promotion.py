@@ -66,6 +66,18 @@ def test_request_two_approvals_alias_shows(page, login, browser_model, fraud_peo
         page.get_by_label("Comment").fill(f"ok from {approver}")
         page.get_by_role("button", name="Approve").click()
         expect(page.get_by_role("status")).to_contain_text("Request #")
+        if approver == "bob":
+            # After deciding, the page (rendered after the redirect) has no Approve or Reject for bob.
+            expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+            expect(page.get_by_role("button", name="Reject")).to_have_count(0)
+            expect(page.locator("#no-decision")).to_contain_text("You already approved this request")
+            expect(page.locator("#approval-progress")).to_contain_text("1 of 2 approvals (bob-b)")
+            # The inbox shows the progress and who may still approve (never the requester).
+            page.goto("/registry/inbox/")
+            expect(page.locator("#waiting tbody tr", has_text=browser_model.name)).to_have_count(0)
+            row = page.locator("#open tbody tr", has_text=browser_model.name)
+            expect(row.locator(".approvals-progress")).to_have_text("1 of 2")
+            expect(row.locator(".still-names")).to_have_text("carol-b (Approver)")
 
     expect(page.locator("#request-status")).to_have_text("Approved, publishing to MLflow")
     # What the worker does with the outbox message (run here so the test needs no worker process).

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core import runner
-from apps.core.errors import Conflict, Forbidden, InvalidInput
+from apps.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from apps.core.runner import PermanentFailure
 from apps.outbox.services import outbox_enqueue
 from apps.teams.choices import Capability
@@ -170,6 +170,17 @@ def _check_not_decided(request: PromotionRequest, actor) -> None:
     if earlier is not None:
         raise Conflict(f"You already {earlier.get_decision_display().lower()} this request at "
                        f"{earlier.created_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def promotion_decision_refusal(*, actor, request: PromotionRequest) -> str | None:
+    """Why the actor can't approve or reject the request (None: they can), from the same checks as
+    promotion_approve: the request page shows this reason instead of buttons that would be refused."""
+    try:
+        _check_decider(request, actor)
+        _check_not_decided(request, actor)
+    except DomainError as exc:
+        return exc.message
+    return None
 
 
 def _approvers(request: PromotionRequest) -> list[str]:
