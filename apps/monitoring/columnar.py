@@ -233,22 +233,33 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _unified_types(files) -> dict[str, str]:
+    """Each column's type over the files (from their manifest rows); the prediction columns last."""
+    types: dict[str, str] = {}
+    for f in files:
+        for name, kind in f.columns.items():
+            # A column that changed kind between files is read as text (numbers keep their spelling).
+            types[name] = kind if types.get(name, kind) == kind else STRING
+    types.update({"prediction": STRING, "prediction_num": FLOAT})
+    return types
+
+
+def _stored_schema(types: dict):
+    import pyarrow as pa
+
+    return pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("request_id", pa.string())]
+                     + [(n, pa.float64() if t == FLOAT else pa.string()) for n, t in types.items()])
+
+
 class _Scan:
     """The given files as one table `log` in an in-process DuckDB, filtered to [start, end)."""
 
     def __init__(self, files, start: datetime | None, end: datetime | None, threads: int):
         import duckdb
-        import pyarrow as pa
         import pyarrow.dataset as ds
 
-        self.types: dict[str, str] = {}
-        for f in files:
-            for name, kind in f.columns.items():
-                # A column that changed kind between files is read as text (numbers keep their spelling).
-                self.types[name] = kind if self.types.get(name, kind) == kind else STRING
-        self.types.update({"prediction": STRING, "prediction_num": FLOAT})
-        schema = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("request_id", pa.string())]
-                           + [(n, pa.float64() if t == FLOAT else pa.string()) for n, t in self.types.items()])
+        self.types = _unified_types(files)
+        schema = _stored_schema(self.types)
         target = store()
         self.db = duckdb.connect(config={"threads": max(1, threads)})
         self.empty = not files
@@ -412,6 +423,80 @@ def drop_partition(*, model_version_id: int, key: str) -> int:
 
     transaction.on_commit(remove)
     return sum(f.rows for f in files)
+
+
+def compact_day(*, model_version_id: int, key: str) -> int:
+    """Rewrite one day partition's files as a single file with the same rows (clients posting small batches leave
+    many small files, and every file costs a read its footer and a request). Returns the files replaced.
+
+    The new file's manifest row replaces the old ones in one transaction; the old files stay on disk until
+    sweep_orphans removes them, so a read that listed them just before still finds them."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from django.db import transaction
+
+    from .models import PredictionFile
+
+    day = date.fromisoformat(key)
+    target = store()
+    with transaction.atomic():
+        files = list(PredictionFile.objects.select_for_update().filter(model_version_id=model_version_id, day=day)
+                     .order_by("pk"))
+        if len(files) < 2:
+            return 0
+        types = _unified_types(files)
+        schema = _stored_schema(types)
+        dataset = ds.dataset([target.path(f.path) for f in files], schema=schema, format="parquet",
+                             filesystem=target.filesystem)
+        relative = f"{connection.settings_dict['NAME']}/v{model_version_id}/{key}/compacted-{secrets.token_hex(4)}.parquet"
+        with pq.ParquetWriter(target.path(relative), schema, filesystem=target.filesystem) as writer:
+            for batch in dataset.to_batches():  # streamed: memory bounded by a row group, not by the day
+                writer.write_batch(batch)
+        PredictionFile.objects.filter(pk__in=[f.pk for f in files]).delete()
+        PredictionFile.objects.create(model_version_id=model_version_id, day=day, batch_pk=0, path=relative,
+                                      rows=sum(f.rows for f in files), ts_min=min(f.ts_min for f in files),
+                                      ts_max=max(f.ts_max for f in files),
+                                      columns={n: t for n, t in types.items() if n not in BASE_COLUMNS})
+    return len(files)
+
+
+def sweep_orphans(*, older_than: timedelta) -> int:
+    """Delete files no manifest row names (replaced by a compaction, or left by a rolled-back ingest) once they
+    are older than `older_than`; returns the files deleted."""
+    import time
+
+    import pyarrow.fs as pafs
+
+    from .models import PredictionFile
+
+    target = store()
+    prefix = target.path(connection.settings_dict["NAME"])
+    try:
+        found = target.filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+    except FileNotFoundError:
+        return 0
+    cutoff_ns = time.time_ns() - int(older_than.total_seconds() * 1e9)
+    candidates = {info.path[len(target.base) + 1 if target.base else 0:]: info for info in found
+                  if info.type == pafs.FileType.File and info.path.endswith(".parquet") and info.mtime_ns is not None
+                  and info.mtime_ns < cutoff_ns}
+    known = set(PredictionFile.objects.filter(path__in=list(candidates)).values_list("path", flat=True))
+    orphans = [candidates[path].path for path in candidates if path not in known]
+    for path in orphans:
+        target.filesystem.delete_file(path)
+    return len(orphans)
+
+
+def compact_closed_days(*, now: datetime, orphan_age: timedelta = timedelta(hours=1)) -> dict:
+    """Beat: compact every day partition before today (UTC) that has several files, then sweep orphans."""
+    from django.db.models import Count
+
+    from .models import PredictionFile
+
+    today = now.astimezone(dt_timezone.utc).date()
+    days = (PredictionFile.objects.filter(day__lt=today).values("model_version_id", "day")
+            .annotate(files=Count("pk")).filter(files__gt=1))
+    replaced = sum(compact_day(model_version_id=d["model_version_id"], key=d["day"].isoformat()) for d in days)
+    return {"files_replaced": replaced, "orphans_deleted": sweep_orphans(older_than=orphan_age)}
 
 
 def store_check(app_configs=None, **kwargs):

@@ -47,6 +47,7 @@ CELERY_TASK_ROUTES = {
     "monitoring.render_report": {"queue": BULK_QUEUE},
     "monitoring.summarize_partition": {"queue": BULK_QUEUE},  # a sketch-mode run's fan-out, one per partition
     "monitoring.retention": {"queue": BULK_QUEUE},
+    "monitoring.log_compact": {"queue": BULK_QUEUE},
     "registry.sync": {"queue": BULK_QUEUE},
     "registry.sync_scheduled": {"queue": BULK_QUEUE},
     "registry.expire_requests": {"queue": BULK_QUEUE},
@@ -80,6 +81,8 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(env_int("AUDIT_CHECKPOINT_SECONDS", 300))},
     # Monitoring: drop log partitions and summaries past their retention (audited per drop).
     "monitoring-retention": {"task": "monitoring.retention", "schedule": float(env_int("MONITORING_RETENTION_SECONDS", 3600))},
+    # Monitoring: one Parquet file per closed day instead of one per ingest batch; unreferenced files deleted.
+    "monitoring-log-compact": {"task": "monitoring.log_compact", "schedule": float(env_int("MONITORING_COMPACT_SECONDS", 3600))},
     # API: forget Idempotency-Key answers after their 24 hours.
     "core-purge-idempotency-keys": {"task": "core.purge_idempotency_keys", "schedule": 3600.0},
 }

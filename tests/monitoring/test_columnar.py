@@ -129,3 +129,25 @@ def test_an_s3_store_is_built_from_settings_and_a_bad_one_fails_the_system_check
     settings.MONITORING_LOG_S3_ACCESS_KEY = "key"
     [error] = columnar.store_check()
     assert error.id == "monitoring.E001" and "MONITORING_LOG_S3_SECRET_KEY" in error.msg
+
+
+def test_a_closed_day_is_compacted_to_one_file_with_the_same_rows_and_old_files_are_swept(team):
+    version = f.model_version(team)
+    for batch in range(3):
+        f.logs(version, f.frame(20, seed=batch), start=f.T0 + timedelta(hours=batch), span=timedelta(minutes=30),
+               prefix=f"b{batch}")
+    end = f.T0 + timedelta(days=1)
+
+    def window():
+        w = columnar.read_window(model_version_id=version.pk, start=f.T0, end=end, numeric=["amount"],
+                                 categorical=["country"])
+        return w.rows, sorted(w.numeric["amount"].tolist()), w.counts["country"]
+
+    before, old_files = window(), _files(version)
+    assert len(old_files) == 3
+    assert columnar.compact_closed_days(now=f.T0 + timedelta(days=1, hours=1), orphan_age=timedelta(hours=1)) == \
+        {"files_replaced": 3, "orphans_deleted": 0}
+    assert PredictionFile.objects.filter(model_version=version).count() == 1 and window() == before
+    assert columnar.sweep_orphans(older_than=timedelta(0)) >= 3  # with files earlier tests' rollbacks left
+    assert [p.name.startswith("compacted-") for p in _files(version)] == [True]
+    assert columnar.compact_day(model_version_id=version.pk, key="2026-03-02") == 0
