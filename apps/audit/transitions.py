@@ -32,8 +32,10 @@ def transition(*, row, to: str, allowed: dict[str, set[str]], action: str = "", 
     with transaction.atomic():
         # FOR NO KEY UPDATE, the lock the UPDATE below takes anyway: a plain FOR UPDATE also blocks the key-share
         # locks foreign-key checks take, so a transaction inserting a row that refers to this one (checked at its
-        # COMMIT, while it holds the audit chain lock) and this one (waiting for that lock) deadlocked.
-        from_ = (model.objects.select_for_update(no_key=True).filter(pk=row.pk)
+        # COMMIT, while it holds the audit chain lock) and this one (waiting for that lock) deadlocked. OF self and
+        # no ordering: a model ordered through a relation (a revision by its deployment, i.e. by team) would join
+        # and lock the team's row as well, and two drives deadlocked on it against the audit chain lock.
+        from_ = (model.objects.select_for_update(no_key=True, of=("self",)).filter(pk=row.pk).order_by()
                  .values_list(field, flat=True).first())
         if from_ is None or to not in allowed.get(from_, set()) or (expected is not None and from_ not in expected):
             if conflict is not None:

@@ -163,7 +163,8 @@ class Lease:
         """A transaction holding the row locked, entered only while the lease is still ours: the one place a
         handler writes its result. Nobody can claim the row while it is locked, so the write is fenced."""
         with transaction.atomic():
-            row = self._rows.select_for_update().first()
+            # OF self, by pk: an entity ordered through a relation (a deployment by team) must not lock that too.
+            row = self._rows.select_for_update(of=("self",)).order_by("pk").first()
             if row is None:
                 raise LeaseLost(f"{self.kind.name} #{self.pk}: the lease of {self.owner} was taken over.")
             yield row
