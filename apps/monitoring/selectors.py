@@ -54,12 +54,17 @@ def run_get(*, user, run_id) -> MonitorRun:
     return _get(run_list(user=user), run_id, "Run")
 
 
-def run_report_html(*, user, run_id) -> str:
+def run_report_gz(*, user, run_id) -> bytes:
+    """The run's Evidently report as stored: gzipped HTML."""
     run = run_get(user=user, run_id=run_id)
     report = getattr(run, "report", None) if hasattr(run, "report") else None
     if report is None:
         raise NotFound(f"Run {run_id} has no Evidently report (it had not enough data, or is still running).")
-    return gzip.decompress(bytes(report.html_gz)).decode()
+    return bytes(report.html_gz)
+
+
+def run_report_html(*, user, run_id) -> str:
+    return gzip.decompress(run_report_gz(user=user, run_id=run_id)).decode()
 
 
 def alert_list(*, user, status: str | None = None) -> QuerySet[Alert]:
