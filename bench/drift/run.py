@@ -161,12 +161,11 @@ def phase_ours(info: dict, method: str) -> dict:
 
     numeric, categorical = _columns_for(method, info)
     t = time.perf_counter()
-    reference = engine.load_reference(ReferenceDataset.objects.get(pk=info["reference_id"]))
+    reference = engine.load_reference(ReferenceDataset.objects.get(pk=info["reference_id"]), numeric + categorical)
     specs = ([engine.ColumnSpec(name=c, kind="numeric", role="feature", method=method) for c in numeric]
              + [engine.ColumnSpec(name=c, kind="categorical", role="feature", method=method) for c in categorical])
     result = engine.window_drift(model_version_id=info["version_id"], start=CUR_START, end=CUR_START + SPAN,
-                                 specs=specs, reference={k: v for k, v in reference.items() if k in numeric + categorical},
-                                 workers=2)
+                                 specs=specs, reference=reference, workers=2)
     elapsed = time.perf_counter() - t
     return {"seconds": elapsed, "timings": result.timings, "rows": result.current_rows,
             "columns": {r.column: [r.method, r.score, r.drifted] for _, r in result.results}}
