@@ -75,6 +75,8 @@ CASES: dict[str, Case] = {
                                                  body={"post": lambda team, obj: {"cluster": "local-b"}}),
     "api:deployments-deployment-reapply": Case(make=lambda team, actor: deployment_in(team, "degraded")),
     "api:deployments-deployment-teardown": Case(make=lambda team, actor: deployment_in(team), success={"post": 200}),
+    "api:deployments-deployment-retry": Case(make=lambda team, actor: deployment_in(team, "needs_attention"),
+                                             success={"post": 200}),
     "api:deployments-deployment-revisions": Case(make=lambda team, actor: deployment_in(team)),
     "api:deployments-revision-list": Case(make=lambda team, actor: deployment_in(team).current_revision),
     "api:deployments-revision-detail": Case(make=lambda team, actor: deployment_in(team).current_revision),
