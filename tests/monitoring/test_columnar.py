@@ -151,3 +151,23 @@ def test_a_closed_day_is_compacted_to_one_file_with_the_same_rows_and_old_files_
     assert columnar.sweep_orphans(older_than=timedelta(0)) >= 3  # with files earlier tests' rollbacks left
     assert [p.name.startswith("compacted-") for p in _files(version)] == [True]
     assert columnar.compact_day(model_version_id=version.pk, key="2026-03-02") == 0
+
+
+def test_features_logged_as_jsonb_before_are_moved_to_parquet(team):
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.monitoring import logstore
+
+    version = f.model_version(team)
+    logstore.ensure_partitions(f.T0, f.T0)
+    with connection.cursor() as cursor:  # a row as ingest wrote it before the columnar store
+        cursor.execute(f"INSERT INTO {logstore.TABLE} (model_version_id, batch_pk, ts, request_id, features, "
+                       f"prediction) VALUES (%s, 7, %s, 'old-1', '{{\"amount\": 2.5, \"country\": \"de\"}}', '1')",
+                       [version.pk, f.T0])
+    call_command("prediction_log_to_parquet")
+    call_command("prediction_log_to_parquet")  # nothing left to move: no second file
+    window = columnar.read_window(model_version_id=version.pk, start=f.T0, end=f.T0 + timedelta(days=1),
+                                  numeric=["amount"], categorical=["country"])
+    assert (window.rows, window.numeric["amount"].tolist(), window.counts["country"]) == (1, [2.5], {"de": 1})
+    assert len(_files(version)) == 1
