@@ -11,7 +11,7 @@ from apps.teams.selectors import scope_to_teams
 
 from . import logstore
 from .choices import AlertStatus, MonitorState
-from .models import Alert, Monitor, MonitorRun, PredictionBatch, ReferenceDataset
+from .models import Alert, Monitor, MonitorRun, PredictionBatch, ReferenceDataset, RunReport
 
 
 def _get(queryset, pk, label):
@@ -65,6 +65,19 @@ def run_report_gz(*, user, run_id) -> bytes:
 
 def run_report_html(*, user, run_id) -> str:
     return gzip.decompress(run_report_gz(user=user, run_id=run_id)).decode()
+
+
+def run_summary(*, user, run_id) -> dict:
+    """The lightweight report of a run: how it was tested (exact or sketch, with the bound), every column's
+    verdict and its reference-vs-current distribution (in sketch mode drawn from the partition summaries)."""
+    run = run_get(user=user, run_id=run_id)
+    features = list(run.features.order_by("-drifted", "role", "column"))
+    for f in features:
+        f.score_text = score_text(f.score, f.score_kind)
+    report = RunReport.objects.filter(run=run).only("sampled", "reference_rows", "current_rows").first()
+    return {"run": run, "monitor": run.monitor, "features": features, "report": report,
+            "chart": [{"column": f.column, "drifted": f.drifted, "distribution": f.distribution} for f in features
+                      if f.status == "ok" and f.distribution]}
 
 
 def alert_list(*, user, status: str | None = None) -> QuerySet[Alert]:

@@ -108,6 +108,17 @@ def alert_detail(request, alert_id: int):
     })
 
 
+@login_required
+def run_detail(request, run_id: int):
+    """A run's lightweight report: verdicts and reference-vs-current distributions, drawn by the app (the
+    everyday view; the Evidently HTML stays one link away)."""
+    try:
+        data = selectors.run_summary(user=request.user, run_id=run_id)
+    except NotFound as exc:  # another team's run reads as one that does not exist
+        raise Http404(exc.message) from exc
+    return render(request, "monitoring/run.html", data)
+
+
 # Evidently's report is a page of inline scripts built from uploaded data (column names, values). It runs
 # sandboxed: an opaque origin with no access to the session, cookies or the app's pages.
 @csp_replace({"script-src": [UNSAFE_INLINE], "sandbox": ["allow-scripts", "allow-popups", "allow-downloads"]})

@@ -25,6 +25,7 @@ PAGES = [
     ("monitoring:index", "/monitoring/", "monitors overview"),
     ("monitoring:monitor", "/monitoring/monitors/{monitor}/", "drift dashboard"),
     ("monitoring:alert", "/monitoring/alerts/{alert}/", "alert"),
+    ("monitoring:run", "/monitoring/runs/{run}/", "run report page (summaries)"),
     ("monitoring:run-report", "/monitoring/runs/{run}/report/", "drift run report"),
     ("costs:index", "/costs/", "costs and budgets"),
     ("costs:index", "/costs/?group_by=model,deployment", "costs, model × deployment"),

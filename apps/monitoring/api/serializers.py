@@ -52,8 +52,8 @@ class MonitorSerializer(serializers.ModelSerializer):
         fields = ["id", "team", "name", "model_version", "deployment", "reference", "window", "features",
                   "numeric_method", "categorical_method", "numeric_threshold", "categorical_threshold", "drift_share",
                   "prediction_drift", "min_rows", "enabled", "auto_rollback", "auto_rollback_drift_share",
-                  "auto_rollback_windows", "auto_rollback_error_rate", "retrain_job", "state", "last_run_at",
-                  "open_alerts", "created_at"]
+                  "auto_rollback_windows", "auto_rollback_error_rate", "retrain_job", "exact_max_rows",
+                  "raw_retention_days", "summary_retention_days", "state", "last_run_at", "open_alerts", "created_at"]
 
 
 class _MonitorOptions(StrictInputSerializer):
@@ -70,6 +70,13 @@ class _MonitorOptions(StrictInputSerializer):
     min_rows = serializers.IntegerField(required=False, min_value=1)
     enabled = serializers.BooleanField(required=False)
     retrain_job = serializers.DictField(required=False)
+    exact_max_rows = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1,
+        help_text="Above this many rows a window is tested from partition summaries (sketch mode); empty: the default")
+    raw_retention_days = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                  help_text="Days raw log partitions are kept; empty: the default")
+    summary_retention_days = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                      help_text="Days partition summaries are kept; empty: the default")
 
 
 class MonitorCreateSerializer(_MonitorOptions):
@@ -128,8 +135,8 @@ class RunSerializer(serializers.ModelSerializer):
         fields = ["id", "monitor", "window_start", "window_end", "trigger", "status", "progress", "progress_message",
                   "message", "state", "reference_rows", "current_rows", "feature_count", "drifted_count", "drift_share",
                   "dataset_drift", "prediction_score", "prediction_drifted", "performance", "latency_p50",
-                  "latency_p95", "error_rate", "duration_s", "created_at", "finished_at", "features", "report_url",
-                  "attempts", "last_error", "next_attempt_at"]
+                  "latency_p95", "error_rate", "duration_s", "drift_mode", "rank_error", "created_at", "finished_at",
+                  "features", "report_url", "attempts", "last_error", "next_attempt_at"]
 
     def get_report_url(self, run) -> str | None:
         return f"/api/v1/monitoring/runs/{run.pk}/report/" if hasattr(run, "report") else None

@@ -17,7 +17,8 @@ from ..models import Monitor
 
 RETRAIN_JOB_KEYS = ("cluster", "image", "command", "gpu_type", "gpu_count", "environment", "namespace")
 MONITOR_FIELDS = ("window", "features", "numeric_method", "categorical_method", "numeric_threshold",
-                  "categorical_threshold", "drift_share", "prediction_drift", "min_rows", "enabled", "retrain_job")
+                  "categorical_threshold", "drift_share", "prediction_drift", "min_rows", "enabled", "retrain_job",
+                  "exact_max_rows", "raw_retention_days", "summary_retention_days")
 
 
 def _validate_monitor(monitor: Monitor) -> None:
