@@ -52,3 +52,6 @@ def test_inbox_shows_progress_who_still_approves_and_who_decided(team, people):
     recent = page[page.index('id="recent"'):]
     assert '<span class="decided-by">bob, carol</span>' in _row(recent, request.pk)
     assert '<span class="decided-by">dave (cancelled)</span>' in _row(recent, cancelled.pk)
+    page = dave.get(f"/registry/models/{model.pk}/").content.decode()  # its request list and metrics table too
+    assert '<span class="decided-by">bob, carol</span>' in _row(page, request.pk)
+    assert ">0.978<" in page and ">0.9777777777777777<" not in page
