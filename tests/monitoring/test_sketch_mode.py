@@ -162,3 +162,16 @@ def test_ingest_merges_each_written_file_into_its_days_summary(team):
     assert merged.columns["country"].counts == data["country"].value_counts().to_dict()
     assert merged.columns["__prediction"].counts == data["prediction"].value_counts().to_dict()
     assert merged.columns["amount"].count == 900 and merged.columns["amount"].hist.sum() == 900
+
+
+def test_a_small_file_does_not_rewrite_a_big_summary_and_compaction_rebuilds_it(team):
+    from apps.monitoring.services.partition_summaries import partition_compacted
+
+    mon = f.monitor(team)
+    f.logs(mon.model_version, f.frame(3000, seed=1), prefix="big")
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 3000  # merged at ingest
+    f.logs(mon.model_version, f.frame(5, seed=2), prefix="small", start=f.T0 + timedelta(hours=23, minutes=30),
+           span=timedelta(minutes=1))
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 3000  # skipped: stale, not rewritten
+    partition_compacted(model_version_id=mon.model_version_id, key="2026-03-02")
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 3005

@@ -21,7 +21,7 @@ from .. import columnar, engine, summaries
 from ..choices import ColumnKind, ColumnRole
 from ..models import Monitor, PartitionSummary, ReferenceDataset
 
-READ_BYTES = 256 * 1024 * 1024  # float64 column data per read while summarizing a partition
+READ_BYTES = 128 * 1024 * 1024  # float64 column data per read while summarizing a partition (at least one column)
 WRITE_AMPLIFICATION = 4  # at ingest, a stored summary is rewritten only for a file at least a quarter its size
 
 
