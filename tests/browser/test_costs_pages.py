@@ -125,6 +125,15 @@ def test_platform_admin_closes_last_month(page, login, platform_admin):
     last_month = date.today().replace(day=1) - timedelta(days=1)
     login(page, platform_admin)
     page.goto(f"/costs/?month={last_month:%Y-%m}")
+    # No usage that month: a sentence, not an empty chart (an empty date axis draws a tick per day of a year).
+    expect(page.get_by_text("No GPU usage recorded for this period.")).to_have_count(2)
+    asked = []
+    # Closing is final, so it asks first; saying no leaves the month open.
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name=f"Close {last_month:%B %Y}").click()
+    page.wait_for_timeout(300)
+    assert asked == [f"Close {last_month:%B %Y}? Its figures will never change again."]
+    expect(page.get_by_role("button", name=f"Close {last_month:%B %Y}")).to_be_visible()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Close {last_month:%B %Y}").click()
     expect(page.locator("#month-state")).to_contain_text(f"{last_month:%B %Y} was closed on")

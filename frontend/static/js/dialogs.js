@@ -7,3 +7,12 @@ document.addEventListener("click", (event) => {
     document.getElementById(opener.dataset.opensDialog).showModal();
   }
 });
+
+// A <button data-confirm="question"> asks before its form is submitted (the browser's confirm; a listener, since
+// the Content-Security-Policy refuses inline onclick="return confirm(…)", which then submitted without asking).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
