@@ -60,7 +60,7 @@ def _edges_for(reference: ReferenceDataset, kinds: dict[str, str]) -> dict:
 
 
 def _stored_shape(table, kinds: dict[str, str]):
-    """A table as the log stores it (prediction / prediction_num columns) with the prediction under engine.PREDICTION."""
+    """A table as the log stores it (prediction / prediction_num columns), the prediction under engine.PREDICTION."""
     kind = kinds.get(engine.PREDICTION)
     source = "prediction_num" if kind == ColumnKind.NUMERIC else "prediction"
     if kind and engine.PREDICTION not in table.column_names and source in table.column_names:
@@ -70,7 +70,8 @@ def _stored_shape(table, kinds: dict[str, str]):
 
 def _references(model_version_id: int):
     return ReferenceDataset.objects.filter(
-        pk__in=Monitor.objects.filter(model_version_id=model_version_id, reference__isnull=False).values("reference_id"))
+        pk__in=Monitor.objects.filter(model_version_id=model_version_id, reference__isnull=False)
+        .values("reference_id"))
 
 
 def on_partition_written(*, model_version_id: int, key: str, start, end, table) -> None:
