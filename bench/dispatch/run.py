@@ -215,7 +215,8 @@ def main() -> None:
     try:
         if not args.skip_dispatch:
             report += dispatch(args, create, clusters, emulators)
-        report += rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulators[0], broker)
+        if args.rollbacks:
+            report += rollbacks_under_bulk_load(args, create, team, engineer, v1, v2, emulators[0], broker)
     finally:
         for emulator in emulators:
             emulator.stop()
