@@ -382,7 +382,7 @@ def test_every_entity_converges_once_through_kills_restarts_and_faults(
     summary = (f"seed {SEED}: {len(entities)} entities, converged in {converged_s:.1f}s (setup {setup_s:.1f}s, "
                f"workers up in {workers_s:.1f}s); faults:\n  "
                + "\n  ".join(faults.done) + f"\nrevision applies {policy_applies} for {revision_applies} revisions; "
-               f"MLflow faults taken {c.mlflow.injected}; clicks refused {len(clicks_refused)}; outbox {outbox}")
+               f"MLflow faults taken {c.mlflow.injected} ({len(c.mlflow.forwarded)} requests forwarded); clicks refused {len(clicks_refused)}; outbox {outbox}")
     print(summary)
     if problems:
         logs = "\n".join(proc.tails() for proc in everything)

@@ -152,3 +152,39 @@ def test_adoption_judges_only_this_hosts_processes(local_dir):
 
     assert local_adopt() == {"adopted": 0, "forgotten": 1, "killed": 0}
     assert list(LocalProcess.objects.values_list("host", flat=True)) == ["other-worker"]
+
+
+def test_the_local_drivers_readiness_wait_stops_when_asked(tmp_path):
+    """Django-free: the local driver's wait polls `should_stop()` and stops within a poll of it saying so."""
+    import subprocess
+    import sys
+    from datetime import datetime, timezone as tz
+
+    from workers.drivers import ClusterConnection, DeploymentSpec, LocalConfig, ProcessRecord, RevisionSpec
+    from workers.drivers import WaitInterrupted
+    from workers.drivers.local import LocalDriver, free_port
+
+    # A process that looks like a model server which never becomes healthy (nothing listens on its port).
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workers.model_server"])
+    record = ProcessRecord(id=1, role="server", pid=slow.pid, port=free_port(), pid_file="", log_file="",
+                           started_at=datetime.now(tz.utc))
+
+    class Store:
+        def get(self, **kwargs):
+            return record
+
+    driver = LocalDriver(ClusterConnection(cluster_id=1, name="local"),
+                         LocalConfig(base_dir=tmp_path, tracking_uri="http://127.0.0.1:9", ready_timeout=60), Store())
+    revision = RevisionSpec(deployment=DeploymentSpec(id=1, name="fraud", namespace="ns", team="fraud",
+                                                      serving_revision=1, endpoint_url=""),
+                            id=1, number=2, model_name="m", model_version="2", artifact_uri="")
+    asked_at = time.monotonic() + 1.0
+    try:
+        started = time.monotonic()
+        with pytest.raises(WaitInterrupted):
+            driver.wait_ready(revision=revision, timeout=60, should_stop=lambda: time.monotonic() >= asked_at)
+        stopped = time.monotonic()
+    finally:
+        slow.kill()
+        slow.wait(10)
+    assert stopped - asked_at < 0.5 and stopped - started < 2
