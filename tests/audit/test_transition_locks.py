@@ -1,6 +1,7 @@
-"""The shared transition() and the runner's fenced write lock only the row they move. Deployments and revisions
-are ordered through their team (Meta.ordering), and a locking `.first()` joined and locked the team's row too:
-two drives, each holding one of the team row and the audit chain lock, deadlocked (bench/dispatch found it)."""
+"""The shared transition(), the runner's fenced write and GPU admission lock only the rows they mean to.
+Deployments, revisions and quotas are ordered through their team (Meta.ordering), and a locking `.first()` joined
+and locked the team's row too: two drives, each holding one of the team row and the audit chain lock, deadlocked
+(bench/dispatch found it)."""
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -8,7 +9,7 @@ from apps.audit.transitions import transition
 from apps.core import runner
 from apps.deployments.models import Deployment
 from apps.deployments.rollout import ROLLOUT_KIND
-from tests.deployments.factories import deployment_in
+from tests.deployments.factories import deployment_in, gpu_quota, local_cluster
 
 
 def _locking(queries) -> list[str]:
@@ -31,3 +32,15 @@ def test_the_runner_locks_only_the_leased_row(team):
         assert row.pk == deployment.pk
     (lock,) = _locking(queries)
     assert "teams_team" not in lock and 'OF "deployments_deployment"' in lock
+
+
+def test_admission_locks_the_quota_row_not_its_team_or_gpu_type(team):
+    from django.db import transaction
+
+    from apps.costs.services.admission import _lock_admission
+
+    quota = gpu_quota(cluster=local_cluster(), team=team)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        _lock_admission(team=team, gtype=quota.gpu_type)
+    quota_lock = _locking(queries)[0]
+    assert "teams_team" not in quota_lock and 'OF "costs_quota"' in quota_lock

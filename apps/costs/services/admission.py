@@ -167,9 +167,10 @@ def _lock_admission(*, team, gtype: GpuType) -> None:
     """Serialise the admissions that could overbook each other: the team's quota row, then its cohort (whose
     members lend to each other), then the GPU type when the catalog caps it (capacity is cluster-wide).
     Always in this order, so two admissions never wait on each other in a cycle. FOR NO KEY UPDATE leaves
-    inserts that merely reference these rows (ledger intervals, reservations) unblocked."""
-    cohort_id = (Quota.objects.select_for_update(no_key=True).filter(team=team, gpu_type=gtype)
-                 .values_list("cohort_id", flat=True).first())
+    inserts that merely reference these rows (ledger intervals, reservations) unblocked. OF self, unordered: Quota
+    is ordered through its team and GPU type, which a locking `.first()` would join and lock out of this order."""
+    cohort_id = (Quota.objects.select_for_update(no_key=True, of=("self",)).filter(team=team, gpu_type=gtype)
+                 .order_by().values_list("cohort_id", flat=True).first())
     if cohort_id is not None:
         Cohort.objects.select_for_update(no_key=True).filter(pk=cohort_id).values_list("pk", flat=True).first()
     if gtype.capacity:
