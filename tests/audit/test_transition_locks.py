@@ -42,5 +42,6 @@ def test_admission_locks_the_quota_row_not_its_team_or_gpu_type(team):
     quota = gpu_quota(cluster=local_cluster(), team=team)
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         _lock_admission(team=team, gtype=quota.gpu_type)
-    quota_lock = _locking(queries)[0]
+    quota_lock, *others = _locking(queries)
     assert "teams_team" not in quota_lock and 'OF "costs_quota"' in quota_lock
+    assert others and all("JOIN" not in lock for lock in others)  # the GPU type (capped), not its cluster

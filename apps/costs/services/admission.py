@@ -174,7 +174,8 @@ def _lock_admission(*, team, gtype: GpuType) -> None:
     if cohort_id is not None:
         Cohort.objects.select_for_update(no_key=True).filter(pk=cohort_id).values_list("pk", flat=True).first()
     if gtype.capacity:
-        GpuType.objects.select_for_update(no_key=True).filter(pk=gtype.pk).values_list("pk", flat=True).first()
+        GpuType.objects.select_for_update(no_key=True, of=("self",)).filter(pk=gtype.pk).order_by().values_list(
+            "pk", flat=True).first()  # unordered: GpuType is ordered through its cluster
 
 
 def _expire_reservations(*, team, gtype: GpuType) -> int:
