@@ -188,3 +188,21 @@ def test_the_local_drivers_readiness_wait_stops_when_asked(tmp_path):
         slow.kill()
         slow.wait(10)
     assert stopped - asked_at < 0.5 and stopped - started < 2
+
+
+@pytest.mark.django_db
+def test_a_deployment_the_previous_release_inserts_is_due_for_the_runner():
+    """During a rolling upgrade old web pods insert deployments without the runner's columns: the database
+    defaults (migration 0013) fill them, and the row is due."""
+    existing = deployment_in(TeamFactory(slug="fraud"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO deployments_deployment (team_id, name, model_id, environment_id, cluster_id, namespace, "
+            "status, status_message, rollout_step, traffic, shadow, endpoint_url, drift, served_traffic, "
+            "lock_version, lease_owner, created_at, updated_at) SELECT team_id, 'old-pod', model_id, environment_id, "
+            "cluster_id, namespace, 'pending', '', -1, '{}', '{}', '', '{}', '{}', 0, '', now(), now() "
+            "FROM deployments_deployment WHERE id = %s RETURNING id", [existing.pk])
+        inserted = cursor.fetchone()[0]
+    row = Deployment.objects.get(pk=inserted)
+    assert (row.desired_generation, row.observed_generation, row.attempts, row.last_error) == (1, 0, 0, "")
+    assert runner.kind_get(ROLLOUT_KIND).due().filter(pk=inserted).exists()
