@@ -8,6 +8,6 @@ class MonitoringConfig(AppConfig):
     def ready(self):
         from django.core import checks
 
-        from . import columnar, runner  # noqa: F401  runner registers its work kinds
+        from . import logstorage, runner  # noqa: F401  runner registers its work kinds
 
-        checks.register(columnar.store_check, "monitoring")
+        checks.register(logstorage.store_check, "monitoring")

@@ -8,7 +8,8 @@ fall in, one Parquet file
 
 with columns ts (timestamp[us, UTC]), request_id, prediction (string), prediction_num (float64) and one
 column per feature: float64 for numeric features, string (engine.canonical_category) for categorical ones.
-The root is a local directory or s3://bucket/prefix (pyarrow's S3 filesystem; any S3-compatible store).
+The root is a local directory or s3://bucket/prefix (logstorage.py: pyarrow's S3 filesystem; any S3-compatible
+store). Compaction of a day's many small files into one: compaction.py.
 The database name in the path keeps several control planes (and test runs) sharing a root apart.
 
 A `PredictionFile` row per file is the manifest, written in the ingest's transaction: a reader lists files
@@ -25,79 +26,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
-from functools import lru_cache
-from urllib.parse import urlsplit
 
 import numpy as np
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+
+from .logstorage import store
 
 FLOAT, STRING = "float64", "string"
 # Where the prediction is read from when a caller asks for engine.PREDICTION as a numeric or categorical column.
 PREDICTION_SOURCE = {FLOAT: "prediction_num", STRING: "prediction"}
 BASE_COLUMNS = ("ts", "request_id", "prediction", "prediction_num")
-_S3_SETTINGS = ("MONITORING_LOG_S3_ENDPOINT", "MONITORING_LOG_S3_REGION", "MONITORING_LOG_S3_ACCESS_KEY",
-                "MONITORING_LOG_S3_SECRET_KEY")
-
-
-@dataclass(frozen=True)
-class Store:
-    filesystem: object  # pyarrow.fs.FileSystem
-    base: str           # the root as the filesystem names it (local absolute path, or bucket/prefix)
-
-    def path(self, relative: str) -> str:
-        return f"{self.base}/{relative}" if self.base else relative
-
-
-def store_from(*, root: str, endpoint: str = "", region: str = "", access_key: str = "", secret_key: str = "") -> Store:
-    """The filesystem for a root and S3 options; refuses (ImproperlyConfigured) anything half set, so a typo
-    never makes logs land somewhere nobody reads."""
-    import pyarrow.fs as pafs
-
-    s3_set = [name for name, value in zip(_S3_SETTINGS, (endpoint, region, access_key, secret_key)) if value]
-    if not root:
-        raise ImproperlyConfigured("MONITORING_LOG_ROOT is empty; set a local directory or s3://bucket/prefix.")
-    scheme = urlsplit(root).scheme if "://" in root else ""
-    if scheme == "":
-        if s3_set:
-            raise ImproperlyConfigured(f"{', '.join(s3_set)} set but MONITORING_LOG_ROOT ({root}) is a local path; "
-                                       f"set MONITORING_LOG_ROOT=s3://bucket/prefix to use S3, or unset them.")
-        import os
-
-        return Store(filesystem=pafs.LocalFileSystem(), base=os.path.abspath(root).rstrip("/"))
-    if scheme != "s3":
-        raise ImproperlyConfigured(f"MONITORING_LOG_ROOT={root}: only a local directory or s3://bucket/prefix is "
-                                   f"supported.")
-    bucket_and_prefix = root[len("s3://"):].strip("/")
-    if not bucket_and_prefix:
-        raise ImproperlyConfigured("MONITORING_LOG_ROOT=s3:// names no bucket; use s3://bucket/prefix.")
-    if bool(access_key) != bool(secret_key):
-        missing = "MONITORING_LOG_S3_SECRET_KEY" if access_key else "MONITORING_LOG_S3_ACCESS_KEY"
-        raise ImproperlyConfigured(f"{missing} is empty while its pair is set; set both keys, or neither to use "
-                                   f"the default AWS credential chain (environment, instance role).")
-    options = {}
-    if endpoint:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
-            raise ImproperlyConfigured(f"MONITORING_LOG_S3_ENDPOINT={endpoint} must be http(s)://host[:port] "
-                                       f"(no path); leave it empty for AWS S3.")
-        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
-    if access_key:
-        options.update(access_key=access_key, secret_key=secret_key)
-    if region:
-        options["region"] = region
-    return Store(filesystem=pafs.S3FileSystem(**options), base=bucket_and_prefix)
-
-
-@lru_cache(maxsize=8)
-def _cached_store(*args) -> Store:
-    return store_from(**dict(zip(("root", "endpoint", "region", "access_key", "secret_key"), args)))
-
-
-def store() -> Store:
-    """The configured store (built once per configuration)."""
-    return _cached_store(settings.MONITORING_LOG_ROOT, *(getattr(settings, name) for name in _S3_SETTINGS))
 
 
 # --- writing ----------------------------------------------------------------------------------------------
@@ -233,7 +171,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _unified_types(files) -> dict[str, str]:
+def unified_types(files) -> dict[str, str]:
     """Each column's type over the files (from their manifest rows); the prediction columns last."""
     types: dict[str, str] = {}
     for f in files:
@@ -244,7 +182,7 @@ def _unified_types(files) -> dict[str, str]:
     return types
 
 
-def _stored_schema(types: dict, dictionary: list[str] = ()):
+def stored_schema(types: dict, dictionary: list[str] = ()):
     import pyarrow as pa
 
     def arrow_type(name, kind):
@@ -263,12 +201,12 @@ class _Scan:
         import duckdb
         import pyarrow.dataset as ds
 
-        self.types = _unified_types(files)
+        self.types = unified_types(files)
         # Text columns stored as text in every file are read dictionary-encoded, as Parquet stores them: grouping
         # and counting then work on small integer codes, not on a million strings (2-3x faster for chi-square).
         dictionary = [name for name, kind in self.types.items() if kind == STRING and name != "request_id"
                       and all(f.columns.get(name, STRING) == STRING for f in files)]
-        schema = _stored_schema(self.types, dictionary=dictionary)
+        schema = stored_schema(self.types, dictionary=dictionary)
         target = store()
         self.db = duckdb.connect(config={"threads": max(1, threads)})
         self.empty = not files
@@ -433,89 +371,3 @@ def drop_partition(*, model_version_id: int, key: str) -> int:
 
     transaction.on_commit(remove)
     return sum(f.rows for f in files)
-
-
-def compact_day(*, model_version_id: int, key: str) -> int:
-    """Rewrite one day partition's files as a single file with the same rows (clients posting small batches leave
-    many small files, and every file costs a read its footer and a request). Returns the files replaced.
-
-    The new file's manifest row replaces the old ones in one transaction; the old files stay on disk until
-    sweep_orphans removes them, so a read that listed them just before still finds them."""
-    import pyarrow.dataset as ds
-    import pyarrow.parquet as pq
-    from django.db import transaction
-
-    from .models import PredictionFile
-
-    day = date.fromisoformat(key)
-    target = store()
-    with transaction.atomic():
-        files = list(PredictionFile.objects.select_for_update().filter(model_version_id=model_version_id, day=day)
-                     .order_by("pk"))
-        if len(files) < 2:
-            return 0
-        types = _unified_types(files)
-        schema = _stored_schema(types)
-        dataset = ds.dataset([target.path(f.path) for f in files], schema=schema, format="parquet",
-                             filesystem=target.filesystem)
-        relative = f"{connection.settings_dict['NAME']}/v{model_version_id}/{key}/compacted-{secrets.token_hex(4)}.parquet"
-        with pq.ParquetWriter(target.path(relative), schema, filesystem=target.filesystem) as writer:
-            for batch in dataset.to_batches():  # streamed: memory bounded by a row group, not by the day
-                writer.write_batch(batch)
-        PredictionFile.objects.filter(pk__in=[f.pk for f in files]).delete()
-        PredictionFile.objects.create(model_version_id=model_version_id, day=day, batch_pk=0, path=relative,
-                                      rows=sum(f.rows for f in files), ts_min=min(f.ts_min for f in files),
-                                      ts_max=max(f.ts_max for f in files),
-                                      columns={n: t for n, t in types.items() if n not in BASE_COLUMNS})
-    return len(files)
-
-
-def sweep_orphans(*, older_than: timedelta) -> int:
-    """Delete files no manifest row names (replaced by a compaction, or left by a rolled-back ingest) once they
-    are older than `older_than`; returns the files deleted."""
-    import time
-
-    import pyarrow.fs as pafs
-
-    from .models import PredictionFile
-
-    target = store()
-    prefix = target.path(connection.settings_dict["NAME"])
-    try:
-        found = target.filesystem.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
-    except FileNotFoundError:
-        return 0
-    cutoff_ns = time.time_ns() - int(older_than.total_seconds() * 1e9)
-    candidates = {info.path[len(target.base) + 1 if target.base else 0:]: info for info in found
-                  if info.type == pafs.FileType.File and info.path.endswith(".parquet") and info.mtime_ns is not None
-                  and info.mtime_ns < cutoff_ns}
-    known = set(PredictionFile.objects.filter(path__in=list(candidates)).values_list("path", flat=True))
-    orphans = [candidates[path].path for path in candidates if path not in known]
-    for path in orphans:
-        target.filesystem.delete_file(path)
-    return len(orphans)
-
-
-def compact_closed_days(*, now: datetime, orphan_age: timedelta = timedelta(hours=1)) -> dict:
-    """Beat: compact every day partition before today (UTC) that has several files, then sweep orphans."""
-    from django.db.models import Count
-
-    from .models import PredictionFile
-
-    today = now.astimezone(dt_timezone.utc).date()
-    days = (PredictionFile.objects.filter(day__lt=today).values("model_version_id", "day")
-            .annotate(files=Count("pk")).filter(files__gt=1))
-    replaced = sum(compact_day(model_version_id=d["model_version_id"], key=d["day"].isoformat()) for d in days)
-    return {"files_replaced": replaced, "orphans_deleted": sweep_orphans(older_than=orphan_age)}
-
-
-def store_check(app_configs=None, **kwargs):
-    """System check (manage.py check, and every server start): a misconfigured log store is an error at deploy
-    time, not at the first ingest."""
-    from django.core.checks import Error
-
-    try:
-        store()
-    except ImproperlyConfigured as exc:
-        return [Error(str(exc), id="monitoring.E001", hint="See README → Monitoring → Prediction log.")]
-    return []

@@ -61,9 +61,9 @@ def retention_task():
 @shared_task(name="monitoring.log_compact", acks_late=True)
 def log_compact_task():
     """Beat: rewrite each closed day's many small Parquet files as one, then delete files no manifest row names
-    (columnar.compact_closed_days)."""
+    (compaction.compact_closed_days)."""
     from django.utils import timezone
 
-    from .columnar import compact_closed_days
+    from .compaction import compact_closed_days
 
     return compact_closed_days(now=timezone.now())

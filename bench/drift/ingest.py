@@ -76,7 +76,7 @@ def _raw_write(version_id: int, batch_pk: int, rows: list[dict], features: list[
     import pyarrow.parquet as pq
     from django.db import connection, transaction
 
-    from apps.monitoring import columnar, logstore
+    from apps.monitoring import logstorage, logstore
 
     with transaction.atomic(), connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {logstore.TABLE} (model_version_id, batch_pk, ts, request_id, prediction, "
@@ -85,7 +85,7 @@ def _raw_write(version_id: int, batch_pk: int, rows: list[dict], features: list[
                 copy.write_row((version_id, batch_pk, r["timestamp"], r["request_id"], r["prediction"], r["latency_ms"]))
         table = pa.table({"ts": pa.array([r["timestamp"] for r in rows]).cast(pa.timestamp("us", tz="UTC")),
                           **{f: pa.array([r["features"][f] for r in rows], pa.float64()) for f in features}})
-        target = columnar.store()
+        target = logstorage.store()
         path = target.path(f"bench-raw/v{version_id}/b{batch_pk}.parquet")
         target.filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(table, path, filesystem=target.filesystem)

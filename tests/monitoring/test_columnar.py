@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from apps.monitoring import columnar, drift, engine
+from apps.monitoring import columnar, compaction, drift, engine, logstorage
 from apps.monitoring.models import PredictionFile
 
 from . import factories as f
@@ -20,7 +20,7 @@ URL = "/api/v1/monitoring/predictions/"
 
 
 def _files(version) -> list[Path]:
-    return sorted(Path(columnar.store().base).glob(f"*/v{version.pk}/*/*.parquet"))
+    return sorted(Path(logstorage.store().base).glob(f"*/v{version.pk}/*/*.parquet"))
 
 
 def _rows(n: int, *, day_split: int):
@@ -117,17 +117,17 @@ def test_partition_read_and_drop(team):
 ])
 def test_a_misconfigured_store_is_refused_with_the_setting_to_fix(options, message):
     with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
-        columnar.store_from(**options)
+        logstorage.store_from(**options)
 
 
 def test_an_s3_store_is_built_from_settings_and_a_bad_one_fails_the_system_check(settings):
-    s3 = columnar.store_from(root="s3://logs/prod/", endpoint="http://127.0.0.1:9000", region="eu-west-1",
+    s3 = logstorage.store_from(root="s3://logs/prod/", endpoint="http://127.0.0.1:9000", region="eu-west-1",
                              access_key="key", secret_key="secret")
     assert (type(s3.filesystem).__name__, s3.base, s3.path("x.parquet")) == ("S3FileSystem", "logs/prod",
                                                                              "logs/prod/x.parquet")
     settings.MONITORING_LOG_ROOT = "s3://logs/prod"
     settings.MONITORING_LOG_S3_ACCESS_KEY = "key"
-    [error] = columnar.store_check()
+    [error] = logstorage.store_check()
     assert error.id == "monitoring.E001" and "MONITORING_LOG_S3_SECRET_KEY" in error.msg
 
 
@@ -145,12 +145,12 @@ def test_a_closed_day_is_compacted_to_one_file_with_the_same_rows_and_old_files_
 
     before, old_files = window(), _files(version)
     assert len(old_files) == 3
-    assert columnar.compact_closed_days(now=f.T0 + timedelta(days=1, hours=1), orphan_age=timedelta(hours=1)) == \
+    assert compaction.compact_closed_days(now=f.T0 + timedelta(days=1, hours=1), orphan_age=timedelta(hours=1)) == \
         {"files_replaced": 3, "orphans_deleted": 0}
     assert PredictionFile.objects.filter(model_version=version).count() == 1 and window() == before
-    assert columnar.sweep_orphans(older_than=timedelta(0)) >= 3  # with files earlier tests' rollbacks left
+    assert compaction.sweep_orphans(older_than=timedelta(0)) >= 3  # with files earlier tests' rollbacks left
     assert [p.name.startswith("compacted-") for p in _files(version)] == [True]
-    assert columnar.compact_day(model_version_id=version.pk, key="2026-03-02") == 0
+    assert compaction.compact_day(model_version_id=version.pk, key="2026-03-02") == 0
 
 
 def test_features_logged_as_jsonb_before_are_moved_to_parquet(team):

@@ -11,7 +11,7 @@ import json
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from apps.monitoring import columnar, logstore
+from apps.monitoring import columnar, logstorage, logstore
 
 
 class Command(BaseCommand):
@@ -36,4 +36,4 @@ class Command(BaseCommand):
                 cursor.execute(f"UPDATE {logstore.TABLE} SET features = NULL WHERE model_version_id = %s "
                                f"AND batch_pk = %s AND features IS NOT NULL", [model_version_id, batch_pk])
                 moved += len(rows)
-        self.stdout.write(f"{moved} rows of {len(batches)} batches moved to {columnar.store().base}")
+        self.stdout.write(f"{moved} rows of {len(batches)} batches moved to {logstorage.store().base}")
