@@ -109,7 +109,7 @@ def load_reference(reference, names: list[str] | None = None) -> dict[str, dict]
     columns = reference.column_data.all() if names is None else reference.column_data.filter(name__in=names)
     for col in columns:
         if col.kind == "numeric":
-            out[col.name] = {"kind": "numeric", "sorted": np.frombuffer(bytes(col.sorted_values or b""), dtype=np.float64)}
+            out[col.name] = {"kind": "numeric", "sorted": np.frombuffer(col.sorted_values or b"", dtype=np.float64)}
         else:
             out[col.name] = {"kind": "categorical", "counts": col.counts or {}}
     return out
