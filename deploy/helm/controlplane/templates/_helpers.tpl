@@ -105,7 +105,7 @@ seccompProfile:
   valueFrom:
     secretKeyRef: {name: {{ .Values.existingSecret }}, key: MLFLOW_TRACKING_URI}
 {{- end }}
-{{- range $name := concat (list "METRICS_TOKEN" "REGISTRY_SIGNING_KEY" "MLFLOW_WEBHOOK_SECRET" "OIDC_CLIENT_SECRET" "CELERY_BROKER_URL" "CACHE_URL") .Values.extraSecretKeys | uniq }}
+{{- range $name := concat (list "METRICS_TOKEN" "REGISTRY_SIGNING_KEY" "MLFLOW_WEBHOOK_SECRET" "OIDC_CLIENT_SECRET" "CELERY_BROKER_URL" "CACHE_URL" "MONITORING_LOG_S3_ACCESS_KEY" "MONITORING_LOG_S3_SECRET_KEY") .Values.extraSecretKeys | uniq }}
 {{- if not (has $name $required) }}
 - name: {{ $name }}
   valueFrom:
