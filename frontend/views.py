@@ -11,7 +11,7 @@ from apps.monitoring.choices import AlertStatus, RenderStatus, RunStatus
 from apps.monitoring.models import ReportRender
 from apps.monitoring.selectors import alert_list, run_list
 from apps.registry.choices import PromotionStatus
-from apps.registry.selectors import promotion_inbox, promotion_list, sync_runs_needing_attention
+from apps.registry.selectors import promotion_inbox, promotion_list, promotion_progress, sync_runs_needing_attention
 from apps.teams.choices import NotificationStatus
 from apps.teams.selectors import membership_list, webhook_notification_list
 
@@ -24,7 +24,8 @@ def home(request):
     user = request.user
     return render(request, "core/home.html", {
         "memberships": membership_list(user=user).filter(user=user),
-        "waiting_for_me": promotion_inbox(user=user)[:DASHBOARD_ROWS],
+        "waiting_for_me": promotion_progress(user=user, requests=list(
+            promotion_inbox(user=user).select_related("version__model", "environment", "requested_by")[:DASHBOARD_ROWS])),
         "deployments": deployment_list(user=user)[:DASHBOARD_ROWS],
         "open_alerts": alert_list(user=user).exclude(status=AlertStatus.RESOLVED)[:DASHBOARD_ROWS],
         "budget_alerts": budget_alert_list(user=user)[:3],

@@ -36,6 +36,10 @@ def test_inbox_shows_progress_who_still_approves_and_who_decided(team, people):
     # Who may still approve: the approvers and team admins who haven't decided, never the requester.
     assert "Needs 1 more from:" in row and "carol (Approver)" in row and "alice (Team admin)" in row
     assert "bob (Approver)" not in row and "dave" not in row.split("Needs")[1]
+    # The dashboard's "Waiting for your approval" card reads the same progress for whoever may still decide.
+    card = carol.get("/").content.decode().split('id="waiting-for-me"')[1].split("</section>")[0]
+    assert "fraud-model v" in card and re.search(r"1 of 2</span> approvals", card) and "(bob)" in card
+    assert "fraud-model" not in bob.get("/").content.decode().split('id="waiting-for-me"')[1].split("</section>")[0]
     page = bob.get(f"/registry/requests/{request.pk}/").content.decode()
     assert "Approve</button>" not in page and "Reject</button>" not in page
     assert "You already approved this request" in page
