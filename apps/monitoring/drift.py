@@ -62,12 +62,20 @@ class ColumnResult:
     notes: list[str] = field(default_factory=list)
 
 
-def clean_numeric(values: np.ndarray) -> np.ndarray:
-    """Drop NaN and ±inf (Evidently replaces inf by NaN, then drops NaN) and sort."""
+def clean_numeric(values: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+    """Drop NaN and ±inf (Evidently replaces inf by NaN, then drops NaN) and sort.
+
+    One sorted copy (none with `overwrite` and a writable float64 array: it is sorted in place), then a
+    slice: numpy sorts -inf first and +inf then NaN last, so the finite values are the run between two
+    binary searches (no mask pass, no second copy)."""
     values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    values.sort(kind="quicksort")
-    return values
+    if overwrite and values.flags.writeable:
+        values.sort(kind="quicksort")
+    else:
+        values = np.sort(values, kind="quicksort")
+    lo = int(np.searchsorted(values, -np.inf, side="right"))
+    hi = int(np.searchsorted(values, np.inf, side="left"))  # NaN compares above +inf in numpy's order
+    return values[lo:hi]
 
 
 def _distinct_sorted(values: np.ndarray) -> int:
@@ -120,16 +128,36 @@ def wasserstein_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     return _vecdot(np.abs(u_idx / ref_sorted.size - v_idx / cur_sorted.size), deltas)
 
 
+def _cdf_differences_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> np.ndarray:
+    """ECDF(ref) − ECDF(cur) at each distinct value of ref ∪ cur, computed as ks_2samp computes it at every value
+    (searchsorted 'right' counts / n1 − counts / n2), from one linear merge of the two sorted runs.
+
+    ks_2samp evaluates at all n1 + n2 values; a value repeated k times gives k equal differences, so the
+    distinct values give the same set of differences and the same min and max (the statistic). The counts
+    at a value are the merged position of its last copy: ref values up to there, and the rest from cur."""
+    n1, n2 = ref_sorted.size, cur_sorted.size
+    both = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(both, kind="stable")  # timsort: one merge of the two sorted runs
+    merged = both[order]
+    from_ref = np.cumsum(order < n1)
+    del order, both
+    last = np.flatnonzero(merged[1:] != merged[:-1])  # last copy of each value but the largest
+    last = np.append(last, merged.size - 1)
+    cdf_ref = from_ref[last]
+    cdf_cur = last + 1 - cdf_ref
+    return cdf_ref / n1 - cdf_cur / n2
+
+
 KS_EXACT_MAX_N = 10_000  # scipy's MAX_AUTO_N: ks_2samp's 'auto' computes the exact p-value up to this size
 
 
 def ks_pvalue_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
     """scipy.stats.ks_2samp(ref, cur).pvalue (two-sided, method 'auto') for inputs that are already sorted.
 
-    Large samples take scipy's asymptotic branch with the same statistic (same searchsorted CDFs, same
-    subtraction) and the same `kstwo.sf` call, so the p-value is bit-identical, without ks_2samp's two
-    re-sorts and its NaN-policy wrapper's copies (most of its time at 1M rows). Small samples (exact
-    p-value) go to ks_2samp itself."""
+    Large samples take scipy's asymptotic branch with the same statistic (the same CDF counts, divided and
+    subtracted the same way, see _cdf_differences_sorted) and the same `kstwo.sf` call, so the p-value is
+    bit-identical, without ks_2samp's two re-sorts, its NaN-policy wrapper's copies and its 2×(n1+n2)
+    binary searches. Small samples (exact p-value) go to ks_2samp itself."""
     n1, n2 = ref_sorted.size, cur_sorted.size
     if max(n1, n2) <= KS_EXACT_MAX_N:
         from scipy.stats import ks_2samp
@@ -137,17 +165,39 @@ def ks_pvalue_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> float:
         return float(ks_2samp(ref_sorted, cur_sorted)[1])
     from scipy.stats import kstwo
 
-    data_all = np.concatenate([ref_sorted, cur_sorted])
-    cddiffs = np.searchsorted(ref_sorted, data_all, side="right") / n1 - \
-        np.searchsorted(cur_sorted, data_all, side="right") / n2
+    cddiffs = _cdf_differences_sorted(ref_sorted, cur_sorted)
     d = max(float(np.clip(-cddiffs.min(), 0, 1)), float(cddiffs.max()))
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
 
 
 def _counts_from_sorted(values: np.ndarray) -> dict:
-    uniq, counts = np.unique(values, return_counts=True)
-    return {float(k): int(c) for k, c in zip(uniq, counts)}
+    """np.unique(values, return_counts=True) as a dict, for sorted values: runs of equal values, no re-sort."""
+    if values.size == 0:
+        return {}
+    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    counts = np.diff(starts, prepend=0, append=values.size)
+    firsts = values[np.concatenate(([0], starts))]
+    return {float(k): int(c) for k, c in zip(firsts, counts)}
+
+
+def sturges_edges_sorted(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> np.ndarray:
+    """np.histogram_bin_edges(np.concatenate((ref, cur)), bins="sturges") for sorted, non-empty, finite inputs,
+    without the concatenation: numpy's steps (outer edges from the joint min and max, widened by ±0.5 when
+    equal; width = peak-to-peak / (log2(size) + 1); ceil(range / width) bins; linspace) on the two ends."""
+    first, last = min(ref_sorted[0], cur_sorted[0]), max(ref_sorted[-1], cur_sorted[-1])
+    width = np.subtract(last, first) / (np.log2(ref_sorted.size + cur_sorted.size) + 1.0)
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    bins = int(np.ceil(np.subtract(last, first) / width)) if width else 1
+    return np.linspace(first, last, bins + 1, endpoint=True, dtype=np.result_type(first, last, ref_sorted))
+
+
+def counts_in_bins_sorted(values_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """np.histogram(values, edges)[0] for sorted values: with explicit edges numpy sorts the data and counts
+    by binary search ([edge, next) per bin, the last bin closed), which on sorted data is the search alone."""
+    return np.diff(np.concatenate((np.searchsorted(values_sorted, edges[:-1], side="left"),
+                                   np.searchsorted(values_sorted, edges[-1:], side="right"))))
 
 
 def _percents_from_counts(ref_counts: dict, cur_counts: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -169,9 +219,11 @@ def _binned(ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None, ref_co
     """Evidently's get_binned_data: sturges bins over both sides for numeric columns with >20
     distinct reference values, else per-value shares."""
     if numeric and _distinct_sorted(ref_sorted) > 20:
-        bins = np.histogram_bin_edges(np.concatenate((ref_sorted, cur_sorted)), bins="sturges")
-        ref = np.histogram(ref_sorted, bins)[0] / len(ref_sorted)
-        cur = np.histogram(cur_sorted, bins)[0] / len(cur_sorted)
+        # Evidently: edges = np.histogram_bin_edges(pd.concat([ref, cur]), "sturges"), np.histogram per side;
+        # the same edges and counts from the sorted arrays' ends and binary searches (equality tested).
+        bins = sturges_edges_sorted(ref_sorted, cur_sorted)
+        ref = counts_in_bins_sorted(ref_sorted, bins) / len(ref_sorted)
+        cur = counts_in_bins_sorted(cur_sorted, bins) / len(cur_sorted)
     else:
         if numeric:
             ref_counts, cur_counts = _counts_from_sorted(ref_sorted), _counts_from_sorted(cur_sorted)
@@ -291,15 +343,15 @@ def categorical_drift(column: str, ref_counts: dict, cur_counts: dict, *, method
 
 
 def histogram(ref_sorted: np.ndarray, cur_sorted: np.ndarray, bins: int = 30) -> dict:
-    """Shares per bin over a common range, for the reference-vs-current chart."""
+    """Shares per bin over a common range, for the reference-vs-current chart (both arrays sorted)."""
     if ref_sorted.size == 0 or cur_sorted.size == 0:
         return {}
     lo, hi = min(ref_sorted[0], cur_sorted[0]), max(ref_sorted[-1], cur_sorted[-1])
     if lo == hi:
         hi = lo + 1
     edges = np.linspace(lo, hi, bins + 1)
-    ref = np.histogram(ref_sorted, edges)[0] / ref_sorted.size
-    cur = np.histogram(cur_sorted, edges)[0] / cur_sorted.size
+    ref = counts_in_bins_sorted(ref_sorted, edges) / ref_sorted.size
+    cur = counts_in_bins_sorted(cur_sorted, edges) / cur_sorted.size
     return {"edges": edges.round(6).tolist(), "reference": ref.round(6).tolist(), "current": cur.round(6).tolist()}
 
 

@@ -104,14 +104,36 @@ class WindowResult:
 
 def load_reference(reference, names: list[str] | None = None) -> dict[str, dict]:
     """name → {"kind", "sorted" (np.ndarray) or "counts" (dict)} for a ReferenceDataset (only `names`, if given:
-    a numeric column's sorted values are 8 bytes a reference row)."""
+    a numeric column's sorted values are 8 bytes a reference row).
+
+    Read with binary results on a plain psycopg cursor (Django's is client-side, text only): PostgreSQL then
+    sends each bytea as its raw bytes, where text results spell it in hex (twice the bytes, decoded by the
+    client); 20 columns × 1M values load several times faster. The arrays view those bytes (no copy)."""
+    import json
+
+    import psycopg
+    from django.db import connections
+
+    from .models import ReferenceColumn
+
+    meta = ReferenceColumn._meta
+    sql = (f"SELECT name, kind, sorted_values, counts::text FROM {meta.db_table} "
+           f"WHERE {meta.get_field('reference').column} = %s")
+    params = [reference.pk]
+    if names is not None:
+        sql += " AND name = ANY(%s)"
+        params.append(list(names))
+    connection = connections[reference._state.db or "default"]
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        rows = cursor.fetchall()
     out = {}
-    columns = reference.column_data.all() if names is None else reference.column_data.filter(name__in=names)
-    for col in columns:
-        if col.kind == "numeric":
-            out[col.name] = {"kind": "numeric", "sorted": np.frombuffer(col.sorted_values or b"", dtype=np.float64)}
+    for name, kind, values, counts in rows:
+        if kind == "numeric":
+            out[name] = {"kind": "numeric", "sorted": np.frombuffer(values or b"", dtype=np.float64)}
         else:
-            out[col.name] = {"kind": "categorical", "counts": col.counts or {}}
+            out[name] = {"kind": "categorical", "counts": json.loads(counts) if counts else {}}
     return out
 
 
@@ -146,8 +168,9 @@ def window_drift(*, model_version_id: int, start: datetime, end: datetime, specs
     def run_numeric(spec):
         raw = cur_numeric.pop(key(spec))
         check_prepared(spec)
-        cur = drift.clean_numeric(raw)
-        nulls = int(raw.size - cur.size)
+        size = raw.size
+        cur = drift.clean_numeric(raw, overwrite=True)  # the window's own array: sorted in place if writable
+        nulls = int(size - cur.size)
         del raw
         ref = reference[spec.name]["sorted"]
         res = drift.numeric_drift(spec.name, ref, cur, method=spec.method, threshold=spec.threshold)

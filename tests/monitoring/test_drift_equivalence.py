@@ -104,3 +104,72 @@ def test_ks_on_sorted_arrays_is_scipys_p_value_bit_for_bit_above_the_exact_size(
     ref = clean_numeric(np.round(rng.normal(size=30_000), 2))  # ties, like rounded real data
     cur = clean_numeric(np.round(rng.normal(size=12_000) + shift, 2))
     assert ks_pvalue_sorted(ref, cur) == float(ks_2samp(ref, cur)[1])
+
+
+# The sorted-input fast paths against the computations they replace, on data with ties, ±inf, NaN, a constant
+# side and a side shifted past the other's range.
+
+def _pairs():
+    rng = np.random.default_rng(11)
+    for n1, n2 in [(1, 1), (2, 7), (50, 3), (1200, 900), (4000, 2500)]:
+        yield rng.normal(size=n1), rng.normal(size=n2) + 0.3
+        yield np.round(rng.normal(50, 15, n1)), np.round(rng.normal(55, 15, n2))  # ties within and across sides
+        yield rng.integers(0, 3, n1).astype(float), rng.integers(0, 5, n2).astype(float)
+        yield np.round(rng.lognormal(1, 1, n1), 1), np.full(n2, 3.0)
+        yield rng.uniform(0, 1, n1), rng.uniform(5, 6, n2)  # disjoint ranges
+        yield np.full(n1, 2.0), np.full(n2, 2.0)  # one value on both sides: numpy widens the edges by ±0.5
+
+
+def _old_clean(values):
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    values.sort()
+    return values
+
+
+def test_clean_numeric_sorts_and_drops_nan_and_inf_as_before():
+    for ref, cur in _pairs():
+        dirty = np.concatenate((ref, [np.nan, np.inf, -np.inf, np.nan], cur))
+        assert np.array_equal(clean_numeric(dirty), _old_clean(dirty))
+        writable = dirty.copy()
+        assert np.array_equal(clean_numeric(writable, overwrite=True), _old_clean(dirty))
+    assert clean_numeric(np.array([np.nan, np.inf])).size == 0 and clean_numeric(np.array([])).size == 0
+
+
+def test_binning_sorted_arrays_gives_numpys_joint_sturges_edges_and_histogram_counts():
+    from apps.monitoring.drift import _counts_from_sorted, counts_in_bins_sorted, sturges_edges_sorted
+
+    for ref, cur in _pairs():
+        ref, cur = clean_numeric(ref), clean_numeric(cur)
+        edges = np.histogram_bin_edges(np.concatenate((ref, cur)), bins="sturges")  # what Evidently calls
+        ours = sturges_edges_sorted(ref, cur)
+        assert ours.dtype == edges.dtype and np.array_equal(ours, edges)
+        for side in (ref, cur):
+            assert np.array_equal(counts_in_bins_sorted(side, edges), np.histogram(side, edges)[0])
+            chart = np.linspace(side[0] - 1, side[-1] + 0.5, 31)  # the chart's edges: values outside left out
+            assert np.array_equal(counts_in_bins_sorted(side, chart), np.histogram(side, chart)[0])
+            values, counts = np.unique(side, return_counts=True)
+            assert _counts_from_sorted(side) == {float(v): int(c) for v, c in zip(values, counts)}
+
+
+def test_ks_cdf_differences_from_the_merge_have_scipys_extremes():
+    from apps.monitoring.drift import _cdf_differences_sorted
+
+    for ref, cur in _pairs():
+        ref, cur = clean_numeric(ref), clean_numeric(cur)
+        everything = np.concatenate([ref, cur])  # ks_2samp's evaluation points and arithmetic
+        scipy_way = np.searchsorted(ref, everything, side="right") / ref.size - \
+            np.searchsorted(cur, everything, side="right") / cur.size
+        ours = _cdf_differences_sorted(ref, cur)
+        assert (ours.min(), ours.max()) == (scipy_way.min(), scipy_way.max())
+        assert set(ours.tolist()) == set(scipy_way.tolist())
+
+
+@pytest.mark.parametrize("num_method", ["ks", "psi", "jensenshannon", "wasserstein"])
+def test_methods_above_the_exact_ks_size_match_evidently(num_method):
+    """12,000 reference rows: KS takes the asymptotic p-value (sorted-input path), PSI/JS the sorted binning."""
+    ref, cur = _frames(12_000, 10_500, True, seed=8)
+    cur["age"] = ref["age"].sample(10_500, random_state=1).to_numpy() + 0.05  # a small shift: p-value not ~0
+    numeric = ["amount", "age", "small_int", "with_nulls"]
+    theirs = evidently_drift(ref, cur, numeric=numeric, categorical=[], num_method=num_method)
+    _assert_same(_ours(ref, cur, numeric, [], num_method), theirs)
