@@ -22,6 +22,7 @@ from .. import engine, logstore
 from ..choices import ColumnKind, ColumnRole, RunStatus
 from ..models import MonitorRun, PredictionBatch, PredictionLabel, ReferenceDataset
 from ._shared import RESERVED, PayloadTooLarge, _team_of
+from .ingest_columns import Columns
 from .runs import run_performance_refresh
 
 
@@ -197,13 +198,14 @@ def frame_to_rows(frame) -> list[dict]:
 
 
 @transaction.atomic
-def predictions_ingest(*, actor, model_version, batch_id: str, rows: list, source: str = "json",
+def predictions_ingest(*, actor, model_version, batch_id: str, rows: list | Columns, source: str = "json",
                        deployment=None) -> tuple[PredictionBatch, bool]:
     """Validate and COPY a batch of prediction logs. Returns (batch, created).
 
     A batch id seen before for this version returns the stored result and writes nothing (a retried
     upload is idempotent). Rejected rows are counted per column and reason; if every row is rejected the
-    batch is refused (400) so the caller sees the schema mismatch instead of an empty success."""
+    batch is refused (400) so the caller sees the schema mismatch instead of an empty success.
+    `rows` is a list of row dicts, or Columns (ingest_columns.py) already checked against the schema."""
     team = _team_of(model_version)
     require_capability(user=actor, team=team, capability=Capability.OPERATE)
     if not batch_id or len(batch_id) > 200:
@@ -219,8 +221,11 @@ def predictions_ingest(*, actor, model_version, batch_id: str, rows: list, sourc
                               f"rows per batch. Split it into smaller batches.")
     if not rows:
         raise InvalidInput("The batch has no rows.", fields={"rows": ["Empty."]})
-    schema = _schema_for(model_version)
-    good, rejections, examples = validate_rows(rows, schema)
+    if isinstance(rows, Columns):
+        schema, good, rejections, examples = None, rows, {}, []
+    else:
+        schema = _schema_for(model_version)
+        good, rejections, examples = validate_rows(rows, schema)
     if not good:
         summary = "; ".join(f"{col}: {reason} ({n})" for col, reasons in rejections.items() for reason, n in reasons.items())
         raise InvalidInput(f"All {len(rows)} rows were rejected: {summary}.",
@@ -236,9 +241,15 @@ def predictions_ingest(*, actor, model_version, batch_id: str, rows: list, sourc
     except IntegrityError:
         # The same batch id committed concurrently: the other request stored it.
         return PredictionBatch.objects.get(model_version=model_version, batch_id=batch_id), False
-    logstore.ensure_partitions(min(r[0] for r in good), max(r[0] for r in good))
-    logstore.copy_rows(((model_version.pk, deployment.pk if deployment else None, batch.pk, *r) for r in good),
-                       kinds={name: col["kind"] for name, col in schema.items() if col["role"] == ColumnRole.FEATURE})
+    if isinstance(good, Columns):
+        logstore.ensure_partitions(good.ts_min, good.ts_max)
+        good.write(model_version_id=model_version.pk, deployment_id=deployment.pk if deployment else None,
+                   batch_pk=batch.pk)
+    else:
+        logstore.ensure_partitions(min(r[0] for r in good), max(r[0] for r in good))
+        logstore.copy_rows(((model_version.pk, deployment.pk if deployment else None, batch.pk, *r) for r in good),
+                           kinds={name: col["kind"] for name, col in schema.items()
+                                  if col["role"] == ColumnRole.FEATURE})
     audit_record(actor=actor, action="monitoring.predictions.ingest", target=batch, team=team,
                  changes={"batch_id": [None, batch_id], "accepted": [None, batch.accepted],
                           "rejected": [None, batch.rejected], "source": [None, source]})
