@@ -53,7 +53,7 @@ ROWS = [
     {"timestamp": "2026-03-02T10:00:00Z", "request_id": "a", "prediction": "1", "latency_ms": 12.5, "score": 0.9,
      "features": {"amount": 1.5, "age": 30, "country": "de", "channel": "web"}},
     {"timestamp": "2026-03-02T11:30:00+02:00", "request_id": 17, "prediction": 1.0, "latency_ms": 3, "error": "",
-     "features": {"amount": None, "age": 2**53, "country": 3, "channel": 2.0}},
+     "features": {"amount": None, "age": 2**53 + 1, "country": 3, "channel": 2.0}},
     {"timestamp": "2026-03-02T12:00:00", "prediction": 7, "error": "boom " + "x" * 2100,
      "features": {"amount": -0.0, "country": True, "channel": None}},
     {"timestamp": " 2026-03-03 00:00:01.5+00:00 ", "request_id": "r" * 250, "prediction": False, "score": None,
@@ -85,7 +85,7 @@ def test_numeric_prediction_as_text_and_a_retry(client_for, engineer, team, path
     data = f.frame(200).assign(prediction=lambda d: d["amount"] * 2)
     f.monitor(team, version, f.reference(team, version, data))
     rows = [{"timestamp": "2026-03-02T10:00:00Z", "request_id": f"p{i}", "prediction": p,
-             "features": {"amount": 1.0, "age": 2.0, "country": "de", "channel": "web"}}
+             "features": {"amount": None if i == 1 else i / 3, "age": 2**60 + i, "country": "de", "channel": "web"}}
             for i, p in enumerate(["0.5", 3, 2.25, "nan", None])]
     client = client_for(engineer)
     body = json.dumps({"model_version": version.pk, "batch_id": "num", "rows": rows})

@@ -22,6 +22,7 @@ from operator import attrgetter
 from typing import Annotated, Union
 
 import msgspec
+import numpy as np
 from django.conf import settings
 from django.db import connection
 
@@ -126,7 +127,7 @@ class Columns:
         columnar.write_table(model_version_id=model_version_id, batch_pk=batch_pk, table=table)
 
 
-def decode_rows(raw: bytes, *, schema: dict[str, dict]) -> Columns | None:
+def decode_rows(raw, *, schema: dict[str, dict]) -> Columns | None:
     """The rows as columns if every one passes validate_rows as it is; None sends the batch the general way."""
     features = tuple((name, col["kind"]) for name, col in schema.items() if col["role"] == ColumnRole.FEATURE)
     try:
@@ -215,32 +216,33 @@ def _feature_columns(rows: list, features: tuple[tuple[str, str], ...]) -> dict:
     """{name: Arrow array} for every feature at least one row has, as columnar.write_batch builds them."""
     import pyarrow as pa
 
-    if not features:
-        return {}
-    getter = attrgetter(*(f"c{i}" for i in range(len(features))))
-    values = zip(*map(getter, rows)) if len(features) > 1 else [list(map(getter, rows))]
     columns = {}
-    for (name, kind), column in zip(features, values):
+    numeric = [i for i, (_, kind) in enumerate(features) if kind == ColumnKind.NUMERIC]
+    if len(numeric) > 1:
+        # All numeric features at once through one float64 matrix: None becomes NaN, which no JSON value is
+        # (ints convert as float() does). A feature some rows leave out (UNSET) fails here and goes per column.
+        try:
+            matrix = np.array(list(map(attrgetter(*(f"c{i}" for i in numeric)), rows)), dtype=np.float64).T.copy()
+        except (TypeError, ValueError):
+            pass
+        else:
+            missing = np.isnan(matrix)
+            for j, i in enumerate(numeric):
+                columns[features[i][0]] = pa.array(matrix[j], mask=missing[j] if missing[j].any() else None)
+    for i, (name, kind) in enumerate(features):
+        if name in columns:
+            continue
+        column = list(map(attrgetter(f"c{i}"), rows))
+        if all(v is _UNSET for v in column):
+            continue
         if kind == ColumnKind.NUMERIC:
-            try:
-                columns[name] = pa.array(column, pa.float64())
-                continue
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                pass  # a feature some rows leave out (UNSET), or an integer a double cannot hold exactly
-            present = [v for v in column if v is not _UNSET]
-            if not present:
-                continue
-            try:
-                columns[name] = pa.array([None if v is _UNSET else v for v in column], pa.float64())
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                raise _Refer from None
+            # float() as validate_rows does: pyarrow refuses an integer a double cannot hold exactly.
+            columns[name] = pa.array([None if v is None or v is _UNSET else float(v) for v in column], pa.float64())
         else:
             canonical = engine.canonical_category
-            texts = [None if v is None or v is _UNSET else v if type(v) is str else canonical(v) for v in column]
-            if all(v is _UNSET for v in column):
-                continue
-            columns[name] = pa.array(texts, pa.string())
-    return columns
+            columns[name] = pa.array([None if v is None or v is _UNSET else v if type(v) is str else canonical(v)
+                                      for v in column], pa.string())
+    return {name: columns[name] for name, _ in features if name in columns}
 
 
 def batch_columns(header: _Header, *, model_version) -> Columns | None:
@@ -251,4 +253,4 @@ def batch_columns(header: _Header, *, model_version) -> Columns | None:
         schema = _schema_for(model_version)
     except DomainError:
         return None
-    return decode_rows(bytes(header.rows), schema=schema)
+    return decode_rows(header.rows, schema=schema)
