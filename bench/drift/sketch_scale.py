@@ -37,39 +37,65 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _write(version, rows: int) -> None:
+def _write_batch(version_pk: int, rows: int, batch: int) -> float:
+    """Write batch `batch` (1-based) of the `rows`-row window: its Parquet files and log-table rows, in one
+    transaction (so a batch is either wholly there or not at all). Returns the seconds it took."""
     import numpy as np
     import pyarrow as pa
     from django.db import connection, transaction
 
-    from apps.monitoring import columnar, logstore
+    from apps.monitoring import columnar
+
+    t = time.perf_counter()
+    lo = (batch - 1) * BATCH
+    n = min(BATCH, rows - lo)
+    step_us = int(bench.SPAN.total_seconds() * 1_000_000) // rows
+    start = np.datetime64(bench.CUR_START.replace(tzinfo=None), "us")
+    ts = start + (lo + np.arange(n)) * np.timedelta64(step_us, "us")
+    table = pa.table({"ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
+                      **{k: pa.array(v) for k, v in bench._numeric(n, FEATURES, True, 1000 + batch).items()}})
+    with transaction.atomic():
+        columnar.write_table(model_version_id=version_pk, batch_pk=batch, table=table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO monitoring_prediction_log (model_version_id, batch_pk, ts, request_id, latency_ms) "
+                "SELECT %s, %s, %s + (i * %s) * interval '1 microsecond', 'r' || i, 20 "
+                "FROM generate_series(%s::bigint, %s::bigint) AS i",
+                [version_pk, batch, bench.CUR_START, step_us, lo, lo + n - 1])
+    return time.perf_counter() - t
+
+
+def _write(version, rows: int, processes: int) -> None:
+    """Write the batches not written yet (a batch commits whole, so an interrupted write resumes where it
+    stopped, and a second run on the same row count reuses the data), `processes` batches at a time."""
+    import multiprocessing
+
+    from django.db import connections
+    from django.db.models import Sum
+
+    from apps.monitoring import logstore
     from apps.monitoring.models import PredictionFile
 
-    files = PredictionFile.objects.filter(model_version=version)
-    if sum(files.values_list("rows", flat=True)) == rows:
+    done = dict(PredictionFile.objects.filter(model_version=version).values_list("batch_pk")
+                .annotate(n=Sum("rows")).values_list("batch_pk", "n"))
+    todo = [b for b, lo in enumerate(range(0, rows, BATCH), start=1) if done.get(b) != min(BATCH, rows - lo)]
+    if not todo:
+        print(f"{rows:,} rows already written: reused")
         return
-    files.delete()
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM monitoring_prediction_log WHERE model_version_id = %s", [version.pk])
     logstore.ensure_partitions(bench.CUR_START, bench.CUR_START + bench.SPAN)
-    step_us = int(bench.SPAN.total_seconds() * 1_000_000) // rows
+    connections.close_all()  # each forked writer opens its own connection
     started = time.perf_counter()
-    for batch, lo in enumerate(range(0, rows, BATCH), start=1):
-        n = min(BATCH, rows - lo)
-        start = np.datetime64(bench.CUR_START.replace(tzinfo=None), "us")
-        ts = start + (lo + np.arange(n)) * np.timedelta64(step_us, "us")
-        table = pa.table({"ts": pa.array(ts).cast(pa.timestamp("us", tz="UTC")),
-                          **{k: pa.array(v) for k, v in bench._numeric(n, FEATURES, True, 1000 + batch).items()}})
-        with transaction.atomic():
-            columnar.write_table(model_version_id=version.pk, batch_pk=batch, table=table)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO monitoring_prediction_log (model_version_id, batch_pk, ts, request_id, latency_ms) "
-                    "SELECT %s, %s, %s + (i * %s) * interval '1 microsecond', 'r' || i, 20 "
-                    "FROM generate_series(%s::bigint, %s::bigint) AS i",
-                    [version.pk, batch, bench.CUR_START, step_us, lo, lo + n - 1])
-        print(f"  {lo + n:,} rows written ({time.perf_counter() - started:.0f} s)", flush=True)
-    print(f"wrote {rows:,} rows × {FEATURES} features straight into the log in {time.perf_counter() - started:.0f} s")
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        jobs = [(version.pk, rows, b) for b in todo]
+        for i, seconds in enumerate(pool.imap_unordered(_star_write, jobs), start=1):
+            print(f"  {i}/{len(todo)} batches written ({seconds:.0f} s for the last; "
+                  f"{time.perf_counter() - started:.0f} s so far)", flush=True)
+    print(f"wrote {len(todo) * BATCH:,} rows × {FEATURES} features straight into the log in "
+          f"{time.perf_counter() - started:.0f} s ({processes} processes)")
+
+
+def _star_write(job) -> float:
+    return _write_batch(*job)
 
 
 def main():
@@ -77,6 +103,10 @@ def main():
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-exact", action="store_true")
+    parser.add_argument("--write-processes", type=int, default=2)
+    parser.add_argument("--write-only", action="store_true", help="write (or finish writing) the rows, then stop")
+    parser.add_argument("--window-rows", type=int, default=None,
+                        help="run on the window's first N rows only (a sub-window of the written data)")
     args = parser.parse_args()
 
     import psycopg
@@ -105,7 +135,9 @@ def main():
     model, _ = RegisteredModel.objects.get_or_create(name=f"bench-sketch-{args.rows}", defaults={"team": team})
     version, _ = ModelVersion.objects.get_or_create(model=model, version=1)
     Monitor.objects.filter(model_version=version).delete()
-    _write(version, args.rows)
+    _write(version, args.rows, args.write_processes)
+    if args.write_only:
+        return
 
     import pandas as pd
 
@@ -121,6 +153,8 @@ def main():
     monitor = Monitor.objects.create(team=team, name=f"bench-sketch-{args.rows}", model_version=version,
                                      reference=reference, exact_max_rows=1000, min_rows=1)
     window = (bench.CUR_START, bench.CUR_START + bench.SPAN)
+    if args.window_rows:
+        window = (window[0], window[0] + bench.SPAN * args.window_rows / args.rows)
 
     broker = RedisServer()
     broker.start()
@@ -148,6 +182,12 @@ def main():
     print(f"\nsketch-mode run #{run.pk}: {run.status}, {run.current_rows:,} rows, {elapsed:.0f} s end to end on "
           f"{args.workers} workers ({run.message})")
     print("peak RSS per worker process: " + ", ".join(f"{p:.0f} MB" for p in peaks))
+    import re
+
+    for i in range(len(workers)):  # the map tasks as each worker's log has them; the one not "waiting" reduced
+        steps = re.findall(r"monitoring\.summarize_partition\[[^\]]+\] succeeded in ([\d.]+)s: (.*)",
+                           (logs / f"worker{i}.log").read_text())
+        print(f"  worker {i}: " + (", ".join(f"{float(t):.0f} s ({r.strip(chr(39))})" for t, r in steps) or "no map task"))
     sketch = {f.column: f for f in run.features.all()}
     if args.no_exact:
         return
