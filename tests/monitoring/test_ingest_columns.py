@@ -139,3 +139,15 @@ def test_a_duplicate_key_keeps_the_last_value_as_the_general_path_does(client_fo
     assert response.status_code == 201 and response.json()["accepted"] == 1 and paths == ["columns"]
     (_, _, values, _), = _stored(response.json()["id"])["files"].values()
     assert "'amount': 2.0" in values[0]
+
+
+def test_a_body_nested_past_the_decoders_limits_answers_as_the_general_path_does(client_for, engineer, mon,
+                                                                                monkeypatch):
+    body = ('{"model_version": %d, "batch_id": "deep", "rows": %s}' % (mon.model_version_id, "[" * 5000 + "]" * 5000))
+    client = client_for(engineer)
+    first = _post(client, body)
+    monkeypatch.setattr(ingest_columns, "decode_header", lambda request: None)
+    general = _post(client, body)
+    assert first.status_code == general.status_code == 400
+    assert first.json()["error"]["fields"] == general.json()["error"]["fields"] == {
+        "body": ["Nested more than 64 levels deep."]}

@@ -59,6 +59,9 @@ def check_json_values(value, path: str = "", depth: int = 0) -> None:
 
 class StrictJSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # json gives up ~1,000 levels deep, before check_json_values could say so (was a 500)
+            raise exceptions.ValidationError({_where(""): [f"Nested more than {MAX_DEPTH} levels deep."]}) from None
         check_json_values(data)
         return data

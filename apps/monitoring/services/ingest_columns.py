@@ -65,7 +65,7 @@ def decode_header(request) -> _Header | None:
         return None
     try:
         header = msgspec.json.decode(body, type=_Header)
-    except (msgspec.MsgspecError, ValueError):
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # RecursionError: nested ~1,000 deep
         return None
     # CharField(max_length=200): trimmed, not blank.
     if not 0 < len(header.batch_id) <= 200 or header.batch_id.strip() != header.batch_id:
@@ -132,7 +132,7 @@ def decode_rows(raw, *, schema: dict[str, dict]) -> Columns | None:
     features = tuple((name, col["kind"]) for name, col in schema.items() if col["role"] == ColumnRole.FEATURE)
     try:
         rows = msgspec.json.decode(raw, type=_row_type(features))
-    except (msgspec.MsgspecError, ValueError):
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # RecursionError: nested ~1,000 deep
         return None
     if not rows or len(rows) > settings.MONITORING_MAX_BATCH_ROWS:
         return None  # the general path answers 400 / 413
