@@ -2,16 +2,21 @@
 
     .venv/bin/python bench/drift/ingest.py                      # 20 batches × 10,000 rows × 20 numeric features
     .venv/bin/python bench/drift/ingest.py --batches 3          # smoke run
+    .venv/bin/python bench/drift/ingest.py --general            # also the API's general path, side by side
 
 Scratch database `controlplane_bench_drift` (see run.py). Side by side, alternating batch by batch so load
 on the machine hits both alike:
 - API: `POST /api/v1/monitoring/predictions/` through Django's in-process test client (JSON body encoded
-  beforehand): authentication, the strict JSON parser, the serializer, validation of every value against the
-  monitor's schema, the idempotency row, COPY of the row fields into PostgreSQL, one Parquet file per batch and
-  day with its manifest row, the audit event, commit.
+  beforehand): authentication, msgspec's decode of the body against the monitor schema's row type with the
+  strict JSON parser's rules (services/ingest_columns.py: every row of these batches passes, so they take the
+  column path), the idempotency row, COPY of the row fields into PostgreSQL, one Parquet file per batch and
+  day with its manifest row and the day's summary merge, the audit event, commit. The run fails if a batch
+  did not take the column path.
+- API general (--general): the same request with the column path switched off, as every batch went before
+  it and as a batch with a row to reject still goes: the strict JSON parser, the serializer, validate_rows.
 - raw: the same rows as the JSON parser hands them over (a list of dicts), written with no checks at all: COPY
   of the row fields into the same table and pyarrow's Parquet write of the features, in one transaction.
-Prints rows/s for both and the ratio.
+Prints rows/s for each and the ratios.
 """
 import argparse
 import json
@@ -96,25 +101,42 @@ def main():
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--general", action="store_true", help="also time the API's general path")
     args = parser.parse_args()
     features = [f"f{i:02d}" for i in range(args.features)]
     user, version = _setup(features)
     from django.test import Client
 
     from apps.monitoring import logstore
+    from apps.monitoring.services import ingest_columns
 
     client = Client()
     client.force_login(user)
     logstore.ensure_partitions(START, START + timedelta(hours=args.batches + 2))
-    api_s = raw_s = 0.0
+    batch_columns, decode_header, taken = ingest_columns.batch_columns, ingest_columns.decode_header, []
+
+    def column_path(header, **kwargs):  # counts the batches that took the column path
+        columns = batch_columns(header, **kwargs)
+        taken.append(columns is not None)
+        return columns
+
+    ingest_columns.batch_columns = column_path
+    api_s = general_s = raw_s = 0.0
     for batch in range(-1, args.batches):  # batch -1 warms up (imports, first connection), not counted
         rows = _rows(batch, args.batch_rows, features)
-        body = json.dumps({"model_version": version.pk, "batch_id": f"b{batch}", "rows": rows})
         warm_up = batch < 0
-        t = time.perf_counter()
-        response = client.post("/api/v1/monitoring/predictions/", body, content_type="application/json")
-        api_s += 0 if warm_up else time.perf_counter() - t
-        assert response.status_code == 201 and response.json()["accepted"] == len(rows), response.content[:500]
+        for general in (False, True) if args.general else (False,):
+            body = json.dumps({"model_version": version.pk, "batch_id": f"b{batch}{'g' * general}", "rows": rows})
+            ingest_columns.decode_header = (lambda request: None) if general else decode_header
+            t = time.perf_counter()
+            response = client.post("/api/v1/monitoring/predictions/", body, content_type="application/json")
+            elapsed = 0 if warm_up else time.perf_counter() - t
+            assert response.status_code == 201 and response.json()["accepted"] == len(rows), response.content[:500]
+            if general:
+                general_s += elapsed
+            else:
+                api_s += elapsed
+                assert taken.pop(), "the batch did not take the column path"
         parsed = json.loads(body)["rows"]  # what the API's JSON parser hands over
         t = time.perf_counter()
         _raw_write(version.pk, 1_000_000 + batch, parsed, features)
@@ -123,6 +145,9 @@ def main():
     print(f"{args.batches} batches × {args.batch_rows:,} rows × {args.features} numeric features")
     print(f"API path: {total / api_s:,.0f} rows/s ({api_s:.1f} s); raw COPY + Parquet write: {total / raw_s:,.0f} "
           f"rows/s ({raw_s:.1f} s); API / raw = {raw_s / api_s:.0%}")
+    if args.general:
+        print(f"API general path: {total / general_s:,.0f} rows/s ({general_s:.1f} s); general / raw = "
+              f"{raw_s / general_s:.0%}; API / general = {general_s / api_s:.1f}x")
 
 
 if __name__ == "__main__":
