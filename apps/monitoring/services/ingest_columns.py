@@ -117,13 +117,14 @@ class Columns:
                                self.request_ids, self.predictions, self.prediction_nums, self.scores, self.latencies,
                                self.errors):
                     write_row(row)
-        table = pa.table({
-            "ts": pa.array(self.ts, pa.timestamp("us", tz="UTC")),
-            "request_id": pa.array(self.request_ids, pa.string()),
-            "prediction": pa.array(self.predictions, pa.string()),
-            "prediction_num": pa.array(self.prediction_nums, pa.float64()),
-            **self.features,
-        })
+                # Built while PostgreSQL works through the rows sent (the COPY ends when this block does).
+                table = pa.table({
+                    "ts": pa.array(self.ts, pa.timestamp("us", tz="UTC")),
+                    "request_id": pa.array(self.request_ids, pa.string()),
+                    "prediction": pa.array(self.predictions, pa.string()),
+                    "prediction_num": pa.array(self.prediction_nums, pa.float64()),
+                    **self.features,
+                })
         columnar.write_table(model_version_id=model_version_id, batch_pk=batch_pk, table=table)
 
 
