@@ -173,3 +173,79 @@ def test_methods_above_the_exact_ks_size_match_evidently(num_method):
     numeric = ["amount", "age", "small_int", "with_nulls"]
     theirs = evidently_drift(ref, cur, numeric=numeric, categorical=[], num_method=num_method)
     _assert_same(_ours(ref, cur, numeric, [], num_method), theirs)
+
+
+def test_load_reference_reads_what_the_reference_stored(team):
+    """engine.load_reference reads the prepared columns with a binary COPY: the same sorted values (aligned
+    float64 arrays) and counts as the stored rows, all of them or only the named ones."""
+    from apps.monitoring import engine
+
+    from . import factories as f
+
+    data = f.frame(300)
+    data.loc[::9, "amount"] = np.nan
+    ref = f.reference(team, f.model_version(team), data)
+    loaded = engine.load_reference(ref)
+    stored = list(ref.column_data.all())
+    assert set(loaded) == {c.name for c in stored}
+    for col in stored:
+        if col.kind == "numeric":
+            values = loaded[col.name]["sorted"]
+            assert values.flags.aligned and np.array_equal(values, np.frombuffer(bytes(col.sorted_values), np.float64))
+        else:
+            assert loaded[col.name] == {"kind": "categorical", "counts": col.counts}
+    assert set(engine.load_reference(ref, ["amount", "country", "absent"])) == {"amount", "country"}
+    assert engine.load_reference(ref, []) == {}
+
+
+def test_binary_copy_rows_are_read_across_any_chunk_boundary():
+    from apps.monitoring.engine import _binary_copy_rows
+
+    stream = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+    for fields in ([b"abc", None], [b"", b"\x00" * 16]):
+        stream += (2).to_bytes(2, "big")
+        for value in fields:
+            stream += (-1).to_bytes(4, "big", signed=True) if value is None else len(value).to_bytes(4, "big") + value
+    stream += (-1).to_bytes(2, "big", signed=True)
+    for cut in range(len(stream) + 1):
+        rows = _binary_copy_rows([stream[:cut], stream[cut:]], fields=2)
+        assert [[None if v is None else bytes(v) for v in row] for row in rows] == [[b"abc", None], [b"", b"\x00" * 16]]
+
+
+def test_window_numeric_columns_read_by_pyarrow_equal_duckdbs_read(team, monkeypatch):
+    """columnar.read_window's float64 path (floatcolumns) against the DuckDB read it replaces: windows cutting
+    through files (time filter) or holding them whole, nulls, a column absent from some files or from all, the
+    prediction; a column stored as text in some file still goes to DuckDB."""
+    from datetime import timedelta
+
+    from apps.monitoring import columnar, engine, floatcolumns
+
+    from . import factories as f
+
+    version = f.model_version(team)
+    f.logs(version, f.frame(48, seed=1), span=timedelta(hours=48))
+    columnar.write_batch(model_version_id=version.pk, batch_pk=98, rows=[
+        (f.T0 + timedelta(hours=30, minutes=i), f"n-{i}", {"age": None, "late": 1.5 + i}, "1", None) for i in range(4)])
+
+    def read(start, end, names):
+        return columnar.read_window(model_version_id=version.pk, start=start, end=end, numeric=names, categorical=[])
+
+    names = ["age", "late", "absent", engine.PREDICTION]
+    for start, end in [(f.T0, f.T0 + timedelta(days=2)), (f.T0 + timedelta(hours=5), f.T0 + timedelta(hours=31)),
+                       (f.T0 + timedelta(days=1), f.T0 + timedelta(days=2))]:
+        fast = read(start, end, names)
+        with monkeypatch.context() as m:
+            m.setattr(floatcolumns, "read_float_columns", lambda *args: (None, None))
+            slow = read(start, end, names)
+        assert fast.rows == slow.rows > 0
+        for name in names:
+            assert np.array_equal(np.sort(fast.numeric[name]), np.sort(slow.numeric[name]), equal_nan=True), name
+    columnar.write_batch(model_version_id=version.pk, batch_pk=99, rows=[(f.T0 + timedelta(hours=2), "t", {"age": "x"},
+                                                                          "1", 1.0)])
+    files = columnar._files(model_version_id=version.pk, start=f.T0, end=f.T0 + timedelta(days=2))
+    scan = columnar._Scan(files, f.T0, f.T0 + timedelta(days=2), 1)
+    try:
+        assert floatcolumns.read_float_columns(files, scan, ["age"], f.T0, f.T0 + timedelta(days=2)) == (None, None)
+    finally:
+        scan.close()
+    assert np.isnan(read(f.T0, f.T0 + timedelta(days=2), ["age"]).numeric["age"]).sum() == 5  # "x" and 4 nulls
