@@ -12,7 +12,16 @@ sketch mode, fanned out over real Celery workers, end to end (not a test).
 3. `--workers` Celery worker processes (solo pool, bulk queue, a private redis-server as broker) run it; the run is
    queued like "Run now" and woken on the bulk queue. Every worker's peak RSS (VmHWM) is read from /proc.
 4. Exact mode on the same window (engine.window_drift, the rows read in full) in this process, for the verdict
-   agreement, unless --no-exact.
+   agreement, unless --no-exact (at 100M rows exact mode would need ~40 GB).
+
+The write resumes: batches already written (each commits whole) are reused, so a failed run or a second one on
+the same `--rows` writes nothing; `--write-only` just writes, in `--write-processes` forked writers. With
+`--window-rows N` the run (and exact mode) covers the window's first N rows only: exact-mode agreement on a
+subset of a window too large for exact mode, e.g.
+
+    .venv/bin/python bench/drift/sketch_scale.py --rows 100000000 --write-only
+    .venv/bin/python bench/drift/sketch_scale.py --rows 100000000 --no-exact
+    .venv/bin/python bench/drift/sketch_scale.py --rows 100000000 --window-rows 10000000
 """
 import argparse
 import os
@@ -65,9 +74,10 @@ def _write_batch(version_pk: int, rows: int, batch: int) -> float:
     return time.perf_counter() - t
 
 
-def _write(version, rows: int, processes: int) -> None:
+def _write(version, rows: int, processes: int, needed: int | None = None) -> None:
     """Write the batches not written yet (a batch commits whole, so an interrupted write resumes where it
-    stopped, and a second run on the same row count reuses the data), `processes` batches at a time."""
+    stopped, and a second run on the same row count reuses the data), `processes` batches at a time; only those
+    holding the first `needed` rows, if given."""
     import multiprocessing
 
     from django.db import connections
@@ -78,9 +88,9 @@ def _write(version, rows: int, processes: int) -> None:
 
     done = dict(PredictionFile.objects.filter(model_version=version).values_list("batch_pk")
                 .annotate(n=Sum("rows")).values_list("batch_pk", "n"))
-    todo = [b for b, lo in enumerate(range(0, rows, BATCH), start=1) if done.get(b) != min(BATCH, rows - lo)]
+    todo = [b for b, lo in enumerate(range(0, needed or rows, BATCH), start=1) if done.get(b) != min(BATCH, rows - lo)]
     if not todo:
-        print(f"{rows:,} rows already written: reused")
+        print(f"{needed or rows:,} rows already written: reused")
         return
     logstore.ensure_partitions(bench.CUR_START, bench.CUR_START + bench.SPAN)
     connections.close_all()  # each forked writer opens its own connection
@@ -135,7 +145,7 @@ def main():
     model, _ = RegisteredModel.objects.get_or_create(name=f"bench-sketch-{args.rows}", defaults={"team": team})
     version, _ = ModelVersion.objects.get_or_create(model=model, version=1)
     Monitor.objects.filter(model_version=version).delete()
-    _write(version, args.rows, args.write_processes)
+    _write(version, args.rows, args.write_processes, None if args.write_only else args.window_rows)
     if args.write_only:
         return
 
@@ -181,15 +191,18 @@ def main():
     broker.stop()
     print(f"\nsketch-mode run #{run.pk}: {run.status}, {run.current_rows:,} rows, {elapsed:.0f} s end to end on "
           f"{args.workers} workers ({run.message})")
-    print("peak RSS per worker process: " + ", ".join(f"{p:.0f} MB" for p in peaks))
+    print("peak RSS per worker process: " + ", ".join(f"{p:.0f} MiB" for p in peaks))
     import re
 
     for i in range(len(workers)):  # the map tasks as each worker's log has them; the one not "waiting" reduced
         steps = re.findall(r"monitoring\.summarize_partition\[[^\]]+\] succeeded in ([\d.]+)s: (.*)",
                            (logs / f"worker{i}.log").read_text())
-        print(f"  worker {i}: " + (", ".join(f"{float(t):.0f} s ({r.strip(chr(39))})" for t, r in steps) or "no map task"))
+        done = ", ".join(f"{float(t):.0f} s ({r.strip(chr(39))})" for t, r in steps)
+        print(f"  worker {i}: {done or 'no map task'}")
     sketch = {f.column: f for f in run.features.all()}
     if args.no_exact:
+        print("sketch verdicts: " + ", ".join(f"{n} {f.score:.4g} {'drift' if f.drifted else 'ok'}"
+                                              for n, f in sorted(sketch.items())))
         return
     specs = [engine.ColumnSpec(name=c["name"], kind="numeric", role="feature") for c in schema]
     t = time.perf_counter()
