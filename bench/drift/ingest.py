@@ -21,6 +21,7 @@ Prints rows/s for each and the ratios.
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -96,12 +97,44 @@ def _raw_write(version_id: int, batch_pk: int, rows: list[dict], features: list[
         pq.write_table(table, path, filesystem=target.filesystem)
 
 
+def _time_stages() -> dict:
+    """Wrap the column path's stages to time them. Returns {stage: [seconds per batch]}; the "current" entry
+    holds the batch in flight ({stage: seconds}), which the caller keeps or drops."""
+    from collections import defaultdict
+
+    from apps.monitoring import columnar
+    from apps.monitoring.services import ingest_columns, partition_summaries
+
+    times = defaultdict(list)
+    current = times["current"] = defaultdict(float)
+
+    def wrap(owner, name, stage):
+        function = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                current[stage] += time.perf_counter() - t
+
+        setattr(owner, name, timed)
+
+    wrap(ingest_columns, "decode_header", "1 header decode (msgspec, rows skipped)")
+    wrap(ingest_columns, "decode_rows", "2 rows: decode + column checks")
+    wrap(ingest_columns.Columns, "write", "3 write: COPY + Parquet + summary")
+    wrap(columnar, "write_table", "3a  of which Parquet + summary + manifest")
+    wrap(partition_summaries, "on_partition_written", "3b  of which summary merge")
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--general", action="store_true", help="also time the API's general path")
+    parser.add_argument("--stages", action="store_true", help="where the API path's time goes, per stage")
     args = parser.parse_args()
     features = [f"f{i:02d}" for i in range(args.features)]
     user, version = _setup(features)
@@ -113,6 +146,7 @@ def main():
     client = Client()
     client.force_login(user)
     logstore.ensure_partitions(START, START + timedelta(hours=args.batches + 2))
+    stages = _time_stages() if args.stages else None
     batch_columns, decode_header, taken = ingest_columns.batch_columns, ingest_columns.decode_header, []
 
     def column_path(header, **kwargs):  # counts the batches that took the column path
@@ -137,6 +171,12 @@ def main():
             else:
                 api_s += elapsed
                 assert taken.pop(), "the batch did not take the column path"
+                if stages is not None and not warm_up:
+                    stages["API request"].append(elapsed)
+                    for stage, seconds in stages["current"].items():
+                        stages[stage].append(seconds)
+            if stages is not None:
+                stages["current"].clear()
         parsed = json.loads(body)["rows"]  # what the API's JSON parser hands over
         t = time.perf_counter()
         _raw_write(version.pk, 1_000_000 + batch, parsed, features)
@@ -145,6 +185,14 @@ def main():
     print(f"{args.batches} batches × {args.batch_rows:,} rows × {args.features} numeric features")
     print(f"API path: {total / api_s:,.0f} rows/s ({api_s:.1f} s); raw COPY + Parquet write: {total / raw_s:,.0f} "
           f"rows/s ({raw_s:.1f} s); API / raw = {raw_s / api_s:.0%}")
+    if stages is not None:
+        stages.pop("current")
+        total_ms = statistics.median(stages.pop("API request")) * 1000
+        print(f"API request, median of {args.batches}: {total_ms:.0f} ms; stages (median ms, share):")
+        for name, times in sorted(stages.items()):
+            if times:
+                ms = statistics.median(times) * 1000
+                print(f"  {name:44s} {ms:7.1f} ms {ms / total_ms:5.0%}")
     if args.general:
         print(f"API general path: {total / general_s:,.0f} rows/s ({general_s:.1f} s); general / raw = "
               f"{raw_s / general_s:.0%}; API / general = {general_s / api_s:.1f}x")
