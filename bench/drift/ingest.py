@@ -3,6 +3,7 @@
     .venv/bin/python bench/drift/ingest.py                      # 20 batches × 10,000 rows × 20 numeric features
     .venv/bin/python bench/drift/ingest.py --batches 3          # smoke run
     .venv/bin/python bench/drift/ingest.py --general            # also the API's general path, side by side
+    .venv/bin/python bench/drift/ingest.py --stages             # where the API path's time goes, per stage
 
 Scratch database `controlplane_bench_drift` (see run.py). Side by side, alternating batch by batch so load
 on the machine hits both alike:
