@@ -171,3 +171,31 @@ def test_features_logged_as_jsonb_before_are_moved_to_parquet(team):
                                   numeric=["amount"], categorical=["country"])
     assert (window.rows, window.numeric["amount"].tolist(), window.counts["country"]) == (1, [2.5], {"de": 1})
     assert len(_files(version)) == 1
+
+
+def _columns(table, *, ordered: bool = True) -> dict:
+    """name → values (NaN as "NaN", so equal tables compare equal), in row order or sorted."""
+    out = {n: ["NaN" if v != v else v for v in table.column(n).to_pylist()] for n in table.column_names}
+    return out if ordered else {n: sorted(values, key=repr) for n, values in out.items()}
+
+
+def test_a_sample_is_repeatable_within_its_limit_and_read_as_the_full_read_types_it(team):
+    """read_rows with a limit (the Evidently sample) streams the files itself (logsample): with a limit above the
+    window's rows it returns exactly the full read's rows, a kind-changed and a missing column included."""
+    version = f.model_version(team)
+    f.logs(version, f.frame(48, seed=1), span=timedelta(hours=48))
+    columnar.write_batch(model_version_id=version.pk, batch_pk=99,  # amount logged as text, then a new column
+                         rows=[(f.T0 + timedelta(hours=30, minutes=i), f"t-{i}", {"amount": f"a{i}", "late": 1.5},
+                                "1", 1.0) for i in range(3)])
+    window = {"model_version_id": version.pk, "start": f.T0 + timedelta(hours=6), "end": f.T0 + timedelta(hours=40),
+              "numeric": ["age", "late", engine.PREDICTION], "categorical": ["country", "amount", "missing"]}
+    full = columnar.read_rows(**window)
+    everything = columnar.read_rows(**window, limit=1000)
+    assert full.num_rows == 34 + 3 and _columns(everything, ordered=False) == _columns(full, ordered=False)
+    assert full.column_names == ["age", "late", engine.PREDICTION, "country", "amount", "missing"]
+
+    sample = columnar.read_rows(**window, limit=10)
+    assert sample.num_rows == 10 and sample.column_names == full.column_names
+    assert _columns(sample) == _columns(columnar.read_rows(**window, limit=10))  # the same seed, the same rows
+    assert _columns(sample) != _columns(columnar.read_rows(**window, limit=10, seed=7))
+    assert set(zip(*_columns(sample).values())) <= set(zip(*_columns(full).values()))  # rows of the window
