@@ -86,13 +86,12 @@ def index(request):
     teams = list(selectors.cost_team_list(user=request.user))
     rows, breakdown = [], []
     try:
-        rows = selectors.cost_report(user=request.user, start=first, end=last, group_by=filters["group_by"],
-                                     team=filters["team"] or None, cluster=filters["cluster"] or None,
-                                     share_unallocated=filters["share_unallocated"])
-        if filters["group_by"] != BREAKDOWN:
-            breakdown = selectors.cost_report(user=request.user, start=first, end=last, group_by=BREAKDOWN,
-                                              team=filters["team"] or None, cluster=filters["cluster"] or None,
-                                              share_unallocated=filters["share_unallocated"])
+        reports = selectors.cost_reports(user=request.user, start=first, end=last,
+                                         groupings=list(dict.fromkeys([filters["group_by"], BREAKDOWN])),
+                                         team=filters["team"] or None, cluster=filters["cluster"] or None,
+                                         share_unallocated=filters["share_unallocated"])
+        rows = reports[filters["group_by"]]
+        breakdown = reports[BREAKDOWN] if filters["group_by"] != BREAKDOWN else []
     except DomainError as exc:
         messages.error(request, exc.message)
     totals = {key: sum((r[key] or Decimal(0)) for r in rows) for key in
