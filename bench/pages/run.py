@@ -204,13 +204,13 @@ def report(demo: dict, large: dict, requests: int) -> None:
 def _matches(template: str, path: str) -> bool:
     import re
 
-    return re.fullmatch(re.escape(template).replace(r"\{", "{").replace(r"\}", "}").replace("?", r"\?")
+    return re.fullmatch(re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
                         .format_map(_AnyId()), path) is not None
 
 
 class _AnyId(dict):
     def __missing__(self, key):
-        return r"\d+"
+        return r"[\d-]+"  # object ids, and the month (2026-11)
 
 
 def main():
