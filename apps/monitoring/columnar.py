@@ -255,19 +255,24 @@ class WindowData:
 def read_window(*, model_version_id: int, start: datetime, end: datetime, numeric: list[str],
                 categorical: list[str], threads: int = 2) -> WindowData:
     """One window's numeric columns as float64 arrays and its categorical columns as value counts."""
-    scan = _Scan(_files(model_version_id=model_version_id, start=start, end=end), start, end, threads)
+    files = _files(model_version_id=model_version_id, start=start, end=end)
+    scan = _Scan(files, start, end, threads)
     try:
         if scan.empty:
             return WindowData(rows=0, numeric={n: np.empty(0) for n in numeric}, counts={n: {} for n in categorical},
                               nulls={n: 0 for n in categorical})
-        arrays = {}
+        arrays, rows = {}, None
         if numeric:
+            from .floatcolumns import read_float_columns  # pyarrow's scanner, no DuckDB round trip
+
+            arrays, rows = read_float_columns(files, scan, numeric, start, end)
+        if numeric and arrays is None:
             exprs = ", ".join(f"{scan.numeric_expr(n)} AS c{i}" for i, n in enumerate(numeric))
             table = scan.query(f"SELECT {exprs} FROM log{scan.where}").to_arrow_table()
             arrays = {n: table.column(f"c{i}").to_numpy() for i, n in enumerate(numeric)}
             rows = table.num_rows
             del table
-        else:
+        elif rows is None:
             rows = scan.query(f"SELECT count(*) FROM log{scan.where}").fetchall()[0][0]
         counts, nulls = _value_counts(scan, categorical, rows)
         return WindowData(rows=rows, numeric=arrays, counts=counts, nulls=nulls)
