@@ -325,9 +325,13 @@ def read_partition(*, model_version_id: int, key: str, numeric: list[str], categ
 def read_rows(*, model_version_id: int, start: datetime, end: datetime, numeric: list[str], categorical: list[str],
               limit: int | None = None, seed: int = 42):
     """A window's rows as a pyarrow Table (numeric float64, categorical string); with `limit`, a reproducible
-    uniform sample of at most that many rows (reservoir sampling, fixed seed)."""
-    return _read_table(_files(model_version_id=model_version_id, start=start, end=end), start, end, numeric,
-                       categorical, limit=limit, seed=seed)
+    uniform sample of at most that many rows (reservoir sampling, fixed seed), read in bounded memory (logsample)."""
+    files = _files(model_version_id=model_version_id, start=start, end=end)
+    if limit is None:
+        return _read_table(files, start, end, numeric, categorical)
+    from .logsample import sample_rows
+
+    return sample_rows(files, start, end, numeric, categorical, limit=limit, seed=seed)
 
 
 def _read_table(files, start, end, numeric, categorical, *, limit=None, seed=42):
