@@ -153,12 +153,35 @@ def cost_reports(*, user, start: date, end: date, groupings: list[str], team: st
     for group_by, dimensions in dimension_lists.items():
         fields = tuple(dict.fromkeys(["kind", *_DETAIL, *(f for d in dimensions for f in GROUPINGS[d])]))
         if fields not in aggregates:
-            aggregates[fields] = list(qs.values(*fields).annotate(
-                gpu_hours=Sum("gpu_hours"), gpu_cost=Sum("gpu_cost"), other_cost=Sum("other_cost"),
-                idle_gpu_hours=Sum("idle_gpu_hours"), idle_cost=Sum("idle_cost")))
+            aggregates[fields] = _aggregate(qs, fields)
         reports[group_by] = _report_rows(aggregates[fields], dimensions, start=start, end=end, cluster=cluster,
                                          share_unallocated=share_unallocated)
     return reports
+
+
+# Rollup rows are grouped on ids and the names looked up afterwards: grouping a month of 1,000 deployments' rows
+# (30k) on joined text columns made PostgreSQL sort them on disk (~140 ms of a ~260 ms query).
+_NAMES = {"team__slug": ("team", "slug"), "model_version__model__name": ("model_version", "model__name"),
+          "model_version__version": ("model_version", "version"), "gpu_type__name": ("gpu_type", "name"),
+          "cluster__name": ("cluster", "name")}
+
+
+def _aggregate(qs: QuerySet, fields: tuple[str, ...]) -> list[dict]:
+    """Sums per distinct `fields` (joined names included) of the given rollup rows."""
+    keys = dict.fromkeys(f"{_NAMES[f][0]}_id" if f in _NAMES else f for f in fields)
+    rows = list(qs.values(*keys).annotate(gpu_hours=Sum("gpu_hours"), gpu_cost=Sum("gpu_cost"),
+                                          other_cost=Sum("other_cost"), idle_gpu_hours=Sum("idle_gpu_hours"),
+                                          idle_cost=Sum("idle_cost")))
+    for relation in dict.fromkeys(_NAMES[f][0] for f in fields if f in _NAMES):
+        named = [f for f in fields if f in _NAMES and _NAMES[f][0] == relation]
+        model = UsageDaily._meta.get_field(relation).related_model
+        ids = {row[f"{relation}_id"] for row in rows} - {None}
+        found = {pk: values for pk, *values in model._base_manager.filter(pk__in=ids)
+                 .values_list("pk", *(_NAMES[f][1] for f in named))}
+        for row in rows:
+            values = found.get(row[f"{relation}_id"])  # None: no such row (rollups keep ids of deleted objects)
+            row.update({f: values[i] if values else None for i, f in enumerate(named)})
+    return rows
 
 
 def _report_rows(grouped: list[dict], dimensions: list[str], *, start: date, end: date, cluster: str | None,
