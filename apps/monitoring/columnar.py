@@ -334,11 +334,10 @@ def read_rows(*, model_version_id: int, start: datetime, end: datetime, numeric:
     return sample_rows(files, start, end, numeric, categorical, limit=limit, seed=seed)
 
 
-def _read_table(files, start, end, numeric, categorical, *, limit=None, seed=42):
+def _read_table(files, start, end, numeric, categorical):
     import pyarrow as pa
 
-    # DuckDB's reservoir sample is only repeatable on one thread.
-    scan = _Scan(files, start, end, threads=1 if limit is not None else 2)
+    scan = _Scan(files, start, end, threads=2)
     try:
         names = list(numeric) + list(categorical)
         if scan.empty:
@@ -347,8 +346,7 @@ def _read_table(files, start, end, numeric, categorical, *, limit=None, seed=42)
         for i, name in enumerate(categorical, start=len(numeric)):
             column = scan.source(name, STRING)
             exprs.append(f"CAST({_quote(column) if column else 'NULL'} AS VARCHAR) AS c{i}")
-        sample = f" USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE ({int(seed)})" if limit is not None else ""
-        table = scan.query(f"SELECT {', '.join(exprs) or 'ts'} FROM log{scan.where}{sample}").to_arrow_table()
+        table = scan.query(f"SELECT {', '.join(exprs) or 'ts'} FROM log{scan.where}").to_arrow_table()
         return table.rename_columns(names) if names else table.select([])
     finally:
         scan.close()
