@@ -199,30 +199,43 @@ def _drive(deployment: Deployment, *, should_stop) -> str:
         except ApplyFailed as exc:
             return _fail(deployment, revision, str(exc))
         revision_transition(revision=revision, to=RevisionStatus.READY, fields={"ready_at": timezone.now(), "message": ""})
-        capacity.revision_running(revision=revision)
         deployment = _fresh(deployment_id)
         if deployment.current_revision_id != revision.pk or deployment.status != S.PROGRESSING:
             return "overtaken"
-        traffic, shadow, status, step = initial_split(deployment=deployment, revision=revision)
-        fields = {"traffic": {str(k): v for k, v in traffic.items()}, "shadow": shadow, "rollout_step": step,
-                  "status_message": _describe(status, traffic, shadow)}
-        if status == S.HEALTHY:
-            fields.update(completion_fields(deployment=deployment, revision=revision))
-            if (revision.strategy or {}).get("kind") == StrategyKind.AB:
-                # An A/B/n split is a steady state, not a step towards 100 %.
-                fields["traffic"] = {str(k): v for k, v in traffic.items()}
-                fields["status_message"] = _describe(status, traffic, shadow)
-        try:
-            with transaction.atomic():
-                deployment = deployment_transition(deployment=deployment, to=status, action="deployment.rollout_ready",
-                                                   fields=fields, audit_changes={"revision": [None, revision.number]})
-                if status == S.HEALTHY:
-                    _supersede(deployment, revision)
-        except Conflict:
-            return "overtaken"
-        if status == S.HEALTHY:
-            capacity.allocation_start(deployment=deployment, revision=revision)
+    if deployment.status == S.PROGRESSING and deployment.current_revision.status == RevisionStatus.READY:
+        # The step after the wait; also where a drive that died between "revision ready" and this split resumes
+        # (nothing else moves a progressing deployment on).
+        result = _split_after_ready(deployment)
+        if result:
+            return result
     return route(deployment_id=deployment_id)
+
+
+def _split_after_ready(deployment: Deployment) -> str | None:
+    """The current revision is ready: give it its first traffic step (or all of it). "overtaken" when a click
+    moved the deployment first; None when the split is written."""
+    revision = deployment.current_revision
+    capacity.revision_running(revision=revision)  # idempotent: a resumed drive may have done it already
+    traffic, shadow, status, step = initial_split(deployment=deployment, revision=revision)
+    fields = {"traffic": {str(k): v for k, v in traffic.items()}, "shadow": shadow, "rollout_step": step,
+              "status_message": _describe(status, traffic, shadow)}
+    if status == S.HEALTHY:
+        fields.update(completion_fields(deployment=deployment, revision=revision))
+        if (revision.strategy or {}).get("kind") == StrategyKind.AB:
+            # An A/B/n split is a steady state, not a step towards 100 %.
+            fields["traffic"] = {str(k): v for k, v in traffic.items()}
+            fields["status_message"] = _describe(status, traffic, shadow)
+    try:
+        with transaction.atomic():
+            deployment = deployment_transition(deployment=deployment, to=status, action="deployment.rollout_ready",
+                                               fields=fields, audit_changes={"revision": [None, revision.number]})
+            if status == S.HEALTHY:
+                _supersede(deployment, revision)
+    except Conflict:
+        return "overtaken"
+    if status == S.HEALTHY:
+        capacity.allocation_start(deployment=deployment, revision=revision)
+    return None
 
 
 def route(*, deployment_id: int) -> str:

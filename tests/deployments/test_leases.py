@@ -63,6 +63,29 @@ def test_an_expired_drive_lease_is_reclaimed_and_driven(kube_server, transaction
     assert runner.due_count(ROLLOUT_KIND) == 0
 
 
+def test_a_drive_killed_between_revision_ready_and_the_split_is_finished_by_the_next_one(kube_server,  # noqa: F811
+                                                                                        transactional_db):
+    """The chaos test's seed 419306: a worker died after marking revision 1 ready but before giving it traffic.
+    The reclaimed drive must finish the rollout, not record the generation as observed and leave it progressing."""
+    team = TeamFactory(slug="fraud")
+    engineer = member(team, "ml_engineer", "eng")
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
+                                   environment=environment("staging"),
+                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    assert "routed" in rollout_drive(deployment_id=deployment.pk)
+    # Rewind to the crash window: revision ready, deployment progressing with no traffic, generation unobserved.
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status="progressing", traffic={}, stable_revision=None, status_message="Applying revision 1",
+        observed_generation=deployment.desired_generation - 1)
+    assert DeploymentRevision.objects.get(deployment=deployment, number=1).status == "ready"
+
+    assert runner.tick(ROLLOUT_KIND) == {"done": 1}
+    deployment.refresh_from_db()
+    assert (deployment.status, deployment.traffic, deployment.stable_revision.number) == ("healthy", {"1": 100}, 1)
+    assert deployment.status_message == "Revision 1 serves 100 %."
+    assert deployment.observed_generation == deployment.desired_generation
+
+
 def test_a_rollback_during_a_readiness_wait_interrupts_it(kube_server, transactional_db, settings):  # noqa: F811
     settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS = 120  # uninterrupted, the wait would last this long
     team = TeamFactory(slug="fraud")
