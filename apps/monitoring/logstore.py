@@ -8,6 +8,7 @@ NULL for rows written since (it held them before; bench/README.md → Drift has 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection
@@ -18,6 +19,7 @@ TABLE = "monitoring_prediction_log"
 COUNTS = "monitoring_prediction_day_count"  # kept by a trigger (migration 0009)
 COLUMNS = ("model_version_id", "deployment_id", "batch_pk", "ts", "request_id", "features", "prediction",
            "prediction_num", "score", "latency_ms", "error")
+ROW_FIELDS = tuple(c for c in COLUMNS if c != "features")  # what the table gets by COPY (features: Parquet)
 _PARTITION_LOCK = 7_405_001
 
 
@@ -50,17 +52,25 @@ def ensure_partitions(start: datetime, end: datetime) -> list[str]:
     return [w[0] for w in missing]
 
 
+@contextmanager
+def row_copy():
+    """A COPY into the log table: yields `write_row` for tuples in ROW_FIELDS order; the COPY ends (and
+    PostgreSQL has every row) when the block does, so work done inside the block overlaps the server's."""
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(ROW_FIELDS)}) FROM STDIN") as copy:
+            yield copy.write_row
+
+
 def copy_rows(rows, *, kinds: dict[str, str] | None = None) -> int:
     """Write already-validated rows (tuples in COLUMNS order; features as a dict): the row without its features
     by COPY into the log table, the features (with ts, request id and prediction) as Parquet files, one per
     batch and UTC day (columnar.write_batch; `kinds` maps feature names to numeric/categorical)."""
     rows = list(rows)
     batches = defaultdict(list)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(c for c in COLUMNS if c != 'features')}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row[:5] + row[6:])
-                batches[(row[0], row[2])].append((row[3], row[4], row[5], row[6], row[7]))
+    with row_copy() as write_row:
+        for row in rows:
+            write_row(row[:5] + row[6:])
+            batches[(row[0], row[2])].append((row[3], row[4], row[5], row[6], row[7]))
     for (model_version_id, batch_pk), batch_rows in batches.items():
         columnar.write_batch(model_version_id=model_version_id, batch_pk=batch_pk, rows=batch_rows, kinds=kinds)
     return len(rows)

@@ -24,7 +24,6 @@ from typing import Annotated, Union
 import msgspec
 import numpy as np
 from django.conf import settings
-from django.db import connection
 
 from apps.core.api.fields import DATETIME_RANGE, INT64_MAX, INT64_MIN
 from apps.core.errors import DomainError
@@ -109,22 +108,19 @@ class Columns:
         """What logstore.copy_rows writes for rows, from columns: the row fields by COPY, the features as Parquet."""
         import pyarrow as pa
 
-        fields = ", ".join(c for c in logstore.COLUMNS if c != "features")
-        with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY {logstore.TABLE} ({fields}) FROM STDIN") as copy:
-                write_row = copy.write_row
-                for row in zip(repeat(model_version_id), repeat(deployment_id), repeat(batch_pk), self.ts,
-                               self.request_ids, self.predictions, self.prediction_nums, self.scores, self.latencies,
-                               self.errors):
-                    write_row(row)
-                # Built while PostgreSQL works through the rows sent (the COPY ends when this block does).
-                table = pa.table({
-                    "ts": pa.array(self.ts, pa.timestamp("us", tz="UTC")),
-                    "request_id": pa.array(self.request_ids, pa.string()),
-                    "prediction": pa.array(self.predictions, pa.string()),
-                    "prediction_num": pa.array(self.prediction_nums, pa.float64()),
-                    **self.features,
-                })
+        with logstore.row_copy() as write_row:
+            for row in zip(repeat(model_version_id), repeat(deployment_id), repeat(batch_pk), self.ts,
+                           self.request_ids, self.predictions, self.prediction_nums, self.scores, self.latencies,
+                           self.errors):
+                write_row(row)
+            # Built while PostgreSQL works through the rows sent (the COPY ends when this block does).
+            table = pa.table({
+                "ts": pa.array(self.ts, pa.timestamp("us", tz="UTC")),
+                "request_id": pa.array(self.request_ids, pa.string()),
+                "prediction": pa.array(self.predictions, pa.string()),
+                "prediction_num": pa.array(self.prediction_nums, pa.float64()),
+                **self.features,
+            })
         columnar.write_table(model_version_id=model_version_id, batch_pk=batch_pk, table=table)
 
 
