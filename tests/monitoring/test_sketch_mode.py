@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core import runner
-from apps.monitoring import columnar, summaries
+from apps.monitoring import columnar, logstore, summaries
 from apps.monitoring.models import Monitor, MonitorRun, PartitionSummary
 from apps.monitoring.services import RUN_KIND, monitor_run_execute
 from apps.monitoring.services.retention import retention_apply
@@ -87,10 +87,11 @@ def _handed_off(mon, days: int):
     assert runner.run_lease(lease) == runner.HANDED_OFF
     run.refresh_from_db()
     assert run.status == "running" and run.lease_owner == lease.owner  # still leased: the map tasks extend it
+    assert (run.current_rows, run.drift_mode) == (600 * days, "sketch")  # measured once, saved with the hand-off
     return run
 
 
-def test_a_window_over_many_partitions_fans_out(team, settings, private_broker):
+def test_a_window_over_many_partitions_fans_out(team, settings, private_broker, monkeypatch):
     settings.MONITORING_FANOUT_MIN_PARTITIONS = 2
     mon = _monitor_after_the_data(team, 3, drift=True)
     assert not PartitionSummary.objects.exists()
@@ -101,7 +102,10 @@ def test_a_window_over_many_partitions_fans_out(team, settings, private_broker):
     assert [summarize_partition_task(**s) for s in steps[:2]] == ["waiting", "waiting"]
     run.refresh_from_db()
     assert run.status == "running" and "2 of 3 partitions" in run.progress_message
+    scans = []
+    monkeypatch.setattr(logstore, "window_summary", lambda **kw: scans.append(kw))
     assert summarize_partition_task(**steps[2]) == "done"  # the last one merges, tests and records
+    assert scans == []  # the reduce does not read the window's rows again
     run.refresh_from_db()
     assert (run.status, run.state, run.drift_mode, run.progress) == ("succeeded", "drifting", "sketch", 100)
     assert run.lease_owner == "" and run.current_rows == 1800 and run.features.filter(drifted=True).count() == 5

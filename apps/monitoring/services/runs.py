@@ -172,7 +172,7 @@ def run_attempt(lease: runner.Lease, *, report: bool = True) -> None:
 def run_resume(lease: runner.Lease):
     """Finish a sketch-mode attempt whose partitions the workers summarized (the fan-out's reduce, called by the
     last map task through runner.resume): merge and test; a partition still missing is summarized here."""
-    return _guarded(lease, lambda run: _compute(run, lease, report=True, fan_out=False))
+    return _guarded(lease, lambda run: _compute(run, lease, report=True, resumed=True))
 
 
 def run_fanout_step(*, run_id: int, owner: str, attempt: int, key: str, keys: list[str], since: str):
@@ -243,33 +243,50 @@ def _sketch_drift(run: MonitorRun, lease: runner.Lease, specs, progress, *, fan_
     return summaries.window_drift(merged, specs=specs, reference=engine.load_reference(reference))
 
 
-def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool, fan_out: bool = True):
+# What an attempt measures of the window before testing it; an attempt that fans out saves them with the hand-off
+# so that its reduce (run_resume) does not scan the window's rows again (minutes at 100M rows).
+MEASURED = ("current_rows", "latency_p50", "latency_p95", "error_rate", "reference_rows", "performance",
+            "feature_count", "drift_mode", "rank_error")
+
+
+def _measure(run: MonitorRun, specs) -> bool:
+    """Volume, latency, errors and performance of the window onto `run`; True when some of its days are only in
+    archived summaries (retention dropped their rows)."""
     monitor, reference = run.monitor, run.monitor.reference
-    started = time.perf_counter()
-    progress = _progress(lease)
-    specs = _specs(monitor, reference)
     summary = logstore.window_summary(model_version_id=monitor.model_version_id, start=run.window_start,
                                       end=run.window_end)
     # Days whose raw rows retention dropped still count through their summaries (tested in sketch mode).
     archived = partition_summaries.archived_rows(model_version_id=monitor.model_version_id, reference=reference,
                                                  start=run.window_start, end=run.window_end)
-    summary["rows"] += archived
-    run.current_rows = summary["rows"]
+    run.current_rows = summary["rows"] + archived
     run.latency_p50, run.latency_p95, run.error_rate = summary["latency_p50"], summary["latency_p95"], summary["error_rate"]
     run.reference_rows = reference.row_count
     run.performance = _performance(monitor, reference, run.window_start, run.window_end)
-    features = [s for s in specs if s.role == ColumnRole.FEATURE]
-    run.feature_count = len(features)
-    if summary["rows"] < max(monitor.min_rows, 1):
+    run.feature_count = sum(s.role == ColumnRole.FEATURE for s in specs)
+    return bool(archived)
+
+
+def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool, resumed: bool = False):
+    """One attempt's work. `resumed`: the reduce of this attempt's fan-out, which measured the window before it
+    handed off (MEASURED, on the row)."""
+    monitor, reference = run.monitor, run.monitor.reference
+    started = time.perf_counter()
+    progress = _progress(lease)
+    specs = _specs(monitor, reference)
+    # (A hand-off saved before MEASURED existed left current_rows empty: measure again.)
+    archived = False if resumed and run.current_rows is not None else _measure(run, specs)
+    if run.current_rows < max(monitor.min_rows, 1):
         run.state = MonitorState.NO_DATA
-        run.message = (f"Not enough data: {summary['rows']} rows in this window, the monitor needs at least "
+        run.message = (f"Not enough data: {run.current_rows} rows in this window, the monitor needs at least "
                        f"{monitor.min_rows}.")
         _finish(run, lease, started, [], outcome=RunStatus.NOT_ENOUGH_DATA)
         return
-    if archived or summary["rows"] > (monitor.exact_max_rows or settings.MONITORING_EXACT_MAX_ROWS):
+    if resumed or archived or run.current_rows > (monitor.exact_max_rows or settings.MONITORING_EXACT_MAX_ROWS):
         run.drift_mode, run.rank_error = "sketch", summaries.rank_error(summaries.kll_k())
-        result = _sketch_drift(run, lease, specs, progress, fan_out=fan_out)
+        result = _sketch_drift(run, lease, specs, progress, fan_out=not resumed)
         if result == runner.HANDED_OFF:
+            with lease.holding():
+                MonitorRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in MEASURED})
             return result
     else:
         run.drift_mode, run.rank_error = "exact", None
