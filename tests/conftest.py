@@ -86,6 +86,37 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
+# Rows the data migrations create, which every test may count on: (migration module, function).
+MIGRATION_SEED = [("apps.registry.migrations.0002_default_environments", "create_defaults"),
+                  ("apps.registry.migrations.0006_policy_floor_and_team_ownership", "protect_production"),
+                  ("apps.deployments.migrations.0002_local_cluster", "create_local_cluster")]
+
+
+def _transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool({"transactional_db", "live_server"} & set(getattr(item, "fixturenames", ()))
+                or (marker is not None and marker.kwargs.get("transaction")))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends by emptying every table (TRUNCATE), the migrations' rows too. pytest-django
+    runs those tests last in one process; spread over processes (pytest-xdist: scripts/devstack.py test), a
+    plain test can come after one in the same process, so the migrations' rows are put back once the test's
+    fixtures (the flush among them) are torn down. Idempotent."""
+    yield
+    if nextitem is None or not _transactional(item):  # last test: the session's fixtures (its database) are gone
+        return
+    import importlib
+
+    from django.apps import apps
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        for module, function in MIGRATION_SEED:
+            getattr(importlib.import_module(module), function)(apps, None)
+
+
 AUDIT_TRUNCATE_GUARDS = {"audit_auditevent": "audit_event_no_truncate",
                          "audit_auditcheckpoint": "audit_checkpoint_no_truncate"}
 
