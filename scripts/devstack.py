@@ -701,6 +701,9 @@ def ensure_oidc_provider() -> None:
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=OIDC_PROVIDER, check=True)
 
 
+CHAOS_TESTS = "tests/chaos"
+
+
 def cmd_test() -> int:
     prepare()
     ensure_chromium()
@@ -713,11 +716,11 @@ def cmd_test() -> int:
         say(f"Running {shlex.join([rel(pytest), *args])}")
         os.execv(str(pytest), [str(pytest), *args])
     # The whole suite: one process per core (pytest-xdist; whole files to a process, so a module's fixtures are
-    # built once; each process has its own test database and servers), then the tests marked `serial` alone:
-    # the chaos test's time bounds assume a machine it does not share.
+    # built once; each process has its own test database and servers), then the chaos test alone: its time
+    # bounds assume a machine it does not share.
     workers = min(max(os.cpu_count() or 1, 2), 4)
     code = 0
-    for phase in ([f"-n{workers}", "--dist", "loadfile", "-m", "not serial"], ["-m", "serial"]):
+    for phase in ([f"-n{workers}", "--dist", "loadfile", f"--ignore={CHAOS_TESTS}"], [CHAOS_TESTS]):
         say(f"Running {shlex.join([rel(pytest), *phase])}")
         code = subprocess.run([str(pytest), *phase]).returncode or code
     return code

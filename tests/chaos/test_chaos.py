@@ -5,6 +5,8 @@ empty, and MLflow and the Kubernetes API answer 5xx or time out, all at seeded r
 Everything is checked from the outside: statuses through the ORM as a page would show them, effects where
 they land (MLflow's alias calls through a fault-injecting proxy, applies on the Kubernetes API emulator, POSTs
 at the webhook receiver), `audit_verify`. The seed is printed on failure; CHAOS_SEED=<seed> replays a run.
+`make test` runs this directory alone, after the rest (scripts/devstack.py): its time bounds assume a machine it
+does not share.
 """
 import json
 import os
@@ -280,7 +282,6 @@ def mlflow_versions(client, count: int) -> list[str]:
     return names
 
 
-@pytest.mark.serial  # its time bounds assume a machine it does not share (scripts/devstack.py test)
 @pytest.mark.django_db(transaction=True)
 def test_every_entity_converges_once_through_kills_restarts_and_faults(
         private_broker, kube_server, mlflow_server, http_receiver, settings, tmp_path):  # noqa: F811
