@@ -181,8 +181,9 @@ def _banner(alert: BudgetAlert, status: dict | None, last: date) -> dict:
     return banner | {"spent": spent.quantize(Decimal("0.01"))}
 
 
-def _quota_rows(team):
-    now = timezone.now()
+def _quota_rows(team, prices: dict):
+    """The team's quotas with what admission would decide for one more GPU; `prices` (GPU type id → hourly
+    price now, every type) is the catalog's, looked up once per type."""
     rows = []
     for quota in selectors.quota_list_for_team(team=team):
         gtype = quota.gpu_type
@@ -192,7 +193,7 @@ def _quota_rows(team):
             used_hours = float(quota.monthly_gpu_hours) - (decision.budget_remaining_gpu_hours or 0)
         rows.append({"quota": quota, "in_use": decision.in_use, "fits": decision.fits,
                      "headroom": max(quota.guaranteed - decision.in_use, 0),
-                     "price": services.price_at(gpu_type=gtype, at=now), "used_hours": used_hours,
+                     "price": prices[gtype.pk], "used_hours": used_hours,
                      "remaining_hours": decision.budget_remaining_gpu_hours})
     return rows
 
@@ -228,14 +229,14 @@ def quotas(request):
         except (GpuType.DoesNotExist, ValueError, InvalidOperation):
             messages.error(request, "Pick a GPU type and enter whole numbers for counts.")
         return redirect(f"{request.path}?team={team.slug}")
-    catalog = []
     now = timezone.now()
-    for gtype in selectors.gpu_type_list():
-        in_use = GpuAllocation.objects.filter(gpu_type=gtype, stopped_at__isnull=True).aggregate(n=Sum("gpu_count"))
-        catalog.append({"type": gtype, "price": services.price_at(gpu_type=gtype, at=now),
-                        "in_use": in_use["n"] or 0})
+    in_use = dict(GpuAllocation.objects.filter(stopped_at__isnull=True).order_by().values("gpu_type")
+                  .annotate(n=Sum("gpu_count")).values_list("gpu_type", "n"))
+    catalog = [{"type": gtype, "price": services.price_at(gpu_type=gtype, at=now), "in_use": in_use.get(gtype.pk) or 0}
+               for gtype in selectors.gpu_type_list()]
+    prices = {entry["type"].pk: entry["price"] for entry in catalog}
     return render(request, "costs/quotas.html", {
-        "teams": teams, "team": team, "rows": _quota_rows(team) if team else [], "catalog": catalog,
+        "teams": teams, "team": team, "rows": _quota_rows(team, prices) if team else [], "catalog": catalog,
         "alerts": BudgetAlert.objects.filter(team=team, month=month_start(now).date()) if team else [],
     })
 
