@@ -44,12 +44,17 @@ def test_two_runners_racing_for_one_deployment_one_wins(transactional_db):
     assert rollout_drive(deployment_id=deployment.pk) == "not due"  # a live lease: nobody else drives it
 
 
-def test_an_expired_drive_lease_is_reclaimed_and_driven(kube_server, transactional_db):  # noqa: F811
+def _deployment_on(kube_server):  # noqa: F811
+    """Team fraud's deployment `fraud` (v1, staging) on the emulated cluster, and its ML engineer."""
     team = TeamFactory(slug="fraud")
     engineer = member(team, "ml_engineer", "eng")
-    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
-                                   environment=environment("staging"),
-                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    return deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
+                             environment=environment("staging"),
+                             cluster=kube_cluster(url=kube_server.url, team=team)), engineer
+
+
+def test_an_expired_drive_lease_is_reclaimed_and_driven(kube_server, transactional_db):  # noqa: F811
+    deployment, _ = _deployment_on(kube_server)
     # A worker claimed it and died mid-drive: its lease runs out, nothing was written.
     dead = runner.claim(runner.kind_get(ROLLOUT_KIND), ids=[deployment.pk], owner="dead-worker")
     assert dead is not None and rollout_drive(deployment_id=deployment.pk) == "not due"
@@ -67,11 +72,7 @@ def test_a_drive_killed_between_revision_ready_and_the_split_is_finished_by_the_
                                                                                         transactional_db):
     """The chaos test's seed 419306: a worker died after marking revision 1 ready but before giving it traffic.
     The reclaimed drive must finish the rollout, not record the generation as observed and leave it progressing."""
-    team = TeamFactory(slug="fraud")
-    engineer = member(team, "ml_engineer", "eng")
-    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
-                                   environment=environment("staging"),
-                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    deployment, _ = _deployment_on(kube_server)
     assert "routed" in rollout_drive(deployment_id=deployment.pk)
     # Rewind to the crash window: revision ready, deployment progressing with no traffic, generation unobserved.
     Deployment.objects.filter(pk=deployment.pk).update(
@@ -88,16 +89,12 @@ def test_a_drive_killed_between_revision_ready_and_the_split_is_finished_by_the_
 
 def test_a_rollback_during_a_readiness_wait_interrupts_it(kube_server, transactional_db, settings):  # noqa: F811
     settings.DEPLOYMENTS_READY_TIMEOUT_SECONDS = 120  # uninterrupted, the wait would last this long
-    team = TeamFactory(slug="fraud")
-    engineer = member(team, "ml_engineer", "eng")
-    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=model_version(team),
-                                   environment=environment("staging"),
-                                   cluster=kube_cluster(url=kube_server.url, team=team))
+    deployment, engineer = _deployment_on(kube_server)
     assert "routed" in rollout_drive(deployment_id=deployment.pk)
     time.sleep(3 * kube_server.kmock.controller_delay)  # the fake controller has settled revision 1's objects
     kube_server.kmock.outcome = "stuck"  # revision 2 never becomes ready
     deployment_deploy(actor=engineer, deployment=Deployment.objects.get(pk=deployment.pk),
-                      model_version=model_version(team, version=2))
+                      model_version=model_version(deployment.team, version=2))
     results = []
 
     def drive():
