@@ -23,4 +23,4 @@ runner.register(runner.WorkKind(
 runner.register(runner.WorkKind(
     name=JOB_KIND, model=Job, due=lambda: Job.objects.filter(status=JobStatus.PENDING),
     handler=job_submit_attempt, on_exhausted=job_dispatch_gave_up, queue=runner.CONTROL,
-    max_attempts=10, lease_seconds=120))
+    max_attempts=10, lease_seconds=settings.DEPLOYMENTS_JOB_LEASE_SECONDS))

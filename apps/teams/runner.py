@@ -1,4 +1,6 @@
 """The teams app's work for the runner (apps/core/runner.py): webhook notifications, on the control queue."""
+from django.conf import settings
+
 from apps.core import runner
 
 from .choices import NotificationStatus
@@ -9,4 +11,4 @@ runner.register(runner.WorkKind(
     name=NOTIFY_KIND, model=WebhookNotification,
     due=lambda: WebhookNotification.objects.filter(status=NotificationStatus.PENDING),
     handler=notification_deliver, on_exhausted=notification_gave_up, queue=runner.CONTROL,
-    max_attempts=MAX_ATTEMPTS, lease_seconds=60))
+    max_attempts=MAX_ATTEMPTS, lease_seconds=settings.TEAMS_WEBHOOK_LEASE_SECONDS))

@@ -172,6 +172,11 @@ DEPLOYMENTS_READY_TIMEOUT_SECONDS = int(env("DEPLOYMENTS_READY_TIMEOUT_SECONDS",
 # after this) and its attempts before the deployment needs attention (backoff 2, 4, 8 … s between them).
 DEPLOYMENTS_DRIVE_LEASE_SECONDS = int(env("DEPLOYMENTS_DRIVE_LEASE_SECONDS", "60"))
 DEPLOYMENTS_DRIVE_MAX_ATTEMPTS = int(env("DEPLOYMENTS_DRIVE_MAX_ATTEMPTS", "8"))
+# Leases of the other control-queue work (a dead worker's attempt is reclaimed after this; each must outlast one
+# attempt's slowest call): a promotion's publish to MLflow, a Job's submit, a webhook delivery.
+REGISTRY_PUBLISH_LEASE_SECONDS = int(env("REGISTRY_PUBLISH_LEASE_SECONDS", "120"))
+DEPLOYMENTS_JOB_LEASE_SECONDS = int(env("DEPLOYMENTS_JOB_LEASE_SECONDS", "120"))
+TEAMS_WEBHOOK_LEASE_SECONDS = int(env("TEAMS_WEBHOOK_LEASE_SECONDS", "60"))
 # Local target model servers (workers/sandbox.py): the user they run as when the control plane is root,
 # their address-space limit in MiB and CPU-seconds limit (0 = none).
 DEPLOYMENTS_LOCAL_RUN_AS = env("DEPLOYMENTS_LOCAL_RUN_AS", "nobody")
