@@ -273,8 +273,8 @@ def _compute(run: MonitorRun, lease: runner.Lease, *, report: bool, resumed: boo
     started = time.perf_counter()
     progress = _progress(lease)
     specs = _specs(monitor, reference)
-    # (A hand-off saved before MEASURED existed left current_rows empty: measure again.)
-    archived = False if resumed and run.current_rows is not None else _measure(run, specs)
+    # A hand-off always saves drift_mode "sketch"; one saved before MEASURED existed did not: measure again.
+    archived = False if resumed and run.drift_mode == "sketch" else _measure(run, specs)
     if run.current_rows < max(monitor.min_rows, 1):
         run.state = MonitorState.NO_DATA
         run.message = (f"Not enough data: {run.current_rows} rows in this window, the monitor needs at least "
