@@ -19,9 +19,11 @@ then run on the merged summary against the exact reference (always read in full)
   reference's range fall in the open bins, where the reference has none: sketch mode scores such a shift higher.
   (Evidently's bins with current shares read off the sketch's CDF were tried: each share is only within 2ε, and
   the no-drift PSI at 1M rows came out 40× too high.)
-- KS and Wasserstein use the sketch's CDF (a step function over its retained items): the KS statistic D is within
-  ε of the exact one and the Wasserstein distance within ε·(current max − min)/σ(reference), ε being the sketch's
-  normalized rank error (99 % confidence). With exact value counts (few distinct values) both are exact.
+- KS and Wasserstein use the sketch's CDF (a step function over its retained items) clipped, bin by bin, between
+  the exact shares the histogram gives at the reference's edges: off by at most min(ε, the bin's share) inside each
+  bin, ε being the sketch's normalized rank error (99 % confidence). So the KS statistic D is within that of the
+  exact one and the Wasserstein distance within Σ min(ε, share)·width over the bins (the open ones reaching to the
+  current min and max), divided by σ(reference). With exact value counts (few distinct values) both are exact.
 """
 from __future__ import annotations
 
@@ -134,6 +136,26 @@ class NumericSummary:
             return items, np.asarray(self.sketch.get_cdf(items.tolist(), True)[:-1], dtype=np.float64)
         return items, np.cumsum(weights) / weights.sum()
 
+    def cdf(self, points: np.ndarray) -> np.ndarray:
+        """The share of current values ≤ x at each point. Exact with value counts. Else the sketch's step CDF
+        clipped into what the histogram says for certain: at every reference bin edge the share is exact (the bin
+        counts), so inside a bin the CDF lies between the shares at its two edges. The true CDF lies there too, so
+        clipping never moves the estimate away from it, and the error stays within min(ε, the bin's share) instead
+        of ε everywhere, which on a long tail times a wide bin was most of the distance (lognormal, k=200: a 0.011
+        Wasserstein came out anywhere in 0.018–0.115 from the bare sketch, 0.013–0.024 clipped; 20 sketches)."""
+        items, cum = self.steps()
+        step = _step_cdf(items, cum, points)
+        if self.values is not None or self.edges is None:
+            return step
+        # Exact shares at the edges, in bin_counts' convention: P(v < e_i), and P(v ≤ e_last) at the last edge.
+        exact = np.concatenate(([0.0], np.cumsum(self.hist)[:-1] / self.count, [1.0]))
+        segment = np.searchsorted(self.edges, points, side="right")  # 0: below the first edge, len(edges): above
+        return np.clip(step, exact[segment], exact[segment + 1])
+
+    def cdf_error(self, rank_error: float) -> np.ndarray:
+        """Per bin (the open ones included), how far cdf() can be off inside it."""
+        return np.minimum(rank_error, self.hist / self.count)
+
     def to_dict(self) -> dict:
         return {"kind": NUMERIC, "k": self.k, "count": self.count, "nulls": self.nulls,
                 "edges": None if self.edges is None else self.edges.astype(np.float64).tobytes(),
@@ -237,9 +259,9 @@ def _step_cdf(items: np.ndarray, cum: np.ndarray, points: np.ndarray) -> np.ndar
 
 def ks_statistic(ref_sorted: np.ndarray, cur: NumericSummary) -> float:
     """sup |F_ref − F_cur| over every point where either step function jumps (where the supremum is reached)."""
-    items, cum = cur.steps()
-    points = np.concatenate((ref_sorted, items))
-    return float(np.max(np.abs(_ref_cdf(ref_sorted, points) - _step_cdf(items, cum, points))))
+    items, _ = cur.steps()
+    points = np.concatenate((ref_sorted, items, () if cur.edges is None else cur.edges))
+    return float(np.max(np.abs(_ref_cdf(ref_sorted, points) - cur.cdf(points))))
 
 
 def ks_p_value(d: float, n_ref: int, n_cur: int) -> float:
@@ -253,10 +275,20 @@ def ks_p_value(d: float, n_ref: int, n_cur: int) -> float:
 def wasserstein(ref_sorted: np.ndarray, cur: NumericSummary) -> float:
     """∫ |F_ref − F_cur| dx over the merged jump points (scipy's wasserstein_distance, with the current side's CDF
     taken from the summary)."""
-    items, cum = cur.steps()
+    items, _ = cur.steps()
+    if cur.values is None and cur.edges is not None:  # where the pinned CDF bends
+        items = np.union1d(items, cur.edges)
     points = np.insert(ref_sorted, np.searchsorted(ref_sorted, items), items)  # a merge of two sorted runs
     left = points[:-1]
-    return float(np.sum(np.abs(_ref_cdf(ref_sorted, left) - _step_cdf(items, cum, left)) * np.diff(points)))
+    return float(np.sum(np.abs(_ref_cdf(ref_sorted, left) - cur.cdf(left)) * np.diff(points)))
+
+
+def wasserstein_error(cur: NumericSummary, error: float) -> float:
+    """The most the sketch's Wasserstein distance can be off: each bin's CDF error times its width (the open bins
+    reach out to the current min and max)."""
+    first, last = float(cur.sketch.get_min_value()), float(cur.sketch.get_max_value())
+    bounds = np.concatenate(([min(first, cur.edges[0])], cur.edges, [max(last, cur.edges[-1])]))
+    return float(np.sum(cur.cdf_error(error) * np.diff(bounds)))
 
 
 def _ref_values(ref_sorted: np.ndarray) -> dict | None:
@@ -286,13 +318,15 @@ def numeric_drift(column: str, ref_sorted: np.ndarray, cur: NumericSummary, *, m
         norm = max(float(np.std(ref_sorted)), 0.001)
         score = wasserstein(ref_sorted, cur) / norm
         if not exact:
-            span = float(cur.sketch.get_max_value() - cur.sketch.get_min_value())
-            notes.append(f"sketch: within ±{error * span / norm:.3g} of the exact distance")
+            bound = wasserstein_error(cur, error) if cur.edges is not None else \
+                error * float(cur.sketch.get_max_value() - cur.sketch.get_min_value())
+            notes.append(f"sketch: within ±{bound / norm:.3g} of the exact distance")
     elif method == "ks":
         d = ks_statistic(ref_sorted, cur)
         score = ks_p_value(d, ref_sorted.size, cur.count)
         if not exact:
-            notes.append(f"sketch: KS statistic {d:.4g}, within ±{error:.2g} of the exact one")
+            bound = error if cur.edges is None else float(cur.cdf_error(error).max())
+            notes.append(f"sketch: KS statistic {d:.4g}, within ±{bound:.2g} of the exact one")
     else:
         ref_counts, cur_counts = _bins(ref_sorted, ref_values, cur, method)
         if method in ("psi", "jensenshannon"):
