@@ -89,6 +89,7 @@ def write_table(*, model_version_id: int, batch_pk: int, table):
     from .services import partition_summaries
 
     table = _normalise(table)
+    watched = partition_summaries.summaries_kept(model_version_id)
     types = {name: FLOAT if table.schema.field(name).type == pa.float64() else STRING
              for name in table.column_names if name not in BASE_COLUMNS}
     days = table.column("ts").cast(pa.date32())
@@ -101,12 +102,13 @@ def write_table(*, model_version_id: int, batch_pk: int, table):
         target.filesystem.create_dir(target.path(relative).rsplit("/", 1)[0], recursive=True)
         pq.write_table(part, target.path(relative), filesystem=target.filesystem)
         bounds = pc.min_max(part.column("ts")).as_py()
-        # Summaries at ingest (sketch mode): merged into the day's summary in this same transaction.
-        partition_summaries.on_partition_written(model_version_id=model_version_id, key=day.isoformat(),
-                                                 start=_day_bounds(day)[0], end=_day_bounds(day)[1], table=part)
         files.append(PredictionFile(model_version_id=model_version_id, day=day, batch_pk=batch_pk, path=relative,
-                                    rows=part.num_rows, ts_min=bounds["min"], ts_max=bounds["max"], columns=types))
-    return PredictionFile.objects.bulk_create(files)
+                                    rows=part.num_rows, ts_min=bounds["min"], ts_max=bounds["max"], columns=types,
+                                    summarized=not watched))
+    created = PredictionFile.objects.bulk_create(files)
+    if watched:  # summaries at ingest (sketch mode): merged in the background once this transaction commits
+        partition_summaries.files_summarize_request(model_version_id=model_version_id, batch_pk=batch_pk)
+    return created
 
 
 def _normalise(table):
@@ -136,7 +138,7 @@ class Partition:
     paths: list
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
+def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc)
     return start, start + timedelta(days=1)
 
@@ -161,7 +163,7 @@ def partitions(*, model_version_id: int, start: datetime, end: datetime) -> list
         grouped[f.day].append(f)
     out = []
     for day, files in grouped.items():
-        lo, hi = _day_bounds(day)
+        lo, hi = day_bounds(day)
         out.append(Partition(key=day.isoformat(), start=lo, end=hi, rows=sum(f.rows for f in files),
                              paths=[f.path for f in files]))
     return out
@@ -322,6 +324,16 @@ def read_partition(*, model_version_id: int, key: str, numeric: list[str], categ
                        numeric, categorical)
 
 
+def read_partition_batches(*, model_version_id: int, key: str, numeric: list[str], categorical: list[str],
+                           batch_rows: int, start: datetime | None = None, end: datetime | None = None):
+    """read_partition's rows as tables of about `batch_rows` rows each, streamed (logsample.stream_rows): memory
+    bounded by a batch, not by the day."""
+    from .logsample import stream_rows
+
+    return stream_rows(_files(model_version_id=model_version_id, day=date.fromisoformat(key)), start, end, numeric,
+                       categorical, batch_rows=batch_rows)
+
+
 def read_rows(*, model_version_id: int, start: datetime, end: datetime, numeric: list[str], categorical: list[str],
               limit: int | None = None, seed: int = 42):
     """A window's rows as a pyarrow Table (numeric float64, categorical string); with `limit`, a reproducible
@@ -362,7 +374,7 @@ def drop_partition(*, model_version_id: int, key: str) -> int:
 
     day = date.fromisoformat(key)
     files = _files(model_version_id=model_version_id, day=day)
-    lo, hi = _day_bounds(day)
+    lo, hi = day_bounds(day)
     with transaction.atomic():
         PredictionFile.objects.filter(pk__in=[f.pk for f in files]).delete()
         logstore.delete_rows(model_version_id=model_version_id, start=lo, end=hi)

@@ -44,7 +44,7 @@ def compact_day(*, model_version_id: int, key: str) -> int:
         PredictionFile.objects.filter(pk__in=[f.pk for f in files]).delete()
         PredictionFile.objects.create(model_version_id=model_version_id, day=day, batch_pk=0, path=relative,
                                       rows=sum(f.rows for f in files), ts_min=min(f.ts_min for f in files),
-                                      ts_max=max(f.ts_max for f in files),
+                                      ts_max=max(f.ts_max for f in files), summarized=True,
                                       columns={n: t for n, t in types.items() if n not in BASE_COLUMNS})
     # The day's summaries count the same rows, but a stale one gets rebuilt once from the new file.
     transaction.on_commit(lambda: partition_summaries.partition_compacted(model_version_id=model_version_id, key=key))
@@ -78,13 +78,18 @@ def sweep_orphans(*, older_than: timedelta) -> int:
 
 
 def compact_closed_days(*, now: datetime, orphan_age: timedelta = timedelta(hours=1)) -> dict:
-    """Beat: compact every day partition before today (UTC) that has several files, then sweep orphans."""
+    """Beat: merge log files still unsummarized (a lost hint) into their days' summaries, compact every day
+    partition before today (UTC) that has several files, then sweep orphans."""
     from django.db.models import Count
 
     from .models import PredictionFile
+    from .services.partition_summaries import files_summarize
+
+    summarized = files_summarize()
 
     today = now.astimezone(dt_timezone.utc).date()
     days = (PredictionFile.objects.filter(day__lt=today).values("model_version_id", "day")
             .annotate(files=Count("pk")).filter(files__gt=1))
     replaced = sum(compact_day(model_version_id=d["model_version_id"], key=d["day"].isoformat()) for d in days)
-    return {"files_replaced": replaced, "orphans_deleted": sweep_orphans(older_than=orphan_age)}
+    return {"files_summarized": summarized, "files_replaced": replaced,
+            "orphans_deleted": sweep_orphans(older_than=orphan_age)}

@@ -276,15 +276,20 @@ class PredictionFile(models.Model):
     ts_min = models.DateTimeField()
     ts_max = models.DateTimeField()
     columns = models.JSONField(default=dict)  # feature name -> "float64" | "string", so reads need no footers
+    # False while the file's rows still have to be merged into their day's summaries (a background task after the
+    # ingest commits: services/partition_summaries.files_summarize); True when merged or when no monitor watched.
+    summarized = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["model_version", "day"], name="prediction_file_version_day")]
+        indexes = [models.Index(fields=["model_version", "day"], name="prediction_file_version_day"),
+                   models.Index(fields=["model_version"], condition=models.Q(summarized=False),
+                                name="prediction_file_unsummarized")]
 
 
 class PartitionSummary(models.Model):
     """The mergeable summary (apps/monitoring/summaries.py) of one partition (UTC day) of a model version's log,
-    binned on one reference's bins. Built at ingest (merged per written file) or, when missing or stale (its row
+    binned on one reference's bins. Built at ingest (each written file merged in the background) or, when missing or stale (its row
     count is not the partition's), by a sketch-mode run. Outlives the partition's raw rows (retention)."""
 
     model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")

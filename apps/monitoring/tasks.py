@@ -50,6 +50,16 @@ def summarize_partition_task(*, run_id: int, owner: str, attempt: int, key: str,
     return run_fanout_step(run_id=run_id, owner=owner, attempt=attempt, key=key, keys=keys, since=since)
 
 
+@shared_task(name="monitoring.summarize_log", acks_late=True)
+def summarize_log_task(*, model_version_id: int, dedup_key: str = ""):
+    """Outbox topic of an ingest batch: merge the version's unsummarized log files into their days' summaries. A
+    lost or repeated message changes nothing: each file's `summarized` flag says what is due (and the hourly
+    compaction beat merges what a lost message left)."""
+    from .services.partition_summaries import files_summarize
+
+    return {"files_summarized": files_summarize(model_version_id=model_version_id)}
+
+
 @shared_task(name="monitoring.retention", acks_late=True)
 def retention_task():
     """Beat: drop log partitions past their raw retention and summaries past theirs (services.retention)."""

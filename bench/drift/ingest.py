@@ -11,7 +11,9 @@ on the machine hits both alike:
   beforehand): authentication, msgspec's decode of the body against the monitor schema's row type with the
   strict JSON parser's rules (services/ingest_columns.py: every row of these batches passes, so they take the
   column path), the idempotency row, COPY of the row fields into PostgreSQL, one Parquet file per batch and
-  day with its manifest row and the day's summary merge, the audit event, commit. The run fails if a batch
+  day with its manifest row, the summary-merge hint (outbox row; published to redis after commit), the audit
+  event, commit. The merge itself runs in the background (a worker's `monitoring.summarize_log`): timed after
+  the loop, over all the batches' files, so its rate can be set against the ingest rate it has to keep up with. The run fails if a batch
   did not take the column path.
 - API general (--general): the same request with the column path switched off, as every batch went before
   it and as a batch with a row to reject still goes: the strict JSON parser, the serializer, validate_rows.
@@ -123,9 +125,9 @@ def _time_stages() -> dict:
 
     wrap(ingest_columns, "decode_header", "1 header decode (msgspec, rows skipped)")
     wrap(ingest_columns, "decode_rows", "2 rows: decode + column checks")
-    wrap(ingest_columns.Columns, "write", "3 write: COPY + Parquet + summary")
-    wrap(columnar, "write_table", "3a  of which Parquet + summary + manifest")
-    wrap(partition_summaries, "on_partition_written", "3b  of which summary merge")
+    wrap(ingest_columns.Columns, "write", "3 write: COPY + Parquet + manifest")
+    wrap(columnar, "write_table", "3a  of which Parquet + manifest + merge hint")
+    wrap(partition_summaries, "files_summarize_request", "3b  of which the merge hint (outbox row)")
     return times
 
 
@@ -183,9 +185,21 @@ def main():
         _raw_write(version.pk, 1_000_000 + batch, parsed, features)
         raw_s += 0 if warm_up else time.perf_counter() - t
     total = args.batches * args.batch_rows
+    from apps.monitoring.services.partition_summaries import files_summarize
+
+    from django.db.models import Sum
+
+    from apps.monitoring.models import PredictionFile
+
+    t = time.perf_counter()
+    merged = files_summarize(model_version_id=version.pk)
+    merge_s = time.perf_counter() - t
+    merge_rate = PredictionFile.objects.filter(model_version=version).aggregate(rows=Sum("rows"))["rows"] / merge_s
     print(f"{args.batches} batches × {args.batch_rows:,} rows × {args.features} numeric features")
     print(f"API path: {total / api_s:,.0f} rows/s ({api_s:.1f} s); raw COPY + Parquet write: {total / raw_s:,.0f} "
           f"rows/s ({raw_s:.1f} s); API / raw = {raw_s / api_s:.0%}")
+    print(f"background summary merge (one worker): {merged} files, {merge_rate:,.0f} rows/s ({merge_s:.1f} s); at "
+          f"the API's rate it keeps one worker {total / api_s / merge_rate:.0%} busy")
     if stages is not None:
         stages.pop("current")
         total_ms = statistics.median(stages.pop("API request")) * 1000

@@ -46,6 +46,7 @@ CELERY_TASK_ROUTES = {
     "monitoring.schedule_monitor": {"queue": BULK_QUEUE},
     "monitoring.render_report": {"queue": BULK_QUEUE},
     "monitoring.summarize_partition": {"queue": BULK_QUEUE},  # a sketch-mode run's fan-out, one per partition
+    "monitoring.summarize_log": {"queue": BULK_QUEUE},  # an ingest batch's files merged into their day summaries
     "monitoring.retention": {"queue": BULK_QUEUE},
     "monitoring.log_compact": {"queue": BULK_QUEUE},
     "registry.sync": {"queue": BULK_QUEUE},

@@ -146,7 +146,7 @@ def test_a_closed_day_is_compacted_to_one_file_with_the_same_rows_and_old_files_
     before, old_files = window(), _files(version)
     assert len(old_files) == 3
     assert compaction.compact_closed_days(now=f.T0 + timedelta(days=1, hours=1), orphan_age=timedelta(hours=1)) == \
-        {"files_replaced": 3, "orphans_deleted": 0}
+        {"files_summarized": 0, "files_replaced": 3, "orphans_deleted": 0}
     assert PredictionFile.objects.filter(model_version=version).count() == 1 and window() == before
     assert compaction.sweep_orphans(older_than=timedelta(0)) >= 3  # with files earlier tests' rollbacks left
     assert [p.name.startswith("compacted-") for p in _files(version)] == [True]

@@ -6,17 +6,19 @@ import base64
 import json
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import redis
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core import runner
-from apps.monitoring import columnar, logstore, summaries
-from apps.monitoring.models import Monitor, MonitorRun, PartitionSummary
+from apps.monitoring import columnar, compaction, logstore, summaries
+from apps.monitoring.models import Monitor, MonitorRun, PartitionSummary, PredictionFile
 from apps.monitoring.services import RUN_KIND, monitor_run_execute
 from apps.monitoring.services.retention import retention_apply
-from apps.monitoring.tasks import summarize_partition_task
+from apps.monitoring.services.partition_summaries import files_summarize
+from apps.monitoring.tasks import summarize_log_task, summarize_partition_task
 
 from . import factories as f
 
@@ -44,6 +46,7 @@ def _run(mon, days: int):
 def test_sketch_mode_gives_exact_modes_verdicts(team, drift):
     mon = f.monitor(team)
     _log_days(mon, 2, drift=drift)
+    assert files_summarize(model_version_id=mon.model_version_id) == 2  # what a worker does after each ingest
     exact = _run(mon, 2)
     Monitor.objects.filter(pk=mon.pk).update(exact_max_rows=100)
     sketch = _run(mon, 2)
@@ -60,7 +63,7 @@ def test_sketch_mode_gives_exact_modes_verdicts(team, drift):
             assert other.score == pytest.approx(feature.score, rel=1e-9, abs=1e-12)
         else:
             assert other.distribution["edges"] and len(other.distribution["reference"]) == len(other.distribution["current"])
-    stored = PartitionSummary.objects.filter(reference=mon.reference).order_by("key")  # built at ingest
+    stored = PartitionSummary.objects.filter(reference=mon.reference).order_by("key")  # merged after the ingest
     assert [(s.key, s.rows) for s in stored] == [("2026-03-02", 600), ("2026-03-03", 600)]
 
     stamps = [s.updated_at for s in stored]
@@ -148,24 +151,46 @@ def test_retention_drops_old_partitions_and_keeps_their_summaries(team):
     assert AuditEvent.objects.filter(action="monitoring.log.drop_summaries").count() == 1
 
 
-def test_ingest_merges_each_written_file_into_its_days_summary(team):
-    import pyarrow as pa
+def test_ingest_leaves_its_files_to_a_background_merge_into_their_days_summary(client_for, engineer, team):
+    from apps.outbox.models import OutboxMessage
 
-    from apps.monitoring.services.partition_summaries import on_partition_written
+    from .test_columnar import URL, _rows
 
     mon = f.monitor(team)
-    data = f.frame(900, drift=True, seed=5)
-    stored = pa.table({**{c: data[c].to_numpy() for c in ("amount", "age", "country", "channel")},
-                       "prediction": data["prediction"].to_numpy(), "prediction_num": pa.nulls(900, pa.float64())})
-    for lo, hi in ((0, 400), (400, 900)):  # two files of one day, each merged as it is written
-        on_partition_written(model_version_id=mon.model_version_id, key="2026-03-02", start=f.T0, end=f.T0 + DAY,
-                             table=stored.slice(lo, hi - lo))
-    row = PartitionSummary.objects.get(reference=mon.reference, key="2026-03-02")
-    merged = summaries.Summary.from_bytes(row.payload)
-    assert row.rows == merged.rows == 900
-    assert merged.columns["country"].counts == data["country"].value_counts().to_dict()
-    assert merged.columns["__prediction"].counts == data["prediction"].value_counts().to_dict()
-    assert merged.columns["amount"].count == 900 and merged.columns["amount"].hist.sum() == 900
+    data, rows = _rows(90, day_split=60)
+    for batch, (lo, hi) in enumerate(((0, 40), (40, 90))):  # the first day gets a file from each batch
+        assert client_for(engineer).post(URL, {"model_version": mon.model_version_id, "batch_id": f"b{batch}",
+                                               "rows": rows[lo:hi]}, format="json").status_code == 201
+    files = PredictionFile.objects.filter(model_version=mon.model_version)
+    assert sorted(files.values_list("rows", "summarized")) == [(20, False), (30, False), (40, False)]
+    assert not PartitionSummary.objects.exists()  # the request didn't wait for the merge
+    hints = OutboxMessage.objects.filter(topic="monitoring.summarize_log")
+    assert [m.payload for m in hints] == [{"model_version_id": mon.model_version_id}] * 2
+
+    assert summarize_log_task(model_version_id=mon.model_version_id) == {"files_summarized": 3}
+    assert summarize_log_task(model_version_id=mon.model_version_id) == {"files_summarized": 0}  # a repeated hint
+    assert set(files.values_list("summarized", flat=True)) == {True}
+    day = summaries.Summary.from_bytes(PartitionSummary.objects.get(reference=mon.reference, key="2026-03-02").payload)
+    assert day.rows == 60 and day.columns["country"].counts == data["country"][:60].value_counts().to_dict()
+    assert day.columns["__prediction"].counts == data["prediction"][:60].value_counts().to_dict()
+    assert day.columns["amount"].count == 60 and day.columns["amount"].hist.sum() == 60
+    assert PartitionSummary.objects.get(reference=mon.reference, key="2026-03-03").rows == 30
+
+
+def test_a_merge_skips_a_summary_a_run_already_rebuilt_with_the_files(team):
+    mon = f.monitor(team, exact_max_rows=100)
+    _log_days(mon, 2)
+    assert _run(mon, 2).drift_mode == "sketch"  # the run found no summaries and built them from the partitions
+    assert [s.rows for s in PartitionSummary.objects.order_by("key")] == [600, 600]
+    assert files_summarize(model_version_id=mon.model_version_id) == 2  # marked, not counted twice
+    assert [s.rows for s in PartitionSummary.objects.order_by("key")] == [600, 600]
+
+
+def test_a_lost_hint_is_merged_by_the_hourly_compaction_beat(team):
+    mon = f.monitor(team)
+    _log_days(mon, 1)
+    assert compaction.compact_closed_days(now=f.T0 + timedelta(days=3))["files_summarized"] == 1
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 600
 
 
 def test_a_small_file_does_not_rewrite_a_big_summary_and_compaction_rebuilds_it(team):
@@ -173,9 +198,43 @@ def test_a_small_file_does_not_rewrite_a_big_summary_and_compaction_rebuilds_it(
 
     mon = f.monitor(team)
     f.logs(mon.model_version, f.frame(3000, seed=1), prefix="big")
-    assert PartitionSummary.objects.get(reference=mon.reference).rows == 3000  # merged at ingest
+    files_summarize(model_version_id=mon.model_version_id)
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 3000  # merged after the ingest
     f.logs(mon.model_version, f.frame(5, seed=2), prefix="small", start=f.T0 + timedelta(hours=23, minutes=30),
            span=timedelta(minutes=1))
+    files_summarize(model_version_id=mon.model_version_id)
     assert PartitionSummary.objects.get(reference=mon.reference).rows == 3000  # skipped: stale, not rewritten
     partition_compacted(model_version_id=mon.model_version_id, key="2026-03-02")
     assert PartitionSummary.objects.get(reference=mon.reference).rows == 3005
+
+
+def test_a_partition_is_summarized_batch_by_batch_with_the_counts_of_one_read(team, monkeypatch):
+    from apps.monitoring.services import partition_summaries
+
+    mon = f.monitor(team)
+    f.logs(mon.model_version, f.frame(1500, seed=3), prefix="a")
+    f.logs(mon.model_version, f.frame(1500, seed=4), prefix="b", start=f.T0 + timedelta(minutes=30))
+    [part] = columnar.partitions(model_version_id=mon.model_version_id, start=f.T0, end=f.T0 + DAY)
+    kinds = partition_summaries.summarized_columns(mon.reference)
+    numeric = [n for n, k in kinds.items() if k == "numeric"]
+    whole = summaries.summarize(
+        columnar.read_partition(model_version_id=mon.model_version_id, key=part.key, numeric=numeric,
+                                categorical=[n for n in kinds if n not in numeric]),
+        kinds=kinds, edges=partition_summaries._edges_for(mon.reference, kinds), k=summaries.kll_k())
+    monkeypatch.setattr(partition_summaries, "READ_BYTES", 1)  # the smallest batch: 1,024 rows, so 3 of them
+    sizes = []
+    summarize = summaries.summarize
+    monkeypatch.setattr(summaries, "summarize", lambda table, **kw: sizes.append(table.num_rows) or summarize(table, **kw))
+    batched = partition_summaries.partition_summarize(model_version_id=mon.model_version_id, reference=mon.reference,
+                                                      partition=part)
+    assert batched.rows == whole.rows == sum(sizes) == 3000 and max(sizes) <= 1024
+    for name, column in whole.columns.items():
+        if name in numeric:
+            ours = batched.columns[name]
+            assert (ours.count, ours.nulls, ours.values) == (column.count, column.nulls, column.values)
+            assert np.array_equal(ours.hist, column.hist)
+        else:
+            assert (batched.columns[name].counts, batched.columns[name].nulls) == (column.counts, column.nulls)
+    cut = partition_summaries.partition_summarize(model_version_id=mon.model_version_id, reference=mon.reference,
+                                                  partition=part, start=f.T0 + timedelta(hours=12), end=f.T0 + DAY)
+    assert 0 < cut.rows < 3000

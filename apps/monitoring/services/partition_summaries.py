@@ -2,26 +2,29 @@
 missing or stale, and merged into a window for sketch mode (apps/monitoring/summaries.py has the maths).
 
 A summary is fresh for a partition when it was built on the same reference bins and counts the partition's rows
-(`rows`): ingest merges each written file into it in the ingest's transaction, so the two move together; anything
-else (a monitor created after the data came in, a reference re-prepared, a lost merge) is rebuilt by the next
-sketch-mode run that needs it. Reading a partition to summarize it goes a few columns at a time, so a task's
-memory is bounded by (partition rows × a few columns), whatever the number of features.
+(`rows`). Ingest writes its files marked unsummarized and asks (outbox, after commit) for a background merge
+(files_summarize), which merges each file and clears its mark in one transaction: decoding, merging and
+re-encoding 20 columns' KLL sketches took 14 % of an ingest request, and the request needn't wait for it. Until
+then, and for anything else (a monitor created after the data came in, a reference re-prepared, a lost merge), a
+sketch-mode run that finds a summary stale rebuilds it. Reading a partition to summarize it streams a batch at a
+time, so a task's memory is bounded by a batch, whatever the partition's size.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import date
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.db.models.functions import Length
 
 from .. import columnar, engine, summaries
 from ..choices import ColumnKind, ColumnRole
-from ..models import Monitor, PartitionSummary, ReferenceDataset
+from ..logstorage import store
+from ..models import Monitor, PartitionSummary, PredictionFile, ReferenceDataset
 
-READ_BYTES = 128 * 1024 * 1024  # float64 column data per read while summarizing a partition (at least one column)
+READ_BYTES = 32 * 1024 * 1024  # column data per batch while summarizing a partition
 WRITE_AMPLIFICATION = 4  # at ingest, a stored summary is rewritten only for a file at least a quarter its size
 
 
@@ -74,14 +77,61 @@ def _references(model_version_id: int):
         .values("reference_id"))
 
 
-def on_partition_written(*, model_version_id: int, key: str, start, end, table) -> None:
-    """Ingest hook (columnar.py, inside the ingest's transaction): merge the rows just written to partition `key`
-    into its summary for every reference the version's monitors use.
+def summaries_kept(model_version_id: int) -> bool:
+    """Whether written log files are to be merged into summaries: some monitor of the version has a reference."""
+    return _references(model_version_id).exists()
 
-    A summary more than WRITE_AMPLIFICATION times the file's raw size is not rewritten for it: a day's summary
-    weighs up to ~45 KB per numeric column, and rewriting it for every 100-row batch would write far more than the
-    rows. That summary is then stale (its row count is short) and the next sketch-mode run, or the day's compaction
-    (partition_compacted), rebuilds it from the partition once."""
+
+def files_summarize_request(*, model_version_id: int, batch_pk: int) -> None:
+    """In the ingest's transaction: ask for its files to be merged once it commits (a hint: the files' own
+    `summarized` flag is what says what is due, and the hourly compaction beat merges what a lost hint left)."""
+    from apps.outbox.services import outbox_enqueue
+
+    outbox_enqueue(topic="monitoring.summarize_log", payload={"model_version_id": model_version_id},
+                   dedup_key=f"monitoring-summarize:{connection.settings_dict['NAME']}:{batch_pk}")
+
+
+def files_summarize(*, model_version_id: int | None = None, per_transaction: int = 20) -> int:
+    """Merge unsummarized log files (of one version, or all) into their days' summaries; returns the files merged.
+
+    Files are locked SKIP LOCKED and marked in the transaction that merges them, so two workers never merge a
+    file twice and a crash leaves it for the next try. A compaction waits for the lock, and its new file is born
+    summarized (partition_compacted rebuilds a stale day)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = store()
+    merged = 0
+    while True:
+        with transaction.atomic():
+            due = PredictionFile.objects.select_for_update(skip_locked=True).filter(summarized=False)
+            if model_version_id is not None:
+                due = due.filter(model_version_id=model_version_id)
+            files = list(due.order_by("model_version_id", "day", "pk")[:per_transaction])
+            if not files:
+                return merged
+            days: dict[tuple, list] = {}
+            for file in files:
+                days.setdefault((file.model_version_id, file.day), []).append(file)
+            for (version_id, day), group in days.items():
+                table = pa.concat_tables([pq.read_table(target.path(f.path), filesystem=target.filesystem)
+                                          for f in group], promote_options="default")
+                start, end = columnar.day_bounds(day)
+                merge_file_rows(model_version_id=version_id, key=day.isoformat(), start=start, end=end, table=table)
+            PredictionFile.objects.filter(pk__in=[f.pk for f in files]).update(summarized=True)
+            merged += len(files)
+
+
+def merge_file_rows(*, model_version_id: int, key: str, start, end, table) -> None:
+    """Merge rows written to partition `key` (one or more new files of it) into its summary for every reference
+    the version's monitors use.
+
+    Called by files_summarize with the files still unsummarized, so a summary that counts exactly the day's
+    summarized files' rows gets these added; one that already counts them too (rebuilt from the partition by a run
+    meanwhile) or that is stale anyway is left alone. A summary more than WRITE_AMPLIFICATION times the files' raw
+    size is not rewritten for them either: a day's summary weighs up to ~45 KB per numeric column, and rewriting it
+    for every 100-row batch would write far more than the rows. Such a summary is then stale (its row count is
+    short) and the next sketch-mode run, or the day's compaction (partition_compacted), rebuilds it once."""
     raw_bytes = table.num_rows * max(table.num_columns, 1) * 8
     sizes = dict(PartitionSummary.objects.filter(model_version_id=model_version_id, key=key)
                  .annotate(size=Length("payload")).values_list("reference_id", "size"))
@@ -97,6 +147,11 @@ def on_partition_written(*, model_version_id: int, key: str, start, end, table) 
                                   end=end, rows=0, payload=summaries.Summary().to_bytes())],
                 ignore_conflicts=True)
             row = PartitionSummary.objects.select_for_update().get(reference=reference, key=key)
+            # Read under the summary's lock: a concurrent merge of this day commits its marks with its summary.
+            counted = PredictionFile.objects.filter(model_version_id=model_version_id, day=date.fromisoformat(key),
+                                                    summarized=True).aggregate(rows=Sum("rows"))["rows"] or 0
+            if row.rows != counted:
+                continue
             try:
                 merged = summaries.Summary.from_bytes(row.payload).merge(added)
             except ValueError:  # built on other bins (a re-prepared reference): keep this file's rows only, which
@@ -107,9 +162,8 @@ def on_partition_written(*, model_version_id: int, key: str, start, end, table) 
 
 def partition_compacted(*, model_version_id: int, key: str) -> None:
     """A partition's files were rewritten (compaction): rebuild its summaries that are stale, once per reference."""
-    day = date.fromisoformat(key)
-    lo = datetime(day.year, day.month, day.day, tzinfo=dt_timezone.utc)
-    part = next((p for p in columnar.partitions(model_version_id=model_version_id, start=lo, end=lo + timedelta(days=1))
+    lo, hi = columnar.day_bounds(date.fromisoformat(key))
+    part = next((p for p in columnar.partitions(model_version_id=model_version_id, start=lo, end=hi)
                  if p.key == key), None)
     if part is None:
         return
@@ -122,21 +176,18 @@ def partition_compacted(*, model_version_id: int, key: str) -> None:
 
 def partition_summarize(*, model_version_id: int, reference: ReferenceDataset, partition, start=None,
                         end=None) -> summaries.Summary:
-    """Summarize a partition's rows (those in [start, end) when given), reading a few columns at a time."""
+    """Summarize a partition's rows (those in [start, end) when given), streamed a batch of READ_BYTES at a time
+    and the batches' summaries merged: a map task's memory stays the same whatever the day's size (it held a whole
+    column of the day: 958–997 MiB per worker at 14.3M-row days)."""
     kinds = summarized_columns(reference)
     edges = _edges_for(reference, kinds)
-    per_read = max(1, READ_BYTES // max(partition.rows * 8, 1))
-    names = list(kinds)
     out = summaries.Summary()
-    for i in range(0, len(names), per_read):
-        group = names[i:i + per_read]
-        table = columnar.read_partition(
+    for table in columnar.read_partition_batches(
             model_version_id=model_version_id, key=partition.key, start=start, end=end,
-            numeric=[n for n in group if kinds[n] == ColumnKind.NUMERIC],
-            categorical=[n for n in group if kinds[n] == ColumnKind.CATEGORICAL])
-        part = summaries.summarize(table, kinds={n: kinds[n] for n in group}, edges=edges, k=summaries.kll_k())
-        out.rows = part.rows
-        out.columns.update(part.columns)
+            numeric=[n for n, kind in kinds.items() if kind == ColumnKind.NUMERIC],
+            categorical=[n for n, kind in kinds.items() if kind == ColumnKind.CATEGORICAL],
+            batch_rows=max(1024, READ_BYTES // (8 * max(len(kinds), 1)))):
+        out.merge(summaries.summarize(table, kinds=kinds, edges=edges, k=summaries.kll_k()))
         del table
     return out
 
