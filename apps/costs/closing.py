@@ -11,6 +11,8 @@ is booked as `adjustment` rows on the first day of the next open month, one row 
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -164,11 +166,34 @@ def adjustments_post(*, month: date, now: datetime) -> list[UsageDaily]:
     return rows
 
 
+_deferred = threading.local()
+
+
+@contextmanager
+def recompute_once():
+    """Inside, catalog changes note the window their back-dating touches instead of rebuilding it each; on the
+    way out one rebuild covers the union, in the same transaction. For setting up a whole catalog at once: the
+    demo's 4 GPU types with their prices and rates rebuilt 35 days of rollups 17 times, 9 s of the seed."""
+    with transaction.atomic():
+        _deferred.windows = windows = []
+        try:
+            yield
+        finally:
+            _deferred.windows = None
+        if windows:
+            recompute_since(start=min(start for start, _ in windows), end=max(end for _, end in windows))
+
+
 def recompute_since(*, start: datetime, end: datetime | None = None) -> None:
     """A back-dated catalog change (price or rate) is applied at once: open months it touches are rebuilt, closed
-    ones get adjustments. Call rollup_lock() before the change's first audit event (lock order)."""
+    ones get adjustments (inside recompute_once: at its end). Call rollup_lock() before the change's first audit
+    event (lock order)."""
     from .rollup import rollup_window
 
     now = timezone.now()
+    windows = getattr(_deferred, "windows", None)
+    if windows is not None:
+        windows.append((start, min(end or now, now)))
+        return
     if start < now:
         rollup_window(start=start, end=min(end or now, now) + timedelta(microseconds=1), now=now)

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .budgets import budgets_check, month_to_date_cost
 from .choices import AllocationSource, PricingClass
+from .closing import recompute_once
 from .ingest import samples_ingest
 from .models import GpuAllocation, GpuType, Quota, ResourceRate, TeamBudget
 from .rollup import rollup_window
@@ -66,6 +67,16 @@ def seed_catalog(*, admin, log: Log) -> dict[str, GpuType]:
     cluster = cluster_resolve("local")
     start = (timezone.now() - timedelta(days=DAYS + 5)).replace(hour=0, minute=0, second=0, microsecond=0)
     types = {}
+    with recompute_once():
+        _seed_types(admin=admin, cluster=cluster, start=start, types=types, log=log)
+        if not ResourceRate.objects.filter(cluster=cluster).exists():
+            resource_rate_set(actor=admin, cluster=cluster, cpu_core_hour=Decimal("0.04"),
+                              memory_gb_hour=Decimal("0.005"), effective_from=start)
+            _report(log, True, "CPU/memory rates for local")
+    return types
+
+
+def _seed_types(*, admin, cluster, start, types: dict, log: Log) -> None:
     for name, memory, capacity, parent, mig, *prices in CATALOG:
         gtype = GpuType.objects.filter(cluster=cluster, name=name).first()
         _report(log, gtype is None, f"GPU type {name} on local ({capacity} GPUs)")
@@ -81,11 +92,6 @@ def seed_catalog(*, admin, log: Log) -> dict[str, GpuType]:
                 gpu_price_set(actor=admin, gpu_type=gtype, hourly_price=Decimal(A100_PRICE_CHANGE[1]),
                               effective_from=changed, close_previous=True)
         types[name] = gtype
-    if not ResourceRate.objects.filter(cluster=cluster).exists():
-        resource_rate_set(actor=admin, cluster=cluster, cpu_core_hour=Decimal("0.04"), memory_gb_hour=Decimal("0.005"),
-                          effective_from=start)
-        _report(log, True, "CPU/memory rates for local")
-    return types
 
 
 def seed_quotas(*, admin, teams: dict, types: dict, log: Log) -> None:
