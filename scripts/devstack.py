@@ -535,6 +535,7 @@ def cmd_run() -> int:
         # DEBUG off unless asked for: pages link hashed static files (cached for a year) and an unknown URL
         # gets the 404 page, never Django's debug page listing every URL pattern.
         env = {"DJANGO_DEBUG": "0", **os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONUNBUFFERED": "1",
+               "MLFLOW_DISABLE_TELEMETRY": "true",  # no call to the internet, from MLflow's server or client
                "VIRTUAL_ENV": str(VENV), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                # MLflow's registry webhooks reach the web server on loopback (README → Registry).
                "MLFLOW_WEBHOOK_URL": os.environ.get("MLFLOW_WEBHOOK_URL") or

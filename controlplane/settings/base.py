@@ -1,6 +1,7 @@
 import base64
 import importlib.util
 import ipaddress
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -121,6 +122,10 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 MLFLOW_TRACKING_URI = env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+# MLflow's client sends usage telemetry to the internet unless told not to; nothing here calls out. (Its
+# telemetry thread also sets and unsets an environment variable, which once failed a seed's MLflow request with a
+# KeyError while requests scanned os.environ for proxies.) Set before the lazy mlflow imports read it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # MLflow's registry webhooks (README → Registry): where MLflow posts (this server's
 # /api/v1/registry/mlflow-webhook/ as MLflow reaches it) and the signing secret; with no secret, deliveries
 # are refused and only the scheduled passes sync. A delivery older or newer than the window is a replay.
