@@ -19,6 +19,7 @@ MLflow database (default: database `mlflow` on the DATABASE_URL server).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -559,7 +560,9 @@ def cmd_run() -> int:
                 str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", mlflow_backend_store_uri(),
                 "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(mlflow_port),
                 "--workers", "1",
-            ], env={**env, "MLFLOW_TRACKING_URI": "", **MLFLOW_LOCAL_WEBHOOKS})
+            ], env={**env, "MLFLOW_TRACKING_URI": "", **MLFLOW_LOCAL_WEBHOOKS,
+                    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": os.environ.get("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY")
+                    or local_webhook_encryption_key()})
 
         say(f"Applying migrations (log: {rel(LOGS / 'migrate.log')})")  # while MLflow starts: the seed needs it
         stack.run_once("migrate", [str(VENV_PYTHON), "manage.py", "migrate", "--noinput"])
@@ -623,12 +626,23 @@ MLFLOW_LOCAL_WEBHOOKS = {"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW
 
 def local_webhook_secret() -> str:
     """The MLflow webhook signing secret of this checkout, made once (var/mlflow-webhook-secret, mode 600)."""
-    path = VAR / "mlflow-webhook-secret"
+    return _local_secret("mlflow-webhook-secret", lambda: secrets.token_urlsafe(32))
+
+
+def local_webhook_encryption_key() -> str:
+    """The key MLflow encrypts stored webhook secrets with, made once per checkout (var/mlflow-webhook-key, mode
+    600; a Fernet key). Without it MLflow makes a new key each start and can no longer read the webhook it stored
+    before: the next `make run` got a 500 listing webhooks and fell back to the scheduled syncs."""
+    return _local_secret("mlflow-webhook-key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
+
+def _local_secret(name: str, make) -> str:
+    path = VAR / name
     if not path.exists():
         VAR.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32))
+            out.write(make())
     return path.read_text().strip()
 
 

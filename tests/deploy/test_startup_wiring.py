@@ -45,3 +45,16 @@ def test_gunicorn_imports_mlflow_before_forking():
     config = _load("gunicorn_conf", ROOT / "gunicorn.conf.py")
     config.on_starting(server=None)
     assert "mlflow.tracking" in sys.modules
+
+
+def test_make_run_keeps_mlflows_webhook_encryption_key_across_restarts(tmp_path):
+    # A new key per start left MLflow unable to read the webhook it stored before (500 on listing webhooks).
+    from cryptography.fernet import Fernet
+
+    devstack = _load("devstack", ROOT / "scripts" / "devstack.py")
+    devstack.VAR = tmp_path
+    key = devstack.local_webhook_encryption_key()
+    assert devstack.local_webhook_encryption_key() == key
+    assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"secret")) == b"secret"
+    assert (tmp_path / "mlflow-webhook-key").stat().st_mode & 0o777 == 0o600
+    assert '"MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"' in (ROOT / "scripts" / "devstack.py").read_text()
