@@ -27,13 +27,6 @@ FEATURES = 20
 BATCH = 1_000_000
 
 
-def _rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _setup(rows: int):
     import numpy as np
     import pandas as pd
@@ -93,7 +86,7 @@ def _child(way: str, version_pk: int, reference_pk: int, out):
     import pyarrow.dataset  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    before = _rss_mb("VmRSS")
+    before = bench.proc_status_mb("VmRSS")
     t = time.perf_counter()
     if way == "streamed":
         summary = partition_summaries.partition_summarize(model_version_id=version_pk, reference=reference,
@@ -102,7 +95,7 @@ def _child(way: str, version_pk: int, reference_pk: int, out):
         table = columnar.read_partition(model_version_id=version_pk, key=part.key, categorical=[],
                                         numeric=[n for n, k in kinds.items() if k == ColumnKind.NUMERIC])
         summary = summaries.summarize(table, kinds=kinds, edges=edges, k=summaries.kll_k())
-    out.put({"way": way, "seconds": time.perf_counter() - t, "growth": _rss_mb("VmHWM") - before,
+    out.put({"way": way, "seconds": time.perf_counter() - t, "growth": bench.proc_status_mb("VmHWM") - before,
              "rows": summary.rows, "hist": {n: c.hist.tolist() for n, c in summary.columns.items()}})
 
 
@@ -110,18 +103,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 6_000_000])
     args = parser.parse_args()
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [bench.DB_NAME]).fetchone():
-            conn.execute(f"CREATE DATABASE {bench.DB_NAME}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    bench.scratch_database()
     from django.db import connections
 
-    call_command("migrate", verbosity=0)
     print(f"| day rows | way | peak RSS growth (MiB) | time (s) |\n|---:|---|---:|---:|")
     for rows in args.rows:
         version_pk, reference_pk = _setup(rows)

@@ -47,6 +47,29 @@ METHODS = NUMERIC_METHODS + ("chisquare",)
 CATEGORIES = 8
 
 
+def scratch_database() -> None:
+    """The bench's scratch database, created when missing and migrated; Django set up on it."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def proc_status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory line of /proc/<pid>/status in MiB: VmRSS (now) or VmHWM (peak RSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _numeric(rows: int, nfeat: int, current: bool, seed: int):
     import numpy as np
 
@@ -98,18 +121,9 @@ def _week(start: datetime, rows: int, nfeat: int, current: bool, seed: int):
 
 
 def setup(rows: int, nfeat: int) -> dict:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    scratch_database()
     from django.db import transaction
 
-    call_command("migrate", verbosity=0)
     from apps.monitoring import columnar, engine
     from apps.monitoring.models import PredictionFile, ReferenceColumn, ReferenceDataset
     from apps.registry.models import ModelVersion, RegisteredModel

@@ -39,13 +39,6 @@ BATCH = 1_000_000
 FEATURES = 20
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _write_batch(version_pk: int, rows: int, batch: int) -> float:
     """Write batch `batch` (1-based) of the `rows`-row window: its Parquet files and log-table rows, in one
     transaction (so a batch is either wholly there or not at all). Returns the seconds it took."""
@@ -118,19 +111,9 @@ def main():
     parser.add_argument("--window-rows", type=int, default=None,
                         help="run on the window's first N rows only (a sub-window of the written data)")
     args = parser.parse_args()
-
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [bench.DB_NAME]).fetchone():
-            conn.execute(f"CREATE DATABASE {bench.DB_NAME}")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    bench.scratch_database()
     from django.utils import timezone
 
-    call_command("migrate", verbosity=0)
     from apps.core.tasks import tick_task
     from apps.monitoring import engine
     from apps.monitoring.models import Monitor, MonitorRun, ReferenceColumn, ReferenceDataset
@@ -183,7 +166,7 @@ def main():
         peaks = [0.0] * len(workers)
         while True:
             run.refresh_from_db()
-            peaks = [max(p, _peak_rss_mb(w.pid)) for p, w in zip(peaks, workers)]
+            peaks = [max(p, bench.proc_status_mb("VmHWM", w.pid)) for p, w in zip(peaks, workers)]
             if run.status not in ("queued", "running") or time.perf_counter() - started > 3600:
                 break
             time.sleep(1)
@@ -216,7 +199,7 @@ def main():
         print(f"  {spec.name}  {res.method}  exact {res.score:.4g} {'drift' if res.drifted else 'ok   '}  "
               f"sketch {other.score:.4g} {'drift' if other.drifted else 'ok'}")
     print(f"verdicts agree: {same}/{len(exact.results)}; this process's peak RSS "
-          f"{_peak_rss_mb(os.getpid()):.0f} MB; finished {timezone.now():%Y-%m-%d %H:%M} UTC")
+          f"{bench.proc_status_mb('VmHWM'):.0f} MB; finished {timezone.now():%Y-%m-%d %H:%M} UTC")
 
 
 if __name__ == "__main__":
