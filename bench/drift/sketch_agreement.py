@@ -73,11 +73,13 @@ def main():
             t_sketch += time.perf_counter() - t
             rows.append((name, exact, sketch))
         same = sum(e.drifted == s.drifted for _, e, s in rows)
+        flagged = sum(any("exact mode could give the other verdict" in n for n in s.notes) for _, _, s in rows)
         total, agree = total + len(rows), agree + same
-        print(f"\n{method}: {same}/{len(rows)} verdicts agree · exact {t_exact:.1f} s, sketch {t_sketch:.1f} s "
-              f"(tests only, {len(rows)} columns)")
+        print(f"\n{method}: {same}/{len(rows)} verdicts agree, {flagged} flagged as within the sketch's error of the "
+              f"threshold · exact {t_exact:.1f} s, sketch {t_sketch:.1f} s (tests only, {len(rows)} columns)")
         for name, e, s in rows:
-            flag = "" if e.drifted == s.drifted else "   <-- differs"
+            uncertain = any("exact mode could give the other verdict" in n for n in s.notes)
+            flag = ("" if e.drifted == s.drifted else "   <-- differs") + ("   (flagged uncertain)" if uncertain else "")
             print(f"  {name}  exact {e.score:.4g} {'drift' if e.drifted else 'ok   '}  "
                   f"sketch {s.score:.4g} {'drift' if s.drifted else 'ok   '}{flag}")
     for method in CATEGORICAL_METHODS:

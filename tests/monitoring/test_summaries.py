@@ -129,4 +129,18 @@ def test_wasserstein_on_a_long_tail_stays_within_the_bound_the_page_states():
         bound = summaries.wasserstein_error(summary, summaries.rank_error(K)) / norm
         assert abs(sketch - exact) <= bound < 0.1
         result = summaries.numeric_drift("amount", ref, summary, method="wasserstein")
-        assert not result.drifted and f"within ±{bound:.3g} of the exact distance" in result.notes[-1]
+        assert not result.drifted and f"sketch: within ±{bound:.3g} of the exact distance" in result.notes
+
+
+@pytest.mark.parametrize("method", ["wasserstein", "ks"])
+def test_a_sketch_verdict_within_its_error_of_the_threshold_says_exact_mode_could_differ(method):
+    rng = np.random.default_rng(8)
+    ref = np.sort(rng.normal(0, 1, 20000))
+    summary = summaries.NumericSummary.of(rng.normal(0.5, 1, 20000), edges=summaries.reference_edges(ref), k=K)
+    uncertain = "sketch: the threshold lies within the error bound, so exact mode could give the other verdict"
+    clear = summaries.numeric_drift("x", ref, summary, method=method)  # half a std away: drift, beyond doubt
+    assert clear.drifted and uncertain not in clear.notes
+    close = summaries.NumericSummary.of(rng.normal(0.01, 1, 20000), edges=summaries.reference_edges(ref), k=K)
+    score = summaries.numeric_drift("x", ref, close, method=method).score  # a p-value well inside (0, 1) for KS
+    at_the_threshold = summaries.numeric_drift("x", ref, close, method=method, threshold=score)
+    assert uncertain in at_the_threshold.notes
