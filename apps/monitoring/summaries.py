@@ -24,6 +24,9 @@ then run on the merged summary against the exact reference (always read in full)
   bin, ε being the sketch's normalized rank error (99 % confidence). So the KS statistic D is within that of the
   exact one and the Wasserstein distance within Σ min(ε, share)·width over the bins (the open ones reaching to the
   current min and max), divided by σ(reference). With exact value counts (few distinct values) both are exact.
+
+Over ~400 lines as one module: the summary types and the tests read off them share one convention for bins, open
+bins and the clipped CDF, and the error bounds the notes state depend on both halves.
 """
 from __future__ import annotations
 
