@@ -186,6 +186,17 @@ def test_a_merge_skips_a_summary_a_run_already_rebuilt_with_the_files(team):
     assert [s.rows for s in PartitionSummary.objects.order_by("key")] == [600, 600]
 
 
+def test_a_merge_starts_no_summary_for_a_day_logged_before_the_monitor(team):
+    version = f.model_version(team)
+    f.logs(version, f.frame(300, seed=1), prefix="early", span=timedelta(hours=2))  # unwatched: in no summary
+    mon = f.monitor(team, version, exact_max_rows=100)
+    f.logs(version, f.frame(200, seed=2), prefix="late", start=f.T0 + timedelta(hours=3), span=timedelta(hours=2))
+    assert files_summarize(model_version_id=version.pk) == 1
+    assert not PartitionSummary.objects.exists()  # a summary of the late 200 rows alone would only be stale
+    assert _run(mon, 1).current_rows == 500  # the run builds the day's summary from all its rows
+    assert PartitionSummary.objects.get(reference=mon.reference).rows == 500
+
+
 def test_a_lost_hint_is_merged_by_the_hourly_compaction_beat(team):
     mon = f.monitor(team)
     _log_days(mon, 1)

@@ -138,26 +138,32 @@ def merge_file_rows(*, model_version_id: int, key: str, start, end, table) -> No
     for reference in _references(model_version_id):
         if sizes.get(reference.pk, 0) > WRITE_AMPLIFICATION * raw_bytes:
             continue
-        kinds = summarized_columns(reference)
-        added = summaries.summarize(_stored_shape(table, kinds), kinds=kinds, edges=_edges_for(reference, kinds),
-                                    k=summaries.kll_k())
         with transaction.atomic():
-            PartitionSummary.objects.bulk_create(
-                [PartitionSummary(model_version_id=model_version_id, reference=reference, key=key, start=start,
-                                  end=end, rows=0, payload=summaries.Summary().to_bytes())],
-                ignore_conflicts=True)
-            row = PartitionSummary.objects.select_for_update().get(reference=reference, key=key)
+            row = PartitionSummary.objects.select_for_update().filter(reference=reference, key=key).first()
+            if row is None and _merged_rows(model_version_id, key) == 0:  # the day's first files: start its summary
+                PartitionSummary.objects.bulk_create(
+                    [PartitionSummary(model_version_id=model_version_id, reference=reference, key=key, start=start,
+                                      end=end, rows=0, payload=summaries.Summary().to_bytes())],
+                    ignore_conflicts=True)
+                row = PartitionSummary.objects.select_for_update().get(reference=reference, key=key)
             # Read under the summary's lock: a concurrent merge of this day commits its marks with its summary.
-            counted = PredictionFile.objects.filter(model_version_id=model_version_id, day=date.fromisoformat(key),
-                                                    summarized=True).aggregate(rows=Sum("rows"))["rows"] or 0
-            if row.rows != counted:
-                continue
+            if row is None or row.rows != _merged_rows(model_version_id, key):
+                continue  # it counts other rows than the merged files' (stale, or rebuilt with these): left alone
+            kinds = summarized_columns(reference)
+            added = summaries.summarize(_stored_shape(table, kinds), kinds=kinds, edges=_edges_for(reference, kinds),
+                                        k=summaries.kll_k())
             try:
                 merged = summaries.Summary.from_bytes(row.payload).merge(added)
             except ValueError:  # built on other bins (a re-prepared reference): keep this file's rows only, which
                 merged = added  # is stale (rows ≠ the partition's) unless the file is the whole partition
             row.rows, row.payload = merged.rows, merged.to_bytes()
             row.save(update_fields=["rows", "payload", "updated_at"])
+
+
+def _merged_rows(model_version_id: int, key: str) -> int:
+    """Rows of the day's files already merged into its summaries (or born summarized)."""
+    return PredictionFile.objects.filter(model_version_id=model_version_id, day=date.fromisoformat(key),
+                                         summarized=True).aggregate(rows=Sum("rows"))["rows"] or 0
 
 
 def partition_compacted(*, model_version_id: int, key: str) -> None:
