@@ -180,3 +180,27 @@ def test_the_costs_page_closes_a_month(team, platform_admin, client):
     response = client.post(f"/costs/months/{NOV:%Y-%m}/close/", follow=True)
     assert f"{NOV:%B %Y} is closed".encode() in response.content and b'id="close-month"' not in response.content
     assert CostMonth.objects.filter(month=NOV.date(), closed_by=platform_admin).exists()
+
+
+def test_catalog_changes_inside_recompute_once_rebuild_once_to_the_same_figures(platform_admin, monkeypatch):
+    # The demo seed sets up a whole catalog this way: one rebuild over the union of the back-dated windows.
+    from apps.costs import rollup
+    from apps.costs.closing import recompute_once
+    from apps.costs.services import gpu_price_set
+
+    rebuilds = []
+    window = rollup.rollup_window
+    monkeypatch.setattr(rollup, "rollup_window", lambda **kw: rebuilds.append(kw) or window(**kw))
+    start = DEC - timedelta(days=40)  # back into the closed-or-not month before: open here, rebuilt
+    with recompute_once():
+        added = gpu_type_create(actor=platform_admin, cluster="local", name="L4", capacity=4, capacity_from=start)
+        gpu_price_set(actor=platform_admin, gpu_type=added, hourly_price=Decimal("0.80"), effective_from=start)
+        gpu_price_set(actor=platform_admin, gpu_type=added, hourly_price=Decimal("0.90"),
+                      effective_from=start + timedelta(days=10), close_previous=True)
+        assert rebuilds == []  # noted, not rebuilt yet
+    assert len(rebuilds) == 1 and rebuilds[0]["start"] == start
+    whole_hours = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)  # the hour in progress grows
+    once = frozen(start.replace(day=1), whole_hours)
+    assert UsageHourly.objects.filter(gpu_type=added, kind="unallocated").exists()
+    rollup_window(start=start, end=datetime.now(timezone.utc))  # what each of the three changes would have rebuilt
+    assert frozen(start.replace(day=1), whole_hours) == once
