@@ -56,13 +56,24 @@ def pid_alive(pid: int | None, role: str | None = None) -> bool:
         if state in ("Z", "X"):
             _reap(pid)
             return False
-        if role:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if MODULES[role].encode() not in fh.read():
-                    return False
+        if role and MODULES[role].encode() not in _cmdline(pid):
+            return False
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return True
+
+
+def _cmdline(pid: int) -> bytes:
+    """The process's command line. It reads empty for a moment while the process execs (the sandbox launcher
+    becoming the server: the new image's arguments are not mapped yet), so an empty read is retried for up to
+    0.5 s before it counts: read once, a router checked 60 ms after its start was taken for dead."""
+    deadline = time.monotonic() + 0.5
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+        if cmdline or time.monotonic() > deadline:
+            return cmdline
+        time.sleep(0.01)
 
 
 def _reap(pid: int) -> None:
