@@ -139,6 +139,7 @@ def measure(requests: int) -> dict:
 
     django.setup()
     setup_test_environment(debug=False)
+    import controlplane.wsgi  # noqa: F401  the app loaded as gunicorn loads it (wsgi.py freezes it out of the GC)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
