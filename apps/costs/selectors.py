@@ -149,13 +149,15 @@ def cost_reports(*, user, start: date, end: date, groupings: list[str], team: st
         raise InvalidInput("The end date is before the start date.", fields={"end": ["before start"]})
     qs = usage_daily_rows(user=user, start=start, end=end, team=team, cluster=cluster)
     aggregates: dict[tuple, list[dict]] = {}
+    names: dict[int, str] = {}  # deployment labels, looked up once for every grouping
     reports = {}
     for group_by, dimensions in dimension_lists.items():
         fields = tuple(dict.fromkeys(["kind", *_DETAIL, *(f for d in dimensions for f in GROUPINGS[d])]))
         if fields not in aggregates:
             aggregates[fields] = _aggregate(qs, fields)
-        reports[group_by] = _report_rows(aggregates[fields], dimensions, start=start, end=end, cluster=cluster,
-                                         share_unallocated=share_unallocated)
+            names.update(_deployment_names({raw["deployment_id"] for raw in aggregates[fields]} - {None} - set(names)))
+        reports[group_by] = _report_rows(aggregates[fields], dimensions, names, start=start, end=end,
+                                         cluster=cluster, share_unallocated=share_unallocated)
     return reports
 
 
@@ -184,9 +186,8 @@ def _aggregate(qs: QuerySet, fields: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def _report_rows(grouped: list[dict], dimensions: list[str], *, start: date, end: date, cluster: str | None,
-                 share_unallocated: bool) -> list[dict]:
-    names = _deployment_names({raw["deployment_id"] for raw in grouped if raw["deployment_id"] is not None})
+def _report_rows(grouped: list[dict], dimensions: list[str], names: dict[int, str], *, start: date, end: date,
+                 cluster: str | None, share_unallocated: bool) -> list[dict]:
     rows: dict[str, dict] = {}
     for raw in grouped:
         parts = [_label(d, raw, names) for d in dimensions]
