@@ -1,10 +1,12 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.audit.selectors import audit_event_list
 from apps.core.api import errors as api_errors
-from apps.costs.selectors import budget_alert_list, rollups_needing_attention
+from apps.costs.budgets import budget_banners
+from apps.costs.selectors import rollups_needing_attention
 from apps.deployments.choices import DeploymentStatus, JobStatus
 from apps.deployments.selectors import deployment_list, job_list
 from apps.monitoring.choices import AlertStatus, RenderStatus, RunStatus
@@ -28,7 +30,7 @@ def home(request):
             promotion_inbox(user=user).select_related("version__model", "environment", "requested_by")[:DASHBOARD_ROWS])),
         "deployments": deployment_list(user=user)[:DASHBOARD_ROWS],
         "open_alerts": alert_list(user=user).exclude(status=AlertStatus.RESOLVED)[:DASHBOARD_ROWS],
-        "budget_alerts": budget_alert_list(user=user)[:3],
+        "budget_banners": budget_banners(user=user, month=timezone.now().date().replace(day=1)),
         "needs_attention": needs_attention(user=user),
         "recent_events": audit_event_list(user=user).select_related("team")[:DASHBOARD_ROWS],
     })

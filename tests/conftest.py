@@ -69,6 +69,19 @@ def prediction_log_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_collected_static(tmp_path_factory):
+    """Static files as on a clean clone: a checkout where `make run` collected them (var/staticfiles) has a
+    manifest, with which pages link hashed names that the test servers (finders) can't answer: pages without
+    their CSS and plotly.js."""
+    from django.conf import settings
+    from django.core.signals import setting_changed
+    from django.test import signals  # noqa: F401  its receivers reset the static files storage
+
+    settings.STATIC_ROOT = str(tmp_path_factory.mktemp("static"))
+    setting_changed.send(sender=None, setting="STATIC_ROOT", value=settings.STATIC_ROOT, enter=True)
+
+
 @pytest.fixture(autouse=True)
 def no_earlier_token_failures(cache_keys_per_test_process):
     """Tests send bad API tokens from 127.0.0.1 on purpose; each starts with that address unthrottled."""

@@ -1,10 +1,13 @@
-"""Monthly budget alerts: 50/80/100 % (or the team's own thresholds), each sent once per team and month."""
+"""Monthly budget alerts: 50/80/100 % (or the team's own thresholds), each sent once per team and month; the
+banners that show them (dashboard, Costs, quotas) with today's figures."""
 from __future__ import annotations
 
 import calendar
-from datetime import datetime
+from datetime import date, datetime, time
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -13,6 +16,7 @@ from apps.audit.services import audit_record
 from apps.teams.services import webhooks_notify
 
 from .models import BudgetAlert, TeamBudget, UsageDaily
+from .selectors import budget_alert_list
 from .services import month_start
 
 WEBHOOK_EVENT = "costs.budget_threshold"
@@ -65,6 +69,35 @@ def budget_status(*, budget: TeamBudget, now: datetime | None = None) -> dict | 
             "percent": round(percent, 1),
             "forecast_percent": round(float(forecast / amount * 100), 1) if amount else None,
             "forecast_ready": forecast_ready(now), "thresholds": budget.thresholds}
+
+
+def budget_banners(*, user, month: date, team: str | None = None, now: datetime | None = None) -> list[dict]:
+    """One banner per team whose spend crossed a budget threshold in `month` (the highest one crossed), with
+    today's figures, not those of the moment the alert fired: this month's spend and forecast from the same budget
+    status as the Costs page's table (a forecast only after budgets.FORECAST_MIN_DAYS of the month), a past
+    month's spend from its rollups. The dashboard, the Costs page and the quotas page show these."""
+    now = now or timezone.now()
+    alerts = budget_alert_list(user=user).filter(month=month)
+    if team:
+        alerts = alerts.filter(team__slug=team)
+    last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    current = month == now.date().replace(day=1)
+    budgets = {b.team_id: b for b in TeamBudget.objects.filter(team_id__in=alerts.values("team_id"))} if current else {}
+    banners = []
+    for alert in alerts.order_by("team__slug", "-threshold").distinct("team__slug"):
+        banner = {"team": alert.team.slug, "month": alert.month, "threshold": alert.threshold,
+                  "budget": alert.budget, "forecast": None, "forecast_ready": False,
+                  "currency": settings.COSTS_CURRENCY}
+        budget = budgets.get(alert.team_id)
+        status = budget_status(budget=budget, now=now) if budget is not None else None
+        if status is not None:
+            banner |= {"budget": status["budget"], "spent": status["spent"], "forecast": status["forecast"],
+                       "forecast_ready": status["forecast_ready"]}
+        else:
+            end = min(now, datetime.combine(last, time.max, tzinfo=dt_timezone.utc))
+            banner["spent"] = month_to_date_cost(team_id=alert.team_id, now=end).quantize(Decimal("0.01"))
+        banners.append(banner)
+    return banners
 
 
 def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:

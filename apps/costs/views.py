@@ -1,6 +1,5 @@
 import calendar
-from datetime import date, datetime, time
-from datetime import timezone as dt_timezone
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
@@ -17,9 +16,9 @@ from apps.core.errors import DomainError
 from apps.teams.choices import PlatformRole
 from apps.teams.selectors import current_team, platform_roles_for
 
-from . import budgets, closing, selectors, services
-from .budgets import FORECAST_MIN_DAYS, budget_status
-from .models import BudgetAlert, CostMonth, GpuAllocation, GpuType, NodeToken, RollupRun
+from . import closing, selectors, services
+from .budgets import FORECAST_MIN_DAYS, budget_banners, budget_status
+from .models import CostMonth, GpuAllocation, GpuType, NodeToken, RollupRun
 from .selectors import GROUPINGS
 from .services import month_start
 
@@ -115,11 +114,7 @@ def index(request):
     burn = [chart for chart in (selectors.burn_down(budget=b, month=first) for b in budgets) if chart is not None]
     current = first == month_start(timezone.now()).date()
     statuses = {b.team_id: status for b in budgets if (status := budget_status(budget=b))} if current else {}
-    alerts = selectors.budget_alert_list(user=request.user).filter(month=first)
-    if filters["team"]:
-        alerts = alerts.filter(team__slug=filters["team"])
-    banners = [_banner(alert, statuses.get(alert.team_id), last)
-               for alert in alerts.order_by("team__slug", "-threshold").distinct("team__slug")]
+    banners = budget_banners(user=request.user, month=first, team=filters["team"] or None)
 
     closed = CostMonth.objects.select_related("closed_by").filter(month=first).first()
     month_state = {"closed": closed, "closable": closed is None and closing.next_month(first) <= timezone.now().date()}
@@ -167,18 +162,6 @@ def month_close(request, month: str):
     except DomainError as exc:
         messages.error(request, exc.message)
     return redirect(f"{reverse('costs:index')}?{urlencode({'month': month})}")
-
-
-def _banner(alert: BudgetAlert, status: dict | None, last: date) -> dict:
-    """A team's budget banner with today's figures (the alert keeps those of the moment it fired): this month's
-    spend and forecast from the same budget status as the table; a past month's spend from its rollups."""
-    banner = {"team": alert.team.slug, "month": alert.month, "threshold": alert.threshold, "budget": alert.budget,
-              "forecast": None, "forecast_ready": False}
-    if status is not None:
-        return banner | {"budget": status["budget"], "spent": status["spent"], "forecast": status["forecast"],
-                         "forecast_ready": status["forecast_ready"]}
-    spent = budgets.month_to_date_cost(team_id=alert.team_id, now=datetime.combine(last, time.max, tzinfo=dt_timezone.utc))
-    return banner | {"spent": spent.quantize(Decimal("0.01"))}
 
 
 def _quota_rows(team, prices: dict):
@@ -237,7 +220,8 @@ def quotas(request):
     prices = {entry["type"].pk: entry["price"] for entry in catalog}
     return render(request, "costs/quotas.html", {
         "teams": teams, "team": team, "rows": _quota_rows(team, prices) if team else [], "catalog": catalog,
-        "alerts": BudgetAlert.objects.filter(team=team, month=month_start(now).date()) if team else [],
+        "banners": budget_banners(user=request.user, month=month_start(now).date(), team=team.slug)
+        if team else [],
     })
 
 

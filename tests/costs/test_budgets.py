@@ -86,3 +86,43 @@ def test_banner_shows_current_figures_for_the_filtered_team_only(team, other_tea
     assert 'id="budget-banner-search"' not in page
     banner = page.split('id="budget-banner-fraud">', 1)[1].split("</div>", 1)[0]
     assert "has spent 75.00 USD of its 100.00 USD budget" in banner and "999" not in banner
+
+
+def test_one_banner_per_team_the_highest_threshold_with_todays_figures(team, platform_admin):
+    from apps.costs.budgets import budget_banners
+
+    month = NOW.date().replace(day=1)
+    TeamBudget.objects.create(team=team, monthly_amount=Decimal("100"), thresholds=[50, 80])
+    for threshold in (50, 80):
+        BudgetAlert.objects.create(team=team, month=month, threshold=threshold, spent=Decimal("85"),
+                                   budget=Decimal("100"), forecast=Decimal("999"))
+    spend(team, "90", NOW.date() - timedelta(days=1))
+    [banner] = budget_banners(user=platform_admin, month=month, now=NOW)
+    assert (banner["team"], banner["threshold"], banner["spent"], banner["budget"]) == (team.slug, 80,
+                                                                                        Decimal("90.00"), 100)
+    assert banner["forecast_ready"] and banner["forecast"] == Decimal("180.00")  # 90 in 15 of 30 days
+    # Two days into the month the run rate says little: no forecast, and the page says so.
+    early = datetime(2026, 11, 2, 12, tzinfo=timezone.utc)
+    [banner] = budget_banners(user=platform_admin, month=month, now=early)
+    assert not banner["forecast_ready"]
+
+
+def test_dashboard_and_quotas_show_the_costs_pages_banner(team, platform_admin, client):
+    from django.utils import timezone as dj_timezone
+
+    from apps.costs.services import month_start
+
+    first = month_start(dj_timezone.now()).date()
+    TeamBudget.objects.create(team=team, monthly_amount=Decimal("100"), thresholds=[50, 80])
+    for threshold in (50, 80):
+        BudgetAlert.objects.create(team=team, month=first, threshold=threshold, spent=Decimal("85"),
+                                   budget=Decimal("100"), forecast=Decimal("999"))
+    spend(team, "90", dj_timezone.now().date())
+    client.force_login(platform_admin)
+    for path in ("/", f"/costs/quotas/?team={team.slug}", "/costs/"):
+        page = client.get(path).content.decode()
+        assert page.count('id="budget-banner-') == 1, path
+        banner = page.split(f'id="budget-banner-{team.slug}">', 1)[1].split("</div>", 1)[0]
+        assert "has spent 90.00 USD of its 100.00 USD budget" in banner and "(crossed 80 %)" in banner, path
+        assert "999" not in banner and "85" not in banner, path
+    assert f'href="/costs/?team={team.slug}">Costs of {team.slug}</a>' in client.get("/").content.decode()
