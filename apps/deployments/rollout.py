@@ -22,7 +22,7 @@ from workers.drivers import ApplyFailed, DriverUnavailable, WaitInterrupted
 
 from . import artifact_check, capacity, traffic as traffic_split
 from .choices import DeploymentStatus as S
-from .choices import RevisionStatus, StrategyKind
+from .choices import ClusterKind, RevisionStatus, StrategyKind
 from .drivers import driver_for, workload_numbers
 from .models import Deployment, DeploymentRevision
 from .transitions import deployment_observed, deployment_transition, revision_transition, revisions_supersede
@@ -254,7 +254,7 @@ def route(*, deployment_id: int) -> str:
         if updated:
             # What the cluster now serves, read back from the applied objects (shown beside the request).
             traffic_split.served_record(deployment=deployment, driver=driver, timeout=traffic_split.READ_BACK_TIMEOUT)
-            retire_unused(deployment=deployment, revisions=revisions, driver=driver)
+            converge_workloads(deployment=deployment, revisions=revisions, traffic=traffic, driver=driver)
             return f"routed {traffic}"
     return "routing kept changing; the reconcile beat will finish it"
 
@@ -296,12 +296,26 @@ def needed_workloads(deployment: Deployment) -> set[int]:
     return numbers
 
 
-def retire_unused(*, deployment, revisions: dict, driver) -> None:
+def converge_workloads(*, deployment, revisions: dict, traffic: dict, driver) -> None:
+    """After routing: stop the workloads nothing needs any more and, on the local target, start again a needed
+    one that isn't routed (the warm standby a rollback switches to) if its process died: after `make run`
+    stopped every model server, the next start brought back the routed ones only, and the missing standby
+    read as drift ("degraded") until its warm window ended. (On Kubernetes a missing object is drift to show.)"""
     keep = needed_workloads(deployment)
     for number, revision in revisions.items():
         if number not in keep and revision.rollback_of_id is None:
             driver.retire(deployment=deployment, revision=revision)
             capacity.release(reason=f"revision {number} torn down", revision=revision)
+    if deployment.cluster.kind == ClusterKind.LOCAL:
+        routed = {workload(revisions[n]).number for n in traffic if n in revisions}
+        for number in sorted(keep - routed):
+            if number not in revisions:
+                continue
+            try:  # starts its process unless it runs
+                driver.apply(deployment=deployment, revision=revisions[number], weight=0)
+            except (ApplyFailed, DriverUnavailable) as exc:  # routing stands; the reconcile shows it missing
+                logger.warning("Could not start a needed workload", extra={"deployment": deployment.pk,
+                                                                           "revision": number, "error": str(exc)})
 
 
 def _supersede(deployment, revision) -> None:

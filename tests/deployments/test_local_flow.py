@@ -180,3 +180,33 @@ def test_rollback_is_numbered_as_its_own_revision_everywhere(engineer, team, sta
     events = AuditEvent.objects.filter(object_type="deployments.deployment", object_id=str(deployment.pk),
                                        action="deployment.rollout_ready").order_by("-id")
     assert events.first().changes["revision"] == [None, 3]
+
+
+def test_a_dead_warm_standby_is_started_again_not_reported_as_drift(engineer, team, staging, local, local_dir,
+                                                                    versions):
+    """`make run` stops every model server on Ctrl-C; the next start routes the serving revision again, and the
+    reconcile beat must bring back the warm standby a rollback switches to as well (it read as "degraded:
+    missing server r1" for the rest of its warm window)."""
+    import os
+    import signal
+
+    from apps.deployments.tasks import reconcile_task
+    from workers.drivers.local import pid_alive
+
+    v1, v2 = versions
+    deployment = deployment_create(actor=engineer, team=team, name="fraud", model_version=v1, environment=staging,
+                                   cluster=local)
+    rollout_drive(deployment_id=deployment.pk)
+    deployment_deploy(actor=engineer, deployment=deployment, model_version=v2, strategy={"kind": "rolling"})
+    rollout_drive(deployment_id=deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.traffic == {"2": 100} and deployment.warm_revision.number == 1
+    standby = LocalProcess.objects.get(deployment=deployment, revision__number=1)
+    os.killpg(standby.pid, signal.SIGKILL)
+
+    assert reconcile_task()["reconciled"] == 1
+    deployment.refresh_from_db()
+    assert deployment.status == "healthy" and deployment.drift == {}, deployment.status_message
+    restarted = LocalProcess.objects.get(deployment=deployment, revision__number=1)
+    assert restarted.pid != standby.pid and pid_alive(restarted.pid, "server")
+    assert predict(deployment, 2) == {("2", 1): 2}
