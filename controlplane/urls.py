@@ -1,10 +1,15 @@
 from django.contrib import admin
+from django.templatetags.static import static
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core import health
 from apps.core.api import errors
 from apps.core.metrics import MetricsView
+
+lazy_static = lazy(static, str)  # the hashed name is known once the static files storage loads, not at import
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -17,6 +22,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     # Unknown API paths answer in the API's error shape, in DEBUG too.
     re_path(r"^api/", errors.api_not_found),
+    # Pages link the icon; what asks /favicon.ico by itself (an Evidently report opened alone, a feed reader) is
+    # sent there rather than answered with a 404 (a console error on every first visit). Not permanent: the
+    # hashed name changes with the icon.
+    path("favicon.ico", RedirectView.as_view(url=lazy_static("favicon.svg"))),
     path("", include("frontend.urls")),
 ]
 
