@@ -12,12 +12,13 @@ from apps.core.errors import DomainError, InvalidInput, NotFound
 from apps.teams.selectors import current_team, has_capability
 
 from . import review, selectors, services
+from .choices import DeploymentStatus as S
 from .choices import StrategyKind
 from .models import Cluster, DeploymentDraft
 from .rollout import workload
 from .services.siblings import deployment_replicate, deployment_siblings
 from .spec import validate_resources, validate_strategy
-from .transitions import ROLLBACK_FROM
+from .transitions import ACCEPTS_NEW_REVISION, ROLLBACK_FROM
 
 STEPS = ["Model version", "Target", "Resources", "Strategy", "Review"]
 PAGE_SIZE = 50  # deployments per page of the list
@@ -262,9 +263,22 @@ def detail(request, pk):
         "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
         "can_administer": has_capability(user=request.user, team_id=deployment.team_id, capability="administer"),
         "rollback": _rollback_plan(deployment),
+        "controls": {verb: {"when": " ".join(sorted(statuses)), "shown": deployment.status in statuses}
+                     for verb, statuses in CONTROLS_WHEN.items()},
         "versions": _versions(request.user, deployment.team).filter(model=deployment.model),
         "kinds": StrategyKind.choices,
     })
+
+
+# The states in which each rollout control does something (the services refuse it in the others): the page shows
+# a control only then, and its live status poll shows and hides them as the state moves.
+CONTROLS_WHEN = {
+    "promote": {S.AWAITING_PROMOTION},
+    "pause": {S.PROGRESSING, S.AWAITING_PROMOTION},
+    "resume": {S.PAUSED},
+    "abort": {S.PENDING, S.PROGRESSING, S.AWAITING_PROMOTION, S.PAUSED},
+    "reapply": set(ACCEPTS_NEW_REVISION),
+}
 
 
 def _rollback_plan(deployment) -> dict:

@@ -1,5 +1,6 @@
 """The deployment page's actions in a real browser: Roll back names what it goes back to, asks first and says what
-will change, is disabled with the reason when there is nothing to go back to; a viewer sees no action at all."""
+will change, is disabled with the reason when there is nothing to go back to; rollout controls show only where they act; a viewer
+sees no action at all."""
 import re
 
 import pytest
@@ -26,7 +27,7 @@ def test_rollback_names_its_target_and_confirms_what_changes(page, login, team, 
     button = page.locator("#btn-rollback")
     expect(button).to_have_text("Roll back to r1 · fraud-classifier v1")
     expect(button).to_have_class(re.compile(r"\bdanger\b"))
-    expect(page.locator("#btn-promote")).not_to_have_class(re.compile(r"\bdanger\b"))
+    expect(page.locator("#btn-reapply")).not_to_have_class(re.compile(r"\bdanger\b"))
 
     button.click()
     dialog = page.get_by_role("dialog", name="Roll back?")
@@ -41,6 +42,21 @@ def test_rollback_names_its_target_and_confirms_what_changes(page, login, team, 
     dialog.get_by_role("button", name="Roll back to r1").click()
     expect(page.locator(".message.success")).to_be_visible()
     assert rollbacks(healthy) == 1
+
+
+def test_rollout_controls_show_only_in_states_where_they_act_and_follow_the_state_live(page, login, team, healthy):
+    login(page, member(team, "ml_engineer", "dave-rb"))
+    page.goto(f"/deployments/{healthy.pk}/")
+    expect(page.locator("#btn-reapply")).to_be_visible()
+    for verb in ("promote", "pause", "resume", "abort"):  # a healthy deployment has no rollout to act on
+        expect(page.locator(f"#btn-{verb}")).to_be_hidden()
+
+    type(healthy).objects.filter(pk=healthy.pk).update(status="awaiting_promotion")
+    # The status poll (no reload) brings the rollout's controls and takes Re-apply away.
+    for verb in ("promote", "pause", "abort"):
+        expect(page.locator(f"#btn-{verb}")).to_be_visible()
+    expect(page.locator("#btn-resume")).to_be_hidden()
+    expect(page.locator("#btn-reapply")).to_be_hidden()
 
 
 def test_rollback_is_disabled_with_the_reason_when_nothing_served_before(page, login, team, healthy):
