@@ -133,6 +133,8 @@ def index(request):
         "forecast_min_days": FORECAST_MIN_DAYS,
         "group_by_words": filters["group_by"].replace(",", " × ").replace("_", " "),
         "per_prediction": bool({"model", "version", "deployment"} & set(filters["group_by"].split(","))),
+        # Grouped by team, the row's label is its team: no second column saying the same.
+        "team_column": "team" not in filters["group_by"].split(","),
         "rollup_attention": list(selectors.rollups_needing_attention()[:5]),
     })
 

@@ -49,9 +49,11 @@ def test_costs_page_filters_charts_banner_and_export(page, login, platform_admin
     # Today's figures, not those of the moment the alert fired (600.00).
     expect(page.get_by_role("alert")).to_contain_text(f"team fraud has spent {120 * days:.2f} USD of its 700.00 USD budget")
     table = page.locator("#cost-table")
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(1)).to_have_text("fraud")  # the team column
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(7)).to_have_text(f"{120 * days:.2f} USD")
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(5)).to_have_text(f"{50 * days:.2f} USD")
+    # Grouped by team, no second team column: label, GPU-hours, GPU cost, CPU + memory, idle, shared, total.
+    expect(table.locator("thead th")).to_have_text(["Team", "GPU-hours", "GPU cost", "CPU + memory", "of which idle",
+                                                    "Shared unallocated", "Total (USD)"])
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(6)).to_have_text(f"{120 * days:.2f} USD")
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(4)).to_have_text(f"{50 * days:.2f} USD")
     expect(table.locator("tbody tr[data-key='unallocated']")).to_be_visible()
     expect(page.locator("#cost-chart .main-svg").first).to_be_visible()
     expect(page.locator("#util-heatmap .main-svg").first).to_be_visible()
@@ -63,7 +65,7 @@ def test_costs_page_filters_charts_banner_and_export(page, login, platform_admin
     expect(page).to_have_url(re.compile("share_unallocated=on"))
     expect(table.locator("tbody tr[data-key='unallocated']")).to_have_count(0)
     # 60 a day of unallocated capacity spread 2:1 over fraud and search.
-    expect(table.locator("tbody tr[data-key='fraud'] td").nth(6)).to_have_text(f"{40 * days:.2f} USD")
+    expect(table.locator("tbody tr[data-key='fraud'] td").nth(5)).to_have_text(f"{40 * days:.2f} USD")
 
     page.get_by_label("Cost per", exact=True).select_option("model")
     page.get_by_role("button", name="Apply").click()
