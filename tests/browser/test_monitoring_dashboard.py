@@ -27,6 +27,15 @@ def drifting(team):
     return mon
 
 
+def assert_drawn_at_their_width(page):
+    """Each distribution chart laid out for the width of its box: drawn one by one into the grid, the first ones
+    were laid out for a row still holding fewer charts (1,201, 593 and 390 px in a 288 px box) and came out clipped
+    (legend, axis titles, the upper bins)."""
+    widths = page.evaluate("""[...document.querySelectorAll('#distributions .js-plotly-plot')]
+                              .map(d => [d._fullLayout.width, d.clientWidth])""")
+    assert len(widths) > 1 and all(drawn <= box + 1 for drawn, box in widths), widths
+
+
 def test_overview_dashboard_and_alert_rollback(page, login, team, drifting):
     user = member(team, "ml_engineer", "dana")
     login(page, user)
@@ -39,9 +48,14 @@ def test_overview_dashboard_and_alert_rollback(page, login, team, drifting):
     expect(page.locator("#heatmap .main-svg").first).to_be_visible()
     expect(page.locator("#share-chart .main-svg").first).to_be_visible()
     expect(page.locator("#distributions .dist")).to_have_count(5)
+    assert_drawn_at_their_width(page)
     expect(page.locator("#prediction-chart .main-svg").first).to_be_visible()
     expect(page.locator("#performance-empty")).to_be_visible()
     expect(page.locator("#feature-table tr[data-column='amount']")).to_contain_text("drift")
+    page.locator("#latest-run-report").click()  # the run's own page draws every column the same way
+    expect(page.locator("#distributions .dist .main-svg").first).to_be_visible()
+    assert_drawn_at_their_width(page)
+    page.go_back()
 
     page.locator("#monitor-alerts").get_by_role("link", name=re.compile("Dataset drift")).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Alert #")

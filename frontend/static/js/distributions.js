@@ -1,20 +1,25 @@
-// Reference-vs-current distribution charts, one per column, as the run report page draws them: bars of the share
-// of rows per bin (numeric) or per category, reference and current overlaid, with axis titles and the numbers in
-// a "Show data" table (charts.js). `features` items: {column, drifted, distribution: {edges | categories,
-// reference, current}}.
+// Reference-vs-current distribution charts, one per column, as the monitor page and the run report page draw them:
+// bars of the share of rows per bin (numeric) or per category, reference and current overlaid, with axis titles
+// and the numbers in a "Show data" table (charts.js). `features` items: {column, drifted, distribution: {edges |
+// categories, reference, current}}.
 window.distributions = (function () {
   function draw(box, features) {
     const cfg = {displayModeBar: false, responsive: true};
-    features.forEach(function (f, i) {
+    // Every figure goes into the grid before the first chart is drawn: drawn one by one, the first ones took the
+    // width of a row still holding fewer figures and kept it, clipped once the others joined them.
+    const figures = features.filter(f => f.distribution && (f.distribution.edges || f.distribution.categories))
+      .map(function (f, i) {
+        const figure = document.createElement("figure");
+        figure.className = "dist"; figure.dataset.column = f.column;
+        const caption = document.createElement("figcaption");
+        caption.textContent = f.column + (f.drifted ? " (drift)" : "");
+        const chart = document.createElement("div");
+        chart.id = "dist-" + i; chart.style.height = "240px";
+        figure.append(caption, chart); box.append(figure);
+        return [f, chart];
+      });
+    figures.forEach(function ([f, chart]) {
       const d = f.distribution;
-      if (!d || (!d.edges && !d.categories)) return;
-      const figure = document.createElement("figure");
-      figure.className = "dist"; figure.dataset.column = f.column;
-      const caption = document.createElement("figcaption");
-      caption.textContent = f.column + (f.drifted ? " (drift)" : "");
-      const chart = document.createElement("div");
-      chart.id = "dist-" + i; chart.style.height = "240px";
-      figure.append(caption, chart); box.append(figure);
       const x = d.categories || d.edges.slice(0, -1).map((v, k) => (v + d.edges[k + 1]) / 2);
       Plotly.newPlot(chart.id, [{type: "bar", name: "reference", x: x, y: d.reference, opacity: 0.6},
                                 {type: "bar", name: "current", x: x, y: d.current, opacity: 0.6}],
