@@ -1,6 +1,8 @@
 """Every page a team admin reaches, with data like the demo's, checked in one browser context: axe-core finds no
 serious or critical WCAG 2.1 A/AA violation, and at 1440 and 390 px wide nothing scrolls sideways (a wide table
-scrolls inside its own container), and every chart has titled axes and a "Show data" table."""
+scrolls inside its own container, and the charts are drawn), and every chart has titled axes and a "Show data"
+table."""
+import io
 import time
 from datetime import timedelta
 
@@ -26,6 +28,15 @@ CHARTS_WITHOUT_TEXT = """[...document.querySelectorAll(".js-plotly-plot")].flatM
   document.querySelector(`details.chart-data[data-chart="${c.id}"] tbody tr`) ? null : `${c.id}: no show-data rows`,
   c.querySelector(".g-xtitle text")?.textContent ? null : `${c.id}: no x axis title`,
   c.querySelector(".g-ytitle text")?.textContent ? null : `${c.id}: no y axis title`].filter(Boolean))"""
+
+
+def _painted_share(png: bytes) -> float:
+    """The share of a screenshot's pixels that are not the background (white)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("L")
+    histogram = image.histogram()
+    return 1 - sum(histogram[250:]) / (image.width * image.height)
 
 
 @pytest.fixture
@@ -69,6 +80,11 @@ def test_every_page_has_no_serious_axe_violation_and_no_sideways_scroll(page, lo
             overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
             if overflow > 0:
                 problems.append(f"{path} at {width} px scrolls sideways by {overflow} px: {page.evaluate(WIDEST)}")
+            chart = page.locator(".js-plotly-plot").first
+            if width != WIDTHS[0] and chart.count():
+                # Drawn, not only laid out: an overflow box around the charts at phone widths painted them blank.
+                if _painted_share(chart.screenshot()) < 0.02:
+                    problems.append(f"{path} at {width} px: chart #{chart.get_attribute('id')} is blank")
             if width == WIDTHS[0]:
                 problems.extend(f"{path}: chart {problem}" for problem in page.evaluate(CHARTS_WITHOUT_TEXT))
                 charts += page.locator(".js-plotly-plot").count()
