@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.audit.models import AuditEvent
@@ -263,6 +264,8 @@ def detail(request, pk):
         "can_operate": has_capability(user=request.user, team_id=deployment.team_id, capability="operate"),
         "can_administer": has_capability(user=request.user, team_id=deployment.team_id, capability="administer"),
         "rollback": _rollback_plan(deployment),
+        # Past its window the standby is stopped (the reconcile beat): no "kept warm until" in the past.
+        "warm": bool(deployment.warm_until and deployment.warm_until > timezone.now()),
         "controls": {verb: {"when": " ".join(sorted(statuses)), "shown": deployment.status in statuses}
                      for verb, statuses in CONTROLS_WHEN.items()},
         "versions": _versions(request.user, deployment.team).filter(model=deployment.model),
