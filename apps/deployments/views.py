@@ -2,6 +2,7 @@
 rollout control and one-click rollback. Cluster administration (platform admins) is in cluster_views.py."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
@@ -167,6 +168,10 @@ def wizard(request, draft_id=None, step=1):
     if team is None:
         messages.error(request, "Join a team first.")
         return redirect("deployments:index")
+    if not draft_id and not has_capability(user=request.user, team_id=team.pk, capability="operate"):
+        # Said before the first step, not after it (saving the draft is refused the same way).
+        raise PermissionDenied(f"Deploying in team {team.slug} needs the ML engineer or team admin role; you can "
+                               f"read its deployments. A team admin of {team.slug} can change your role.")
     draft = None  # when the draft isn't found, the wizard starts afresh
     try:
         draft = _draft(request, draft_id) if draft_id else None
