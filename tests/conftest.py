@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import pytest
 from rest_framework.test import APIClient
@@ -143,3 +144,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         for table, trigger in AUDIT_TRUNCATE_GUARDS.items():
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    yield
+    # Sessions something left open on the test database (a thread or a child process that outlived its test) would
+    # make dropping it fail, and every run would leave a database behind: name them (warnings summary), then end them.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pid, application_name, state, left(query, 200) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        for pid, application, state, query in cursor.fetchall():
+            warnings.warn(f"A session outlived the tests on {connection.settings_dict['NAME']}: pid {pid} "
+                          f"{application!r} {state}: {query}")
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
