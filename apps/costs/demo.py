@@ -59,7 +59,12 @@ def _report(log: Log, created: bool, what: str) -> None:
 def _model_versions(team):
     from apps.registry.models import ModelVersion, RegisteredModel
 
-    model, _ = RegisteredModel.objects.get_or_create(name="fraud-classifier", defaults={"team": team})
+    from apps.registry.choices import TeamSource
+
+    # Created before the registry sync reads it from MLflow, whose model carries `team=fraud` (demo.seed_mlflow):
+    # said so here, as the sync would ("Team: fraud (Not assigned)" on the model page otherwise).
+    model, _ = RegisteredModel.objects.get_or_create(name="fraud-classifier",
+                                                     defaults={"team": team, "team_source": TeamSource.TAG})
     return [ModelVersion.objects.get_or_create(model=model, version=n)[0] for n in (1, 2)]
 
 

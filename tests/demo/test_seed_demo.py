@@ -67,6 +67,10 @@ def test_seed_demo_creates_everything_once(db, mlflow_client, capsys):
 
     model = mlflow_client.get_registered_model(demo.MODEL_NAME)
     assert model.tags["team"] == "fraud"
+    from apps.registry.models import RegisteredModel
+
+    ours = RegisteredModel.objects.get(name=demo.MODEL_NAME)
+    assert (ours.team.slug, ours.get_team_source_display()) == ("fraud", "From the model's `team` tag in MLflow")
     versions = sorted(mlflow_client.search_model_versions(f"name='{demo.MODEL_NAME}'"), key=lambda v: int(v.version))
     assert [v.version for v in versions] == ["1", "2"]
     runs = [mlflow_client.get_run(v.run_id) for v in versions]
