@@ -20,7 +20,7 @@ def test_pages_render_and_promotion_flows_through_forms(team, people):
     assert "fraud-model" in dave.get("/registry/").content.decode()
     assert "fraud-model" not in dave.get("/registry/?q=nomatch").content.decode()
     page = dave.get(f"/registry/models/{model.pk}/").content.decode()
-    assert "Alias history" in page and "metric-chart" in page
+    assert "Alias history" in page and "metric-charts" in page
     page = dave.get(f"/registry/versions/{version.pk}/").content.decode()
     assert "accuracy = 0.5 fails &gt;= 0.9" in page
     response = dave.post(f"/registry/versions/{version.pk}/request-promotion/", {"environment": "production"})
