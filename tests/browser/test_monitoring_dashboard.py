@@ -68,8 +68,11 @@ def test_overview_dashboard_and_alert_rollback(page, login, team, drifting):
     page.locator("#ack-button").click()
     expect(page.locator("#alert-status")).to_have_text("acknowledged")
 
+    asked = []  # a rollback asks first, naming what it rolls back
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.locator("#rollback-button").click()
     expect(page.get_by_role("status")).to_contain_text("Rollback started")
+    assert asked and asked[0].startswith("Roll back ") and "previous revision, with alert #" in asked[0], asked
     expect(page.locator("#alert-actions")).to_contain_text("rollback by dana")
     assert AuditEvent.objects.filter(action="deployment.rollback", actor_label="dana").exists()
     assert AuditEvent.objects.filter(action="monitoring.alert.rollback").exists()

@@ -59,6 +59,7 @@ def test_api_token_shown_once_works_then_revoked(page, login, live_server, admin
     assert response.status_code == 200, response.text
     assert response.json()["username"] == admin.username
 
+    page.once("dialog", lambda dialog: dialog.accept())  # revoking asks first
     row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status")).to_have_text("Token revoked.")
     expect(row.locator(".badge")).to_have_text("revoked")
@@ -155,6 +156,7 @@ def test_team_admin_adds_and_removes_a_webhook(page, login, admin):
     page.reload()
     expect(page.locator("#new-webhook-secret")).to_have_count(0)  # shown once
     row = page.locator("#webhooks tbody tr", has_text="slack-ml")
+    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Remove").click()
     expect(page.locator("#webhooks")).to_contain_text("No webhooks.")
 

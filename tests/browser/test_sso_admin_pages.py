@@ -17,6 +17,13 @@ def test_a_platform_admin_maps_a_group_then_deletes_the_mapping(page, login, tea
     mappings.get_by_role("button", name="Add mapping").click()
     expect(page.get_by_role("status")).to_contain_text("Mapped ml-fraud-approvers")
     expect(mappings.locator("tr", has_text="ml-fraud-approvers")).to_contain_text("Approver")
+    asked = []  # deleting asks first
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    mappings.get_by_role("button", name="Delete the mapping of ml-fraud-approvers").click()
+    page.wait_for_timeout(300)
+    assert asked == ["Delete the mapping of ml-fraud-approvers? Its members lose what it grants at their next sign-in."]
+    assert GroupMapping.objects.exists()  # said no: still there
+    page.once("dialog", lambda dialog: dialog.accept())
     mappings.get_by_role("button", name="Delete the mapping of ml-fraud-approvers").click()
     expect(mappings.get_by_text("No mappings yet")).to_be_visible()
     assert not GroupMapping.objects.exists()
@@ -43,6 +50,7 @@ def test_a_team_admin_creates_a_service_account_and_issues_a_token_shown_once(pa
     expect(page.locator("#new-token")).to_have_count(0)
 
     account = page.locator(".service-account", has_text="svc.fraud.ci-pipeline")
+    page.once("dialog", lambda dialog: dialog.accept())
     account.get_by_role("button", name="Revoke token deploy").click()
     expect(account.locator("tr", has_text="deploy")).to_contain_text("revoked")
     assert requests.get(f"{live_server.url}/api/v1/me/", headers={"Authorization": f"Bearer {token}"},
