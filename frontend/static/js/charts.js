@@ -46,5 +46,22 @@ window.charts = (function () {
     return xs.map(x => [x, ...traces.map(t => { const k = t.x.indexOf(x); return k < 0 ? null : t.y[k]; })]);
   }
 
-  return {axis, format, rowsByX, showData};
+  // Small multiples: one <figure class="dist"> per item in `box` (a grid), captioned, with a chart box of the given
+  // height; returns [[item, chartDiv], …] to draw. Every figure is in the grid before the first chart is drawn:
+  // drawn one by one, the first ones were laid out for a row still holding fewer figures and came out clipped.
+  function smallMultiples(box, items, {idPrefix, height, caption, data}) {
+    return items.map(function (item, i) {
+      const figure = document.createElement("figure");
+      figure.className = "dist";
+      Object.assign(figure.dataset, data(item));
+      const title = document.createElement("figcaption");
+      title.textContent = caption(item);
+      const chart = document.createElement("div");
+      chart.id = idPrefix + i; chart.style.height = height;
+      figure.append(title, chart); box.append(figure);
+      return [item, chart];
+    });
+  }
+
+  return {axis, format, rowsByX, showData, smallMultiples};
 })();

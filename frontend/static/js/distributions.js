@@ -5,19 +5,10 @@
 window.distributions = (function () {
   function draw(box, features) {
     const cfg = {displayModeBar: false, responsive: true};
-    // Every figure goes into the grid before the first chart is drawn: drawn one by one, the first ones took the
-    // width of a row still holding fewer figures and kept it, clipped once the others joined them.
-    const figures = features.filter(f => f.distribution && (f.distribution.edges || f.distribution.categories))
-      .map(function (f, i) {
-        const figure = document.createElement("figure");
-        figure.className = "dist"; figure.dataset.column = f.column;
-        const caption = document.createElement("figcaption");
-        caption.textContent = f.column + (f.drifted ? " (drift)" : "");
-        const chart = document.createElement("div");
-        chart.id = "dist-" + i; chart.style.height = "240px";
-        figure.append(caption, chart); box.append(figure);
-        return [f, chart];
-      });
+    const figures = charts.smallMultiples(box,
+      features.filter(f => f.distribution && (f.distribution.edges || f.distribution.categories)),
+      {idPrefix: "dist-", height: "240px", caption: f => f.column + (f.drifted ? " (drift)" : ""),
+       data: f => ({column: f.column})});
     figures.forEach(function ([f, chart]) {
       const d = f.distribution;
       const x = d.categories || d.edges.slice(0, -1).map((v, k) => (v + d.edges[k + 1]) / 2);
